@@ -1,0 +1,24 @@
+from setuptools import setup
+
+packages = ['tensorlite', 'tensorlite.autograd', 'tensorlite.functional', 'tensorlite.kernels',
+            'tensorlite.kernels.cpu', 'tensorlite.kernels.cuda', 'tensorlite.models']
+
+setup(
+    name='tensorlite',
+    version='0.1.0',
+    description='A small autograd engine on NumPy/CuPy with hand-written Numba kernels, '
+                'for studying and training video-understanding models',
+    long_description=open('README.md', encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    python_requires='>=3.10',
+    packages=packages,
+    # models/ stays at the top level (the architectures are users of the engine, not part of it)
+    package_dir={'tensorlite.models': 'models'},
+    install_requires=['numpy>=1.24', 'numba>=0.59', 'imageio>=2.31', 'tqdm>=4.60'],
+    extras_require={
+        'test': ['pytest>=7', 'hypothesis>=6.80'],
+        'gpu': ['cupy-cuda12x'],
+        'plot': ['matplotlib'],
+        'bench': ['torch==2.13.0'],
+    },
+)

@@ -1,0 +1,22 @@
+"""tensorlite: a small autograd engine on NumPy (CPU) and CuPy (GPU), with hand-written Numba
+kernels, for studying and training video-understanding models.
+
+    import tensorlite as tl
+    import tensorlite.functional as F
+"""
+from . import autograd, backend, cuda, dtypes, functional, kernels, random, viz  # noqa: F401
+from .autograd import (Function, GradcheckError, Tensor, enable_grad, gradcheck,  # noqa: F401
+                       gradgradcheck, is_grad_enabled, no_grad, set_grad_enabled)
+from .creation import (arange, as_tensor, empty, empty_like, from_numpy, full, full_like,  # noqa: F401
+                       ones, ones_like, rand, rand_like, randint, randn, randn_like, tensor, zeros,
+                       zeros_like)
+from .dtypes import (bool_, double, float16, float32, float64, half, int8, int16, int32,  # noqa: F401
+                     int64, long, uint8)
+from .functional import (abs, argmax, argmin, broadcast_to, cat, chunk, clamp, concatenate,  # noqa: F401
+                         einsum, exp, flatten, gather, log, logsumexp, matmul, max, maximum, mean,
+                         min, minimum, permute, reshape, sigmoid, split, sqrt, squeeze, stack, std,
+                         sum, tanh, transpose, unsqueeze, var, where)
+from .random import manual_seed, seed  # noqa: F401
+
+bool = bool_
+__version__ = '0.1.0'

@@ -1,0 +1,208 @@
+"""The graph walk: from the roots back to the leaves, without recursion.
+
+1. Seed each root's node with its gradient.
+2. Count, for every node reachable from the roots, how many edges point at it (an explicit stack,
+   no recursion, so an LSTM unrolled over 10,000 steps is fine).
+3. Kahn's algorithm: a node runs once every consumer of its outputs has sent its gradient, so each
+   node's backward runs exactly once with the complete sum of its outputs' gradients.
+4. After a node has run, its saved arrays are freed unless `retain_graph=True`.
+
+`backward()` accumulates into leaves' `.grad`; `grad()` returns the gradients instead.
+"""
+from .. import backend
+from .grad_mode import set_grad_enabled
+from .tensor import Tensor, _wrap
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    """Accumulate d(sum of tensors · grad_tensors)/d(leaf) into each leaf's `.grad` (only into
+    `inputs` when given)."""
+    tensors = list(tensors) if isinstance(tensors, (list, tuple)) else [tensors]
+    grads = _root_grads(tensors, grad_tensors)
+    keep = create_graph if retain_graph is None else retain_graph
+    if inputs is None:
+        _run(tensors, grads, keep, create_graph, targets=None)
+        return
+    inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    for t, g in zip(inputs, _run(tensors, grads, keep, create_graph, targets=inputs)):
+        if g is not None:
+            _accumulate_leaf(t, g, create_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False):
+    """The gradients of `outputs` with respect to `inputs`, as a tuple; `.grad` is untouched."""
+    outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    for k, t in enumerate(inputs):
+        if not isinstance(t, Tensor) or not t.requires_grad:
+            raise RuntimeError(f"grad: input {k} does not require grad")
+    grads = _root_grads(outputs, grad_outputs)
+    keep = create_graph if retain_graph is None else retain_graph
+    result = _run(outputs, grads, keep, create_graph, targets=inputs)
+    for k, g in enumerate(result):
+        if g is None and not allow_unused:
+            raise RuntimeError(f"grad: input {k} (shape {tuple(inputs[k].shape)}) is not part of the "
+                               "graph of the outputs; pass allow_unused=True to get None for it")
+    return tuple(result)
+
+
+def _root_grads(tensors, grad_tensors):
+    if grad_tensors is None:
+        grad_tensors = [None] * len(tensors)
+    elif not isinstance(grad_tensors, (list, tuple)):
+        grad_tensors = [grad_tensors]
+    if len(grad_tensors) != len(tensors):
+        raise ValueError(f"backward: {len(tensors)} tensors but {len(grad_tensors)} gradients")
+    out = []
+    for k, (t, g) in enumerate(zip(tensors, grad_tensors)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"backward: element {k} is a {type(t).__name__}, not a Tensor")
+        if not t.requires_grad:
+            raise RuntimeError(f"backward: element {k} (shape {tuple(t.shape)}) does not require grad "
+                               "and has no grad_fn; nothing to differentiate")
+        if g is None:
+            if t.numel() != 1:
+                raise RuntimeError(
+                    f"backward: the gradient can be implied only for a one-element output, this one "
+                    f"has shape {tuple(t.shape)}; pass gradient= (a tensor of that shape)")
+            xp = backend.array_module(t.data)
+            g = Tensor(xp.ones(t.shape, dtype=t.dtype))
+        else:
+            g = _wrap(g, t)
+            if tuple(g.shape) != tuple(t.shape):
+                raise ValueError(f"backward: gradient has shape {tuple(g.shape)} but its tensor has "
+                                 f"shape {tuple(t.shape)}")
+            if g.dtype != t.dtype:
+                g = g.to(t.dtype)
+        out.append(g)
+    return out
+
+
+def _add(a, b):
+    return b if a is None else a + b
+
+
+def _run_hooks(hooks, g):
+    for hook in list(hooks):
+        r = hook(g)
+        if r is not None:
+            g = r
+    return g
+
+
+def _accumulate_leaf(t, g, create_graph):
+    if not create_graph:
+        if t.grad is None:
+            t.grad = Tensor(g.data.copy())     # a copy: backward may hand one array to two leaves
+        else:
+            t.grad.data = t.grad.data + g.data
+    else:
+        t.grad = g if t.grad is None else t.grad + g
+
+
+def _run(roots, root_grads, keep_graph, create_graph, targets):
+    leaf_slot = node_slot = captured = None
+    if targets is not None:
+        leaf_slot = {id(t): k for k, t in enumerate(targets) if t.grad_fn is None}
+        node_slot = {(id(t.grad_fn), t._out_idx): k for k, t in enumerate(targets)
+                     if t.grad_fn is not None}
+        captured = [None] * len(targets)
+
+    def deliver_leaf(t, g):
+        if t._hooks:
+            g = _run_hooks(t._hooks, g)
+        if targets is None:
+            _accumulate_leaf(t, g, create_graph)
+        elif id(t) in leaf_slot:
+            k = leaf_slot[id(t)]
+            captured[k] = _add(captured[k], g)
+
+    with set_grad_enabled(create_graph):
+        buffers, root_nodes = {}, []
+        for t, g in zip(roots, root_grads):
+            if t.grad_fn is None:
+                deliver_leaf(t, g)
+                continue
+            node = t.grad_fn
+            buf = buffers.setdefault(node, [None] * len(node.output_meta))
+            buf[t._out_idx] = _add(buf[t._out_idx], g)
+            root_nodes.append(node)
+        root_nodes = list(dict.fromkeys(root_nodes))
+
+        deps, seen, stack = {}, set(root_nodes), list(root_nodes)
+        while stack:
+            node = stack.pop()
+            for e in node.edges:
+                if type(e) is tuple:
+                    child = e[0]
+                    deps[child] = deps.get(child, 0) + 1
+                    if child not in seen:
+                        seen.add(child)
+                        stack.append(child)
+
+        ready = [n for n in root_nodes if deps.get(n, 0) == 0]
+        while ready:
+            node = ready.pop()
+            grads = buffers.pop(node)
+            for j, g in enumerate(grads):
+                if g is None:
+                    continue
+                if node._hooks and node._hooks.get(j):
+                    grads[j] = g = _run_hooks(node._hooks[j], g)
+                if node_slot is not None and (id(node), j) in node_slot:
+                    k = node_slot[(id(node), j)]
+                    captured[k] = _add(captured[k], g)
+            results = _call_backward(node, grads) if any(g is not None for g in grads) else None
+            for i, e in enumerate(node.edges):
+                if e is None:
+                    continue
+                g = None if results is None else results[i]
+                if type(e) is tuple:
+                    child, idx = e
+                    if g is not None:
+                        cb = buffers.setdefault(child, [None] * len(child.output_meta))
+                        cb[idx] = _add(cb[idx], g)
+                    deps[child] -= 1
+                    if deps[child] == 0:
+                        buffers.setdefault(child, [None] * len(child.output_meta))
+                        ready.append(child)
+                elif g is not None:
+                    deliver_leaf(e, g)
+            if not keep_graph:
+                node._free()
+    return captured
+
+
+def _call_backward(node, grads):
+    """Run one node's backward with materialized output gradients; check what comes back."""
+    if node._freed:
+        node.saved_tensors         # raises the "backward through the graph a second time" error
+    full = []
+    for j, g in enumerate(grads):
+        if g is None:
+            shape, dtype, xp = node.output_meta[j]
+            g = Tensor(xp.zeros(shape, dtype=dtype))
+        full.append(g)
+    results = node.fn.backward(node, *full)
+    if not isinstance(results, tuple):
+        results = (results,)
+    n = len(node.input_meta)
+    if len(results) < n or any(r is not None for r in results[n:]):
+        raise RuntimeError(f"{node.name}.backward returned {len(results)} gradients, expected {n} "
+                           "(one per argument of forward, None for non-tensors)")
+    checked = []
+    for i, (g, meta, need) in enumerate(zip(results, node.input_meta, node.needs_input_grad)):
+        if g is None or not need:
+            checked.append(None)
+            continue
+        if not isinstance(g, Tensor):
+            g = Tensor(g)
+        shape, dtype = meta
+        if tuple(g.shape) != tuple(shape):
+            raise RuntimeError(f"{node.name}.backward returned a gradient of shape {tuple(g.shape)} "
+                               f"for input {i}, whose shape is {tuple(shape)}")
+        if g.dtype != dtype:
+            g = g.to(dtype)
+        checked.append(g)
+    return checked

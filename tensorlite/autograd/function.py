@@ -1,0 +1,191 @@
+"""`Function`: one differentiable operation; `Context`: the graph node it leaves behind.
+
+    class Exp(Function):
+        @staticmethod
+        def forward(ctx, x):              # raw arrays in, raw arrays out
+            y = array_module(x).exp(x)
+            ctx.save_for_backward(y)
+            return y
+
+        @staticmethod
+        def backward(ctx, gy):            # Tensors in, Tensors out: differentiable in turn
+            (y,) = ctx.saved_tensors
+            return gy * y
+
+`Exp.apply(t)` unwraps the Tensors, runs `forward`, wraps the outputs and -- when recording --
+links them to `ctx`, which remembers where each input's gradient must go.  Arguments that are not
+Tensors (an axis, a flag) pass through to `forward` unchanged and get `None` as their gradient.
+"""
+import numpy as np
+
+from .. import backend
+from .grad_mode import is_grad_enabled
+from .tensor import Tensor
+
+
+class Context:
+    """The graph node of one Function call.
+
+    `edges[i]` says where input i's gradient goes: `(node, out_idx)` for a tensor made by another
+    Function, the leaf Tensor itself for a leaf, None when nobody needs it.  Saved arrays become
+    `_saved` records at the end of `apply`, once the outputs are known.
+    """
+
+    def __init__(self, fn, args):
+        self.fn = fn
+        self.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        self.edges = ()
+        self.input_meta = ()        # (shape, dtype) of each Tensor argument, None otherwise
+        self.output_meta = ()       # (shape, dtype, array module) of each output
+        self._to_save = ()
+        self._saved = None
+        self._freed = False
+        self._hooks = None          # {out_idx: [hook, ...]} for non-leaf tensors' hooks
+        self._non_differentiable = ()
+
+    @property
+    def name(self):
+        return self.fn.__name__
+
+    def __repr__(self):
+        return f'<{self.name}Backward>'
+
+    # ---- what forward calls ----------------------------------------------------------------------
+    def save_for_backward(self, *arrays):
+        """Keep these arrays for backward.  An input or output array comes back as the graph's own
+        Tensor (so a second derivative flows through it); any other array comes back as a constant."""
+        self._to_save = arrays
+
+    def mark_non_differentiable(self, *arrays):
+        """Outputs that never carry a gradient (indices, masks): their Tensors get requires_grad=False."""
+        self._non_differentiable = arrays
+
+    # ---- what backward calls -----------------------------------------------------------------------
+    @property
+    def saved_tensors(self):
+        if self._freed:
+            raise RuntimeError(
+                f"{self.name}: trying to backward through the graph a second time (or to read saved "
+                "tensors after they were freed). Saved arrays are freed after backward; pass "
+                "retain_graph=True to the first backward() if you need to backward twice.")
+        out = []
+        for rec in self._saved:
+            kind = rec[0]
+            if kind == 'input':
+                _, i, t, version = rec
+                if t._vc.value != version:
+                    raise RuntimeError(
+                        f"{self.name}: input {i} (shape {tuple(t.shape)}) saved for backward was modified "
+                        f"by an in-place operation after it was saved (version {version}, now "
+                        f"{t._vc.value}); use an out-of-place operation or clone() it first")
+                out.append(t)
+            elif kind == 'output':
+                _, j, data, vc, version = rec
+                if vc.value != version:
+                    raise RuntimeError(
+                        f"{self.name}: output {j} (shape {tuple(data.shape)}) saved for backward was "
+                        f"modified by an in-place operation (version {version}, now {vc.value}); "
+                        "use an out-of-place operation or clone() it first")
+                out.append(Tensor(data, _grad_fn=self, _out_idx=j, _vc=vc)
+                           if self.output_requires_grad(j) else Tensor(data, _vc=vc))
+            else:
+                out.append(None if rec[1] is None else Tensor(rec[1]))
+        return tuple(out)
+
+    def output_requires_grad(self, j):
+        return j not in self._non_diff_idx
+
+    # ---- bookkeeping used by apply and the engine ------------------------------------------------------
+    def _output_hooks(self, idx):
+        if self._hooks is None:
+            self._hooks = {}
+        return self._hooks.setdefault(idx, [])
+
+    def _free(self):
+        self._saved = None
+        self._to_save = ()
+        self._freed = True
+
+
+class Function:
+    """Subclass with static `forward(ctx, *args)` (raw arrays) and `backward(ctx, *grads)` (Tensors);
+    call `.apply(*args)`."""
+
+    @staticmethod
+    def forward(ctx, *args):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args):
+        device = None
+        for a in args:
+            if isinstance(a, Tensor):
+                if device is None:
+                    device = a.device
+                elif a.device != device:
+                    raise RuntimeError(f"{cls.__name__}: expected all tensors on one device, "
+                                       f"found {device} and {a.device}")
+        ctx = Context(cls, args)
+        arrays = [a._data if isinstance(a, Tensor) else a for a in args]
+        try:
+            raw = cls.forward(ctx, *arrays)
+        except ValueError as e:
+            shapes = ', '.join(str(tuple(a.shape)) for a in args if isinstance(a, Tensor))
+            msg = str(e)
+            if not msg.startswith(cls.__name__.lower()) and not msg.startswith(cls.__name__):
+                msg = f"{cls.__name__}: {msg} (input shapes {shapes})"
+            raise ValueError(msg) from None
+        is_tuple = isinstance(raw, tuple)
+        outs = raw if is_tuple else (raw,)
+        xp = backend.array_module(next((a for a in arrays if hasattr(a, 'dtype')), outs[0]))
+        outs = tuple(o if backend.is_cupy_array(o) or type(o) is np.ndarray else xp.asarray(o)
+                     for o in outs)
+        record = is_grad_enabled() and any(ctx.needs_input_grad)
+        if not record:
+            results = tuple(Tensor(o) for o in outs)
+            return results if is_tuple else results[0]
+
+        nd_ids = {id(a) for a in ctx._non_differentiable}
+        ctx._non_diff_idx = {j for j, o in enumerate(outs)
+                             if id(o) in nd_ids or o.dtype.kind not in 'f'}
+        edges, meta = [], []
+        for a, need in zip(args, ctx.needs_input_grad):
+            if isinstance(a, Tensor):
+                meta.append((a.shape, a.dtype))
+                edges.append(None if not need else (a if a.grad_fn is None else (a.grad_fn, a._out_idx)))
+            else:
+                meta.append(None)
+                edges.append(None)
+        ctx.edges, ctx.input_meta = tuple(edges), tuple(meta)
+        ctx.output_meta = tuple((o.shape, o.dtype, backend.array_module(o)) for o in outs)
+        results = tuple(Tensor(o) if j in ctx._non_diff_idx else Tensor(o, _grad_fn=ctx, _out_idx=j)
+                        for j, o in enumerate(outs))
+        ctx._saved = _resolve_saved(ctx, args, arrays, outs, results)
+        ctx._to_save = ()
+        return results if is_tuple else results[0]
+
+
+def _resolve_saved(ctx, args, arrays, outs, results):
+    """Turn saved arrays into records: ('input', i, Tensor, version), ('output', j, array, vc,
+    version) -- outputs are kept as arrays to avoid a node -> output -> node cycle -- or
+    ('const', array)."""
+    records = []
+    for s in ctx._to_save:
+        rec = None
+        if s is not None:
+            for i, a in enumerate(arrays):
+                if a is s and isinstance(args[i], Tensor):
+                    rec = ('input', i, args[i], args[i]._vc.value)
+                    break
+            else:
+                for j, o in enumerate(outs):
+                    if o is s:
+                        rec = ('output', j, o, results[j]._vc, results[j]._vc.value)
+                        break
+        records.append(rec or ('const', s))
+    return records
+

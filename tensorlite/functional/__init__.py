@@ -1,0 +1,17 @@
+"""Differentiable operations, one Function per op (import as F).
+
+    import tensorlite.functional as F
+    y = F.gelu(F.linear(x, w, b))
+"""
+from .activation import (erf, gelu, leaky_relu, log_softmax, relu, sigmoid, silu, softmax,  # noqa: F401
+                         softplus, tanh)
+from .arithmetic import (abs, add, clamp, clip, div, exp, log, masked_fill, maximum, minimum,  # noqa: F401
+                         mul, neg, pow, reciprocal, sqrt, sub, where)
+from .dropout import dropout  # noqa: F401
+from .linalg import einsum, linear, matmul  # noqa: F401
+from .loss import (binary_cross_entropy_with_logits, cross_entropy, l1_loss, mse_loss,  # noqa: F401
+                   nll_loss)
+from .reduction import (argmax, argmin, logsumexp, max, mean, min, std, sum, var)  # noqa: F401
+from .shape import (broadcast_to, cast, cat, chunk, clone, concatenate, expand, flatten,  # noqa: F401
+                    gather, getitem, index_put, pad, permute, repeat, reshape, split, squeeze,
+                    stack, sum_to, take_along_dim, to_device, transpose, unsqueeze, view)

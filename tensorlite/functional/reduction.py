@@ -1,0 +1,183 @@
+"""Reductions over a dim or a tuple of dims, with PyTorch's `dim` and `keepdim`."""
+import collections
+import warnings
+
+import numpy as np
+
+from ..autograd.function import Function
+from ..autograd.tensor import Tensor
+from .arithmetic import exp
+from ._util import normalize_dim, normalize_dims, xp_of
+from .shape import broadcast_to, gather, reshape, squeeze
+
+MaxResult = collections.namedtuple('MaxResult', ['values', 'indices'])
+
+
+def _keep_shape(shape, dims):
+    """The reduced shape with keepdim=True: size 1 on every reduced dim."""
+    return tuple(1 if i in dims else s for i, s in enumerate(shape))
+
+
+def _count(shape, dims):
+    return int(np.prod([shape[d] for d in dims])) if dims else 1
+
+
+def _expand_back(gy, in_shape, dims):
+    """A reduced gradient broadcast back over the reduced dims."""
+    return broadcast_to(reshape(gy, _keep_shape(in_shape, dims)), in_shape)
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx, x, dims, keepdim):
+        ctx.in_shape, ctx.dims = x.shape, dims
+        return x.sum(axis=dims, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, gy):
+        return _expand_back(gy, ctx.in_shape, ctx.dims), None, None
+
+
+class Mean(Function):
+    @staticmethod
+    def forward(ctx, x, dims, keepdim):
+        ctx.in_shape, ctx.dims = x.shape, dims
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', RuntimeWarning)       # the mean of nothing is NaN
+            return x.mean(axis=dims, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, gy):
+        n = _count(ctx.in_shape, ctx.dims)
+        return _expand_back(gy, ctx.in_shape, ctx.dims) / max(n, 1), None, None
+
+
+def sum(input, dim=None, keepdim=False):
+    return Sum.apply(input, normalize_dims(dim, input.ndim, 'sum'), keepdim)
+
+
+def mean(input, dim=None, keepdim=False):
+    if input.dtype.kind not in 'f':
+        raise TypeError(f"mean: needs a floating-point tensor, got dtype {input.dtype}")
+    return Mean.apply(input, normalize_dims(dim, input.ndim, 'mean'), keepdim)
+
+
+class Var(Function):
+    """Var = sum((x - mean)^2) / (N - ddof); d/dx = 2 (x - mean) / (N - ddof)."""
+
+    @staticmethod
+    def forward(ctx, x, dims, ddof, keepdim):
+        ctx.dims, ctx.ddof = dims, ddof
+        ctx.save_for_backward(x)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', RuntimeWarning)
+            return x.var(axis=dims, ddof=ddof, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, gy):
+        (x,) = ctx.saved_tensors
+        n = _count(x.shape, ctx.dims)
+        centred = x - mean(x, ctx.dims, keepdim=True)
+        factor = 2.0 / (n - ctx.ddof) if n > ctx.ddof else float('nan')
+        return _expand_back(gy, x.shape, ctx.dims) * centred * factor, None, None, None
+
+
+class Std(Function):
+    """Std = sqrt(Var); d/dx = (x - mean) / ((N - ddof) std)."""
+
+    @staticmethod
+    def forward(ctx, x, dims, ddof, keepdim):
+        ctx.dims, ctx.ddof, ctx.keepdim = dims, ddof, keepdim
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', RuntimeWarning)
+            y = x.std(axis=dims, ddof=ddof, keepdims=keepdim)
+        ctx.save_for_backward(x, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, y = ctx.saved_tensors
+        n = _count(x.shape, ctx.dims)
+        centred = x - mean(x, ctx.dims, keepdim=True)
+        scale = _expand_back(gy / (y * (n - ctx.ddof)), x.shape, ctx.dims)
+        return scale * centred, None, None, None
+
+
+def var(input, dim=None, unbiased=True, keepdim=False):
+    return Var.apply(input, normalize_dims(dim, input.ndim, 'var'), int(unbiased), keepdim)
+
+
+def std(input, dim=None, unbiased=True, keepdim=False):
+    return Std.apply(input, normalize_dims(dim, input.ndim, 'std'), int(unbiased), keepdim)
+
+
+class LogSumExp(Function):
+    """y = m + log(sum(exp(x - m))) with m the max (stable); d/dx = exp(x - y), the softmax."""
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim):
+        ctx.dims = dims
+        xp = xp_of(x)
+        m = x.max(axis=dims, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0)
+        y = xp.log(xp.exp(x - m).sum(axis=dims, keepdims=True)) + m
+        if not keepdim:
+            y = y.reshape(tuple(s for i, s in enumerate(x.shape) if i not in dims))
+        ctx.save_for_backward(x, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, y = ctx.saved_tensors
+        keep = _keep_shape(x.shape, ctx.dims)
+        return _expand_back(gy, x.shape, ctx.dims) * exp(x - reshape(y, keep)), None, None
+
+
+def logsumexp(input, dim, keepdim=False):
+    return LogSumExp.apply(input, normalize_dims(dim, input.ndim, 'logsumexp'), keepdim)
+
+
+def _arg(name, input, dim, keepdim):
+    xp = xp_of(input.data)
+    if input.numel() == 0:
+        raise ValueError(f"{name}: cannot reduce an empty tensor of shape {tuple(input.shape)}")
+    fn = getattr(xp, name)
+    if dim is None:
+        idx = fn(input.data)
+        out = xp.asarray(idx, dtype=np.int64)
+        return Tensor(out.reshape((1,) * input.ndim) if keepdim else out)
+    d = normalize_dim(dim, input.ndim, name)
+    return Tensor(fn(input.data, axis=d, keepdims=keepdim).astype(np.int64))
+
+
+def argmax(input, dim=None, keepdim=False):
+    """Index of the largest element (of the flattened tensor when dim is None); no gradient."""
+    return _arg('argmax', input, dim, keepdim)
+
+
+def argmin(input, dim=None, keepdim=False):
+    return _arg('argmin', input, dim, keepdim)
+
+
+def _extremum(name, input, dim, keepdim):
+    """Values picked by gathering at the arg-extremum, so the gradient goes to that one element."""
+    if dim is None:
+        flat = reshape(input, (-1,))
+        idx = _arg('arg' + name, flat, 0, True)
+        return reshape(gather(flat, 0, idx), ())
+    d = normalize_dim(dim, input.ndim, name)
+    idx = _arg('arg' + name, input, d, True)
+    values = gather(input, d, idx)
+    if not keepdim:
+        values, idx = squeeze(values, d), Tensor(idx.data.squeeze(d))
+    return MaxResult(values, idx)
+
+
+def max(input, dim=None, keepdim=False):
+    """`max(x)` -> the largest value; `max(x, dim)` -> (values, indices) along dim.  The gradient
+    goes to one element (the first maximum), as PyTorch's max along a dim."""
+    return _extremum('max', input, dim, keepdim)
+
+
+def min(input, dim=None, keepdim=False):
+    return _extremum('min', input, dim, keepdim)

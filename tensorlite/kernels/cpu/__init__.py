@@ -1,0 +1,1 @@
+"""CPU twins: Numba @njit kernels on NumPy arrays."""

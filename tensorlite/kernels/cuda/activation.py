@@ -1,0 +1,62 @@
+"""Fused activation kernels (CUDA twins of kernels/cpu/activation.py: same names, same signatures)."""
+import math
+
+from numba import cuda
+
+from .._launch import check_elementwise
+from ..cpu.activation import INV_SQRT_2PI, SQRT_HALF, TANH_C, TANH_K
+
+THREADS = 256
+
+
+@cuda.jit(cache=True)
+def _erf(x, out):
+    i = cuda.grid(1)
+    if i < x.size:
+        out[i] = math.erf(x[i])
+
+
+@cuda.jit(cache=True)
+def _gelu_fwd(x, y, approximate):
+    i = cuda.grid(1)
+    if i < x.size:
+        v = x[i]
+        if approximate:
+            y[i] = 0.5 * v * (1.0 + math.tanh(TANH_K * (v + TANH_C * v * v * v)))
+        else:
+            y[i] = 0.5 * v * (1.0 + math.erf(v * SQRT_HALF))
+
+
+@cuda.jit(cache=True)
+def _gelu_bwd(x, gy, gx, approximate):
+    i = cuda.grid(1)
+    if i < x.size:
+        v = x[i]
+        if approximate:
+            t = math.tanh(TANH_K * (v + TANH_C * v * v * v))
+            d = 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * TANH_K * (1.0 + 3.0 * TANH_C * v * v)
+        else:
+            d = 0.5 * (1.0 + math.erf(v * SQRT_HALF)) + v * INV_SQRT_2PI * math.exp(-0.5 * v * v)
+        gx[i] = gy[i] * d
+
+
+def _grid(n):
+    return (max(n, 1) + THREADS - 1) // THREADS, THREADS
+
+
+def erf(x, out):
+    check_elementwise('erf', ('x', 'out'), (x, out))
+    if x.size:
+        _erf[_grid(x.size)](x.reshape(-1), out.reshape(-1))
+
+
+def gelu_fwd(x, y, approximate):
+    check_elementwise('gelu_fwd', ('x', 'y'), (x, y))
+    if x.size:
+        _gelu_fwd[_grid(x.size)](x.reshape(-1), y.reshape(-1), bool(approximate))
+
+
+def gelu_bwd(x, gy, gx, approximate):
+    check_elementwise('gelu_bwd', ('x', 'gy', 'gx'), (x, gy, gx))
+    if x.size:
+        _gelu_bwd[_grid(x.size)](x.reshape(-1), gy.reshape(-1), gx.reshape(-1), bool(approximate))
