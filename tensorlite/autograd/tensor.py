@@ -317,6 +317,11 @@ class Tensor:
     def clamp_(self, min=None, max=None):
         return self._write_inplace('clamp_', F.clamp(self, min, max))
 
+    def __iadd__(self, other): return self.add_(other)
+    def __isub__(self, other): return self.sub_(other)
+    def __imul__(self, other): return self.mul_(other)
+    def __itruediv__(self, other): return self.div_(other)
+
     def __setitem__(self, key, value):
         self._write_inplace('__setitem__', F.index_put(self, key, _wrap(value, self)))
 

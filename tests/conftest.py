@@ -1,0 +1,30 @@
+"""Test configuration.
+
+CUDA twins run under Numba's CUDA simulator when this machine has no GPU: the variable must be set
+before numba.cuda is first imported, which is why it is set here, at collection time.
+"""
+import os
+import shutil
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+
+def _has_gpu():
+    return shutil.which('nvidia-smi') is not None or os.path.exists('/dev/nvidia0')
+
+
+if not _has_gpu():
+    os.environ.setdefault('NUMBA_ENABLE_CUDASIM', '1')
+
+# Small, deterministic property tests: the suite must stay fast on 2 cores.
+settings.register_profile('default', max_examples=12, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile('thorough', max_examples=200, deadline=None)
+settings.load_profile(os.environ.get('HYPOTHESIS_PROFILE', 'default'))
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
