@@ -29,7 +29,7 @@ def normalize_dtype(dtype):
         d = np.dtype(name)
     except TypeError:
         d = None
-    if d not in SUPPORTED:
+    if d is None or d not in SUPPORTED:
         names = ', '.join(s.name for s in SUPPORTED)
         raise TypeError(f"unsupported dtype {dtype!r}: tensorlite supports {names}")
     return d

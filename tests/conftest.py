@@ -5,6 +5,7 @@ before numba.cuda is first imported, which is why it is set here, at collection 
 """
 import os
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -17,6 +18,10 @@ def _has_gpu():
 
 if not _has_gpu():
     os.environ.setdefault('NUMBA_ENABLE_CUDASIM', '1')
+    if 'numba' in sys.modules:                  # numba reads its config at import: read it again
+        assert 'numba.cuda' not in sys.modules, 'numba.cuda was imported before the simulator was set'
+        from numba.core import config
+        config.reload_config()
 
 # Small, deterministic property tests: the suite must stay fast on 2 cores.
 settings.register_profile('default', max_examples=12, deadline=None, derandomize=True,

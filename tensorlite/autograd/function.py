@@ -72,13 +72,15 @@ class Context:
         for rec in self._saved:
             kind = rec[0]
             if kind == 'input':
-                _, i, t, version = rec
-                if t._vc.value != version:
+                _, i, t, data, fn, idx, vc, version = rec
+                if vc.value != version:
                     raise RuntimeError(
-                        f"{self.name}: input {i} (shape {tuple(t.shape)}) saved for backward was modified "
-                        f"by an in-place operation after it was saved (version {version}, now "
-                        f"{t._vc.value}); use an out-of-place operation or clone() it first")
-                out.append(t)
+                        f"{self.name}: input {i} (shape {tuple(data.shape)}) saved for backward was "
+                        f"modified by an in-place operation after it was saved (version {version}, "
+                        f"now {vc.value}); use an out-of-place operation or clone() it first")
+                # a leaf comes back as itself (gradients must reach it); a non-leaf as a tensor on
+                # the array it had when saved, still produced by the node that produced it then
+                out.append(t if fn is None else Tensor(data, _grad_fn=fn, _out_idx=idx, _vc=vc))
             elif kind == 'output':
                 _, j, data, vc, version = rec
                 if vc.value != version:
@@ -170,16 +172,20 @@ class Function:
 
 
 def _resolve_saved(ctx, args, arrays, outs, results):
-    """Turn saved arrays into records: ('input', i, Tensor, version), ('output', j, array, vc,
-    version) -- outputs are kept as arrays to avoid a node -> output -> node cycle -- or
-    ('const', array)."""
+    """Turn saved arrays into records: ('input', i, leaf-or-None, array, grad_fn, out_idx, vc,
+    version), ('output', j, array, vc, version) -- outputs are kept as arrays to avoid a
+    node -> output -> node cycle -- or ('const', array).  The version counter is the one the tensor
+    had when saved: an in-place write bumps it, a history rebase gives the tensor a new one."""
     records = []
     for s in ctx._to_save:
         rec = None
         if s is not None:
             for i, a in enumerate(arrays):
-                if a is s and isinstance(args[i], Tensor):
-                    rec = ('input', i, args[i], args[i]._vc.value)
+                t = args[i]
+                if a is s and isinstance(t, Tensor):
+                    fn = t.grad_fn
+                    rec = ('input', i, t if fn is None else None, a, fn, t._out_idx, t._vc,
+                           t._vc.value)
                     break
             else:
                 for j, o in enumerate(outs):

@@ -198,12 +198,14 @@ class Tensor:
         for a in args:
             if isinstance(a, Tensor):
                 device, dtype = a.device, a.dtype
-            elif isinstance(a, str) and (a.split(':')[0] in backend.DEVICES):
+            elif isinstance(a, str) and a.split(':')[0] in backend.DEVICES:
                 device = a
-            elif isinstance(a, str) or a is None or isinstance(a, (type, np.dtype)):
-                dtype = a
             else:
-                device = a
+                try:
+                    dtype = dtypes.normalize_dtype(a)
+                except TypeError:
+                    raise ValueError(f"to: {a!r} is neither a device ({', '.join(backend.DEVICES)}) "
+                                     f"nor a supported dtype") from None
         out = self
         if device is not None:
             out = F.to_device(out, backend.normalize_device(device))
@@ -276,18 +278,26 @@ class Tensor:
                                "place while recording; wrap the update in `with tl.no_grad():`")
 
     def _write_inplace(self, name, result):
-        """Write `result` (a Tensor of this shape) into this tensor's storage; when recording,
-        this tensor then stands for `result` in the graph (PyTorch's history rebase)."""
+        """Make this tensor hold `result` (a Tensor of this shape).
+
+        Not recording: the values are written into this tensor's array and its version counter is
+        bumped, so a backward that saved the old values raises.  Recording: this tensor takes over
+        `result`'s array and place in the graph (PyTorch's history rebase); the old array is left
+        as it was, so Functions that saved it stay correct."""
         self._check_inplace(name)
         if tuple(result.shape) != tuple(self.shape):
             raise ValueError(f"{name}: the result has shape {tuple(result.shape)} but an in-place "
                              f"write needs this tensor's shape {tuple(self.shape)}")
+        if is_grad_enabled() and result.requires_grad:
+            if result.dtype != self.dtype:
+                result = F.cast(result, self.dtype)
+            self._data, self._vc = result._data, result._vc
+            self.grad_fn, self._out_idx = result.grad_fn, result._out_idx
+            self._requires_grad = True
+            return self
         xp = backend.array_module(self._data)
         self._data[...] = xp.asarray(result._data, dtype=self._data.dtype)
         self._vc.value += 1
-        if is_grad_enabled() and result.requires_grad:
-            self.grad_fn, self._out_idx = result.grad_fn, result._out_idx
-            self._requires_grad = True
         return self
 
     def zero_(self):
