@@ -176,7 +176,7 @@ class Abs(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.sign = xp_of(x).sign(x)          # 0 at 0: PyTorch's subgradient choice
-        return abs(x)
+        return xp_of(x).abs(x)
 
     @staticmethod
     def backward(ctx, gy):

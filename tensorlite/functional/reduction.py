@@ -22,6 +22,12 @@ def _count(shape, dims):
     return int(np.prod([shape[d] for d in dims])) if dims else 1
 
 
+def _dims(input, dim, op):
+    """The dims to reduce; a 0-d tensor accepts dim 0 or -1 (as PyTorch) and has none to reduce."""
+    dims = normalize_dims(dim, input.ndim, op)
+    return dims if input.ndim else ()
+
+
 def _expand_back(gy, in_shape, dims):
     """A reduced gradient broadcast back over the reduced dims."""
     return broadcast_to(reshape(gy, _keep_shape(in_shape, dims)), in_shape)
@@ -49,17 +55,17 @@ class Mean(Function):
     @staticmethod
     def backward(ctx, gy):
         n = _count(ctx.in_shape, ctx.dims)
-        return _expand_back(gy, ctx.in_shape, ctx.dims) / max(n, 1), None, None
+        return _expand_back(gy, ctx.in_shape, ctx.dims) / (n if n > 0 else 1), None, None
 
 
 def sum(input, dim=None, keepdim=False):
-    return Sum.apply(input, normalize_dims(dim, input.ndim, 'sum'), keepdim)
+    return Sum.apply(input, _dims(input, dim, 'sum'), keepdim)
 
 
 def mean(input, dim=None, keepdim=False):
     if input.dtype.kind not in 'f':
         raise TypeError(f"mean: needs a floating-point tensor, got dtype {input.dtype}")
-    return Mean.apply(input, normalize_dims(dim, input.ndim, 'mean'), keepdim)
+    return Mean.apply(input, _dims(input, dim, 'mean'), keepdim)
 
 
 class Var(Function):
@@ -104,11 +110,11 @@ class Std(Function):
 
 
 def var(input, dim=None, unbiased=True, keepdim=False):
-    return Var.apply(input, normalize_dims(dim, input.ndim, 'var'), int(unbiased), keepdim)
+    return Var.apply(input, _dims(input, dim, 'var'), int(unbiased), keepdim)
 
 
 def std(input, dim=None, unbiased=True, keepdim=False):
-    return Std.apply(input, normalize_dims(dim, input.ndim, 'std'), int(unbiased), keepdim)
+    return Std.apply(input, _dims(input, dim, 'std'), int(unbiased), keepdim)
 
 
 class LogSumExp(Function):
@@ -118,9 +124,14 @@ class LogSumExp(Function):
     def forward(ctx, x, dims, keepdim):
         ctx.dims = dims
         xp = xp_of(x)
-        m = x.max(axis=dims, keepdims=True)
-        m = xp.where(xp.isfinite(m), m, 0)
-        y = xp.log(xp.exp(x - m).sum(axis=dims, keepdims=True)) + m
+        if x.size:
+            m = x.max(axis=dims, keepdims=True)
+            m = xp.where(xp.isfinite(m), m, 0)
+        else:                                   # max has no identity; the sum of nothing is 0
+            m = xp.zeros(_keep_shape(x.shape, dims), dtype=x.dtype)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', RuntimeWarning)       # log(0) = -inf, as PyTorch
+            y = xp.log(xp.exp(x - m).sum(axis=dims, keepdims=True)) + m
         if not keepdim:
             y = y.reshape(tuple(s for i, s in enumerate(x.shape) if i not in dims))
         ctx.save_for_backward(x, y)
@@ -134,7 +145,7 @@ class LogSumExp(Function):
 
 
 def logsumexp(input, dim, keepdim=False):
-    return LogSumExp.apply(input, normalize_dims(dim, input.ndim, 'logsumexp'), keepdim)
+    return LogSumExp.apply(input, _dims(input, dim, 'logsumexp'), keepdim)
 
 
 def _arg(name, input, dim, keepdim):
@@ -147,6 +158,8 @@ def _arg(name, input, dim, keepdim):
         out = xp.asarray(idx, dtype=np.int64)
         return Tensor(out.reshape((1,) * input.ndim) if keepdim else out)
     d = normalize_dim(dim, input.ndim, name)
+    if input.ndim == 0:                         # NumPy returns a scalar, not an array
+        return Tensor(xp.zeros((), dtype=np.int64))
     return Tensor(fn(input.data, axis=d, keepdims=keepdim).astype(np.int64))
 
 
@@ -166,6 +179,8 @@ def _extremum(name, input, dim, keepdim):
         idx = _arg('arg' + name, flat, 0, True)
         return reshape(gather(flat, 0, idx), ())
     d = normalize_dim(dim, input.ndim, name)
+    if input.ndim == 0:                         # as PyTorch: a 0-d tensor is its own extremum
+        return _extremum(name, reshape(input, (1,)), 0, False)
     idx = _arg('arg' + name, input, d, True)
     values = gather(input, d, idx)
     if not keepdim:
