@@ -124,15 +124,20 @@ class Function:
     @classmethod
     def apply(cls, *args):
         device = None
+        arrays = []
         for a in args:
             if isinstance(a, Tensor):
+                d = a._data
+                dev = 'cpu' if type(d) is np.ndarray else backend.device_of(d)
                 if device is None:
-                    device = a.device
-                elif a.device != device:
+                    device = dev
+                elif dev != device:
                     raise RuntimeError(f"{cls.__name__}: expected all tensors on one device, "
-                                       f"found {device} and {a.device}")
+                                       f"found {device} and {dev}")
+                arrays.append(d)
+            else:
+                arrays.append(a)
         ctx = Context(cls, args)
-        arrays = [a._data if isinstance(a, Tensor) else a for a in args]
         try:
             raw = cls.forward(ctx, *arrays)
         except ValueError as e:
@@ -143,9 +148,10 @@ class Function:
             raise ValueError(msg) from None
         is_tuple = isinstance(raw, tuple)
         outs = raw if is_tuple else (raw,)
-        xp = backend.array_module(next((a for a in arrays if hasattr(a, 'dtype')), outs[0]))
-        outs = tuple(o if backend.is_cupy_array(o) or type(o) is np.ndarray else xp.asarray(o)
-                     for o in outs)
+        if not all(type(o) is np.ndarray for o in outs):     # NumPy scalars, CuPy arrays
+            xp = backend.xp_for(device) if device else np
+            outs = tuple(o if backend.is_cupy_array(o) or type(o) is np.ndarray else xp.asarray(o)
+                         for o in outs)
         record = is_grad_enabled() and any(ctx.needs_input_grad)
         if not record:
             results = tuple(Tensor(o) for o in outs)

@@ -33,7 +33,12 @@ class RemovableHandle:
             self._hooks.remove(self._hook)
 
 
+_SUPPORTED = frozenset(dtypes.SUPPORTED)
+
+
 def _check_array(data):
+    if type(data) is np.ndarray and data.dtype in _SUPPORTED:       # the common case, fast
+        return
     if not isinstance(data, np.ndarray) and not backend.is_cupy_array(data):
         raise TypeError(f"Tensor data must be a NumPy or CuPy array, got {type(data).__name__}")
     if data.dtype not in dtypes.SUPPORTED:
@@ -58,7 +63,8 @@ class Tensor:
         self._vc = _vc if _vc is not None else VersionCounter()
         self._hooks = []            # hooks of a leaf; a non-leaf's live on its grad_fn
         self._requires_grad = False
-        self.requires_grad = requires_grad or _grad_fn is not None
+        if requires_grad or _grad_fn is not None:
+            self.requires_grad = True
 
     # ---- attributes -------------------------------------------------------------------------
     @property

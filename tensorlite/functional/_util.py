@@ -23,6 +23,8 @@ def as_tensor_pair(op, a, b):
 def check_broadcast(op, *tensors):
     """The broadcast shape, or a ValueError naming the op and every shape."""
     shapes = [tuple(t.shape) for t in tensors]
+    if all(s == shapes[0] for s in shapes):              # the common case, without NumPy's machinery
+        return shapes[0]
     try:
         return np.broadcast_shapes(*shapes)
     except ValueError:
