@@ -147,7 +147,7 @@ class Function:
                 msg = f"{cls.__name__}: {msg} (input shapes {shapes})"
             raise ValueError(msg) from None
         is_tuple = isinstance(raw, tuple)
-        outs = raw if is_tuple else (raw,)
+        outs = raw_outs = raw if is_tuple else (raw,)
         if not all(type(o) is np.ndarray for o in outs):     # NumPy scalars, CuPy arrays
             xp = backend.xp_for(device) if device else np
             outs = tuple(o if backend.is_cupy_array(o) or type(o) is np.ndarray else xp.asarray(o)
@@ -172,12 +172,12 @@ class Function:
         ctx.output_meta = tuple((o.shape, o.dtype, backend.array_module(o)) for o in outs)
         results = tuple(Tensor(o) if j in ctx._non_diff_idx else Tensor(o, _grad_fn=ctx, _out_idx=j)
                         for j, o in enumerate(outs))
-        ctx._saved = _resolve_saved(ctx, args, arrays, outs, results)
+        ctx._saved = _resolve_saved(ctx, args, arrays, raw_outs, outs, results)
         ctx._to_save = ()
         return results if is_tuple else results[0]
 
 
-def _resolve_saved(ctx, args, arrays, outs, results):
+def _resolve_saved(ctx, args, arrays, raw_outs, outs, results):
     """Turn saved arrays into records: ('input', i, leaf-or-None, array, grad_fn, out_idx, vc,
     version), ('output', j, array, vc, version) -- outputs are kept as arrays to avoid a
     node -> output -> node cycle -- or ('const', array).  The version counter is the one the tensor
@@ -194,10 +194,12 @@ def _resolve_saved(ctx, args, arrays, outs, results):
                            t._vc.value)
                     break
             else:
-                for j, o in enumerate(outs):
-                    if o is s:
+                for j, (o, r) in enumerate(zip(outs, raw_outs)):
+                    if o is s or r is s:        # r: what forward returned (maybe a NumPy scalar)
                         rec = ('output', j, o, results[j]._vc, results[j]._vc.value)
                         break
+        if rec is None and s is not None and (isinstance(s, np.generic) or not hasattr(s, 'shape')):
+            s = np.asarray(s)                   # a NumPy scalar or number saved as a constant
         records.append(rec or ('const', s))
     return records
 

@@ -170,10 +170,10 @@ def _fast(fn, inputs, diff, eps, atol, rtol, raise_exception):
         u = _unit(rng, t.shape)
         analytic = float((grads[c] * u).sum())
         u_dev = backend.to_device(u.astype(t.dtype), t.device)
-        orig = t.data
-        t.data = orig + eps * u_dev
+        orig, xp = t.data, backend.array_module(t.data)
+        t.data = xp.asarray(orig + eps * u_dev)          # asarray: 0-d arithmetic gives a scalar
         plus = vf()
-        t.data = orig - eps * u_dev
+        t.data = xp.asarray(orig - eps * u_dev)
         minus = vf()
         t.data = orig
         numeric = (plus - minus) / (2 * eps)

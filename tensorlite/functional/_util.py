@@ -41,8 +41,9 @@ def normalize_dim(dim, ndim, op='op'):
 
 
 def normalize_dims(dim, ndim, op='op'):
-    """None -> all dims; an int or a tuple -> a sorted tuple of non-negative dims."""
-    if dim is None:
+    """None or () -> all dims (PyTorch's convention); an int or a tuple -> a sorted tuple of
+    non-negative dims."""
+    if dim is None or (isinstance(dim, (list, tuple)) and len(dim) == 0):
         return tuple(range(ndim))
     if isinstance(dim, (list, tuple)):
         dims = tuple(sorted({normalize_dim(d, ndim, op) for d in dim}))

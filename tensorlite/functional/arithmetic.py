@@ -3,6 +3,9 @@
 Each backward undoes broadcasting with `sum_to` and is written with Tensor ops, so it is itself
 differentiable.  Masks (which side of a max won, where a clamp was active) are constants: their
 derivative is zero almost everywhere.
+
+On 0-d inputs NumPy ufuncs return scalars, not arrays; what forward keeps goes through `asarray`,
+because a Tensor holds only arrays and `save_for_backward` finds the output by identity.
 """
 import numbers
 
@@ -116,7 +119,7 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        y = a ** b
+        y = xp_of(a).asarray(a ** b)         # a scalar for 0-d operands: see the module docstring
         ctx.save_for_backward(a, b, y)
         return y
 
@@ -124,7 +127,8 @@ class Pow(Function):
     def backward(ctx, gy):
         a, b, y = ctx.saved_tensors
         ga = sum_to(gy * b * a ** (b - 1), a.shape) if ctx.needs_input_grad[0] else None
-        gb = sum_to(gy * y * log(a), b.shape) if ctx.needs_input_grad[1] else None
+        # log in y's dtype: a float32 base must not cost a float64 exponent its precision
+        gb = sum_to(gy * y * log(a.to(y.dtype)), b.shape) if ctx.needs_input_grad[1] else None
         return ga, gb
 
 
@@ -158,7 +162,7 @@ def pow(input, exponent):
 class Reciprocal(Function):
     @staticmethod
     def forward(ctx, x):
-        y = 1 / x
+        y = xp_of(x).asarray(1 / x)
         ctx.save_for_backward(y)
         return y
 
@@ -175,7 +179,8 @@ def reciprocal(x):
 class Abs(Function):
     @staticmethod
     def forward(ctx, x):
-        ctx.sign = xp_of(x).sign(x)          # 0 at 0: PyTorch's subgradient choice
+        xp = xp_of(x)
+        ctx.sign = xp.asarray(xp.sign(x))    # 0 at 0: PyTorch's subgradient choice
         return xp_of(x).abs(x)
 
     @staticmethod
@@ -190,7 +195,8 @@ def abs(x):
 class Sqrt(Function):
     @staticmethod
     def forward(ctx, x):
-        y = xp_of(x).sqrt(x)
+        xp = xp_of(x)
+        y = xp.asarray(xp.sqrt(x))
         ctx.save_for_backward(y)
         return y
 
@@ -207,7 +213,8 @@ def sqrt(x):
 class Exp(Function):
     @staticmethod
     def forward(ctx, x):
-        y = xp_of(x).exp(x)
+        xp = xp_of(x)
+        y = xp.asarray(xp.exp(x))
         ctx.save_for_backward(y)
         return y
 
@@ -244,11 +251,11 @@ class _Extremum(Function):
     @classmethod
     def forward(cls, ctx, a, b):
         xp = xp_of(a)
-        y = getattr(xp, cls.pick)(a, b)
+        y = xp.asarray(getattr(xp, cls.pick)(a, b))
         win_a = (a == y).astype(y.dtype)
         win_b = (b == y).astype(y.dtype)
         tie = win_a * win_b
-        ctx.masks = win_a - 0.5 * tie, win_b - 0.5 * tie
+        ctx.masks = xp.asarray(win_a - 0.5 * tie), xp.asarray(win_b - 0.5 * tie)
         ctx.shapes = a.shape, b.shape
         return y
 

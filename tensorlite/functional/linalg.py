@@ -68,11 +68,12 @@ class Linear(Function):
     def backward(ctx, gy):
         x, w = ctx.saved_tensors
         gx = gw = gb = None
-        g2 = reshape(gy, (-1, w.shape[0]))                      # (batch, out)
+        batch = int(np.prod(gy.shape[:-1]))     # not -1: a reshape to (-1, 0) is ambiguous
+        g2 = reshape(gy, (batch, w.shape[0]))                   # (batch, out)
         if ctx.needs_input_grad[0]:
             gx = matmul(gy, w)                                   # (..., in)
         if ctx.needs_input_grad[1]:
-            gw = matmul(g2.T, reshape(x, (-1, w.shape[1])))     # (out, in)
+            gw = matmul(g2.T, reshape(x, (batch, w.shape[1])))  # (out, in)
         if ctx.needs_input_grad[2]:
             gb = g2.sum(dim=0)
         return gx, gw, gb

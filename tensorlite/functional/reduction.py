@@ -97,6 +97,7 @@ class Std(Function):
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', RuntimeWarning)
             y = x.std(axis=dims, ddof=ddof, keepdims=keepdim)
+        y = xp_of(x).asarray(y)         # not a NumPy scalar: save_for_backward finds y by identity
         ctx.save_for_backward(x, y)
         return y
 
@@ -134,6 +135,7 @@ class LogSumExp(Function):
             y = xp.log(xp.exp(x - m).sum(axis=dims, keepdims=True)) + m
         if not keepdim:
             y = y.reshape(tuple(s for i, s in enumerate(x.shape) if i not in dims))
+        y = xp.asarray(y)                       # not a NumPy scalar, as in Std
         ctx.save_for_backward(x, y)
         return y
 
@@ -150,17 +152,19 @@ def logsumexp(input, dim, keepdim=False):
 
 def _arg(name, input, dim, keepdim):
     xp = xp_of(input.data)
-    if input.numel() == 0:
-        raise ValueError(f"{name}: cannot reduce an empty tensor of shape {tuple(input.shape)}")
     fn = getattr(xp, name)
     if dim is None:
+        if input.numel() == 0:
+            raise ValueError(f"{name}: cannot reduce an empty tensor of shape {tuple(input.shape)}")
         idx = fn(input.data)
         out = xp.asarray(idx, dtype=np.int64)
         return Tensor(out.reshape((1,) * input.ndim) if keepdim else out)
     d = normalize_dim(dim, input.ndim, name)
-    if input.ndim == 0:                         # NumPy returns a scalar, not an array
-        return Tensor(xp.zeros((), dtype=np.int64))
-    return Tensor(fn(input.data, axis=d, keepdims=keepdim).astype(np.int64))
+    if input.ndim and input.shape[d] == 0:      # other dims may be empty: the result is then empty
+        raise ValueError(f"{name}: cannot reduce over dim {dim}, which has size 0 (shape "
+                         f"{tuple(input.shape)})")
+    idx = fn(input.data, axis=d, keepdims=keepdim)
+    return Tensor(xp.asarray(idx, dtype=np.int64))   # NumPy gives a scalar for a 1-D input
 
 
 def argmax(input, dim=None, keepdim=False):
@@ -172,12 +176,29 @@ def argmin(input, dim=None, keepdim=False):
     return _arg('argmin', input, dim, keepdim)
 
 
+class ExtremumAll(Function):
+    """max or min of the whole tensor; the gradient is split evenly between tied elements (as
+    PyTorch's full max()/min()).  The tie mask is a constant: zero second derivative."""
+
+    @staticmethod
+    def forward(ctx, x, name):
+        y = getattr(x, name)()
+        mask = (x == y).astype(x.dtype)
+        ctx.share = xp_of(x).asarray(mask / mask.sum())     # asarray: 0-d input gives a scalar
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        return gy * Tensor(ctx.share), None
+
+
 def _extremum(name, input, dim, keepdim):
-    """Values picked by gathering at the arg-extremum, so the gradient goes to that one element."""
+    """Along a dim: values gathered at the arg-extremum, so the gradient goes to that one element;
+    over everything: ExtremumAll."""
     if dim is None:
-        flat = reshape(input, (-1,))
-        idx = _arg('arg' + name, flat, 0, True)
-        return reshape(gather(flat, 0, idx), ())
+        if input.numel() == 0:
+            raise ValueError(f"{name}: cannot reduce an empty tensor of shape {tuple(input.shape)}")
+        return ExtremumAll.apply(input, name)
     d = normalize_dim(dim, input.ndim, name)
     if input.ndim == 0:                         # as PyTorch: a 0-d tensor is its own extremum
         return _extremum(name, reshape(input, (1,)), 0, False)
@@ -189,8 +210,8 @@ def _extremum(name, input, dim, keepdim):
 
 
 def max(input, dim=None, keepdim=False):
-    """`max(x)` -> the largest value; `max(x, dim)` -> (values, indices) along dim.  The gradient
-    goes to one element (the first maximum), as PyTorch's max along a dim."""
+    """`max(x)` -> the largest value (gradient split between ties); `max(x, dim)` -> (values,
+    indices) along dim, the gradient going to one element (the first maximum).  Both as PyTorch."""
     return _extremum('max', input, dim, keepdim)
 
 
