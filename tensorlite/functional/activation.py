@@ -17,15 +17,16 @@ from .reduction import sum as _sum
 def _float_contiguous(op, x):
     if x.dtype.kind != 'f':
         raise TypeError(f"{op}: needs a floating-point tensor, got dtype {x.dtype}")
-    return xp_of(x).ascontiguousarray(x)
+    # not ascontiguousarray alone: it turns a 0-d array into shape (1,)
+    return x if x.flags.c_contiguous else xp_of(x).ascontiguousarray(x)
 
 
 class ReLU(Function):
     @staticmethod
     def forward(ctx, x):
-        y = xp_of(x).maximum(x, 0)
-        ctx.mask = (x > 0).astype(x.dtype)
-        return y
+        xp = xp_of(x)
+        ctx.mask = xp.asarray(x > 0, dtype=x.dtype)     # asarray: NumPy gives a scalar for a 0-d x
+        return xp.maximum(x, 0)
 
     @staticmethod
     def backward(ctx, gy):
@@ -57,10 +58,10 @@ class Erf(Function):
 
     @staticmethod
     def forward(ctx, x):
-        x = _float_contiguous('erf', x)
-        ctx.save_for_backward(x)
-        y = xp_of(x).empty_like(x)
-        kernels.activation(x).erf(x, y)
+        ctx.save_for_backward(x)            # the input, not a copy: second derivatives flow through it
+        xc = _float_contiguous('erf', x)
+        y = xp_of(xc).empty_like(xc)
+        kernels.activation(xc).erf(xc, y)
         return y
 
     @staticmethod
@@ -78,20 +79,21 @@ class GELU(Function):
 
     @staticmethod
     def forward(ctx, x, approximate):
-        x = _float_contiguous('gelu', x)
         ctx.approximate = approximate
-        ctx.save_for_backward(x)
-        y = xp_of(x).empty_like(x)
-        kernels.activation(x).gelu_fwd(x, y, approximate)
+        ctx.save_for_backward(x)            # the input, not a copy: second derivatives flow through it
+        xc = _float_contiguous('gelu', x)
+        y = xp_of(xc).empty_like(xc)
+        kernels.activation(xc).gelu_fwd(xc, y, approximate)
         return y
 
     @staticmethod
     def backward(ctx, gy):
         (x,) = ctx.saved_tensors
         if not is_grad_enabled():                       # fused: one pass instead of seven
-            g = xp_of(gy.data).ascontiguousarray(gy.data, dtype=x.dtype)
+            g = _float_contiguous('gelu', gy.data.astype(x.dtype, copy=False))
             gx = xp_of(g).empty_like(g)
-            kernels.activation(g).gelu_bwd(x.data, g, gx, ctx.approximate)
+            xc = _float_contiguous('gelu', x.data)
+            kernels.activation(g).gelu_bwd(xc, g, gx, ctx.approximate)
             return Tensor(gx), None
         return gy * _gelu_derivative(x, ctx.approximate), None
 
@@ -117,9 +119,10 @@ class Sigmoid(Function):
 
     @staticmethod
     def forward(ctx, x):
-        y = 0.5 * xp_of(x).tanh(0.5 * x) + 0.5
+        # save what is returned (astype may make a new object), so it is recognized as the output
+        y = (0.5 * xp_of(x).tanh(0.5 * x) + 0.5).astype(x.dtype, copy=False)
         ctx.save_for_backward(y)
-        return y.astype(x.dtype, copy=False)
+        return y
 
     @staticmethod
     def backward(ctx, gy):
@@ -156,7 +159,7 @@ class Softplus(Function):
         xp = xp_of(x)
         z = beta * x
         ctx.beta = beta
-        ctx.linear = z > threshold
+        ctx.linear = xp.asarray(z > threshold)
         ctx.save_for_backward(x)
         smooth = (xp.maximum(z, 0) + xp.log1p(xp.exp(-abs(z)))) / beta
         return xp.where(ctx.linear, x, smooth).astype(x.dtype, copy=False)
@@ -190,6 +193,11 @@ def silu(input):
     return SiLU.apply(input)
 
 
+def _max_keepdim(x, dim):
+    """x's max over dim (kept), subtracted for stability; an empty x has none and needs none."""
+    return x.max(axis=dim, keepdims=True) if x.size else 0
+
+
 class Softmax(Function):
     """exp(x - max) / sum; d/dx: y (g - sum(g y))."""
 
@@ -197,7 +205,7 @@ class Softmax(Function):
     def forward(ctx, x, dim):
         ctx.dim = dim
         xp = xp_of(x)
-        e = xp.exp(x - x.max(axis=dim, keepdims=True))
+        e = xp.exp(x - _max_keepdim(x, dim))
         y = e / e.sum(axis=dim, keepdims=True)
         ctx.save_for_backward(y)
         return y
@@ -216,8 +224,8 @@ class LogSoftmax(Function):
     def forward(ctx, x, dim):
         ctx.dim = dim
         xp = xp_of(x)
-        z = x - x.max(axis=dim, keepdims=True)
-        y = z - xp.log(xp.exp(z).sum(axis=dim, keepdims=True))
+        z = x - _max_keepdim(x, dim)
+        y = z - xp.log(xp.exp(z).sum(axis=dim, keepdims=True)) if x.size else z
         ctx.save_for_backward(y)
         return y
 

@@ -92,7 +92,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, label_smoothing
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     if input.ndim == 1:
         input = unsqueeze(input, 0)
-        target = _as_int_tensor(target, input)
+        if not isinstance(target, Tensor):      # an int or an array of probabilities
+            target = Tensor(xp_of(input.data).asarray(target))
         target = unsqueeze(target, 0) if target.dtype.kind == 'f' else reshape(target, (1,))
         out = cross_entropy(input, target, weight, ignore_index, label_smoothing, reduction)
         return squeeze(out, 0) if reduction == 'none' else out
@@ -106,6 +107,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, label_smoothing
             raise ValueError(f"cross_entropy: weight must have shape ({C},), got {tuple(wd.shape)}")
     t = target.data if isinstance(target, Tensor) else xp.asarray(target)
     if t.dtype.kind == 'f':                                          # class probabilities
+        if ignore_index != -100:
+            raise ValueError(f"cross_entropy: ignore_index ({ignore_index}) needs class-index "
+                             f"targets; this target holds probabilities (dtype {t.dtype})")
         if tuple(t.shape) != tuple(input.shape):
             raise ValueError(f"cross_entropy: probability target must have input's shape "
                              f"{tuple(input.shape)}, got {tuple(t.shape)}")
@@ -116,12 +120,12 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, label_smoothing
             p = p * wd.reshape(_class_weight_shape(input.ndim))
         losses = -_sum(logp * Tensor(p), 1)
         if reduction == 'mean':
-            return losses.sum() / max(input.numel() // max(C, 1), 1)
+            return losses.mean()                     # over N and d...; NaN for none, as PyTorch
         return losses.sum() if reduction == 'sum' else losses
+    t = _check_class_target('cross_entropy', input, target)        # an error that names this op
     nll = nll_loss(logp, target, wd, ignore_index, reduction)
     if label_smoothing == 0:
         return nll
-    t = _check_class_target('cross_entropy', input, target)
     valid = (t != ignore_index)
     wsmooth = Tensor(wd.reshape(_class_weight_shape(input.ndim))) if wd is not None else None
     smooth = -_sum(logp * wsmooth if wsmooth is not None else logp, 1) * Tensor(valid.astype(input.dtype))

@@ -248,8 +248,9 @@ def chunk(x, chunks, dim=0):
     if chunks <= 0:
         raise ValueError(f"chunk: chunks must be positive, got {chunks}")
     n = x.shape[normalize_dim(dim, x.ndim, 'chunk')]
-    size = max(-(-n // chunks), 1)
-    return split(x, size, dim)
+    if n == 0:                                  # as PyTorch: `chunks` empty pieces
+        return split(x, [0] * chunks, dim)
+    return split(x, -(-n // chunks), dim)
 
 
 class Repeat(Function):
@@ -331,6 +332,8 @@ def _normalize_key(key, xp):
             k = k.data
         if isinstance(k, list):
             k = np.asarray(k)
+            if k.size == 0:                     # [] selects nothing; NumPy reads it as float64
+                k = k.astype(np.intp)
         if hasattr(k, 'dtype') and getattr(k, 'ndim', 0) >= 0 and not isinstance(k, np.generic):
             if k.dtype.kind not in 'iub':
                 raise IndexError(f"index arrays must be integer or bool, got dtype {k.dtype}")
@@ -404,7 +407,11 @@ class IndexPut(Function):
         if ctx.needs_input_grad[0]:
             gx = IndexPut.apply(gy, ctx.key, Tensor(xp_of(gy.data).zeros((), gy.dtype)))
         if ctx.needs_input_grad[2]:
-            gv = sum_to(gy[ctx.key], ctx.value_shape)
+            g = gy[ctx.key]
+            extra = len(ctx.value_shape) - g.ndim     # a value may carry leading 1s the slot lacks
+            if extra > 0:
+                g = reshape(g, (1,) * extra + tuple(g.shape))
+            gv = sum_to(g, ctx.value_shape)
         return gx, None, gv
 
 
@@ -415,13 +422,21 @@ def index_put(x, key, value):
     return IndexPut.apply(x, key, value)
 
 
+def _along_dim(xp, index, dim):
+    """The full index tuple that reads x[..., index[...], ...] along `dim` at every position of
+    `index` (PyTorch's gather semantics; not take_along_axis, which broadcasts a smaller index)."""
+    grid = list(xp.indices(index.shape, sparse=True))
+    grid[dim] = index
+    return tuple(grid)
+
+
 class Gather(Function):
     """out[i][j][k] = x[i][index[i][j][k]][k] for dim=1 (PyTorch's gather, NumPy's take_along_axis)."""
 
     @staticmethod
     def forward(ctx, x, dim, index):
         ctx.dim, ctx.index, ctx.in_shape = dim, index, x.shape
-        return xp_of(x).take_along_axis(x, index, axis=dim)
+        return x[_along_dim(xp_of(x), index, dim)]
 
     @staticmethod
     def backward(ctx, gy):
@@ -436,9 +451,7 @@ class ScatterAdd(Function):
         ctx.dim, ctx.index = dim, index
         xp = xp_of(g)
         out = xp.zeros(shape, dtype=g.dtype)
-        grid = list(xp.indices(index.shape, sparse=True))
-        grid[dim] = index
-        xp.add.at(out, tuple(grid), g)
+        xp.add.at(out, _along_dim(xp, index, dim), g)
         return out
 
     @staticmethod
@@ -455,6 +468,9 @@ def gather(input, dim, index):
     if idx.ndim != input.ndim:
         raise ValueError(f"gather: index has {idx.ndim} dims (shape {tuple(idx.shape)}) but input "
                          f"has {input.ndim} (shape {tuple(input.shape)})")
+    if any(i != d and a > b for i, (a, b) in enumerate(zip(idx.shape, input.shape))):
+        raise ValueError(f"gather: index shape {tuple(idx.shape)} is larger than input shape "
+                         f"{tuple(input.shape)} outside dim {d}")
     return Gather.apply(input, d, idx)
 
 
