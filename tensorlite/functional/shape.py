@@ -474,7 +474,6 @@ def gather(input, dim, index):
     return Gather.apply(input, d, idx)
 
 
-take_along_dim = gather
 
 
 # ---- copies, casts and devices -------------------------------------------------------------------
