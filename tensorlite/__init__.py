@@ -12,10 +12,12 @@ from .creation import (arange, as_tensor, empty, empty_like, from_numpy, full, f
                        zeros_like)
 from .dtypes import (bool_, double, float16, float32, float64, half, int8, int16, int32,  # noqa: F401
                      int64, long, uint8)
-from .functional import (abs, argmax, argmin, broadcast_to, cat, chunk, clamp, concatenate,  # noqa: F401
-                         einsum, exp, flatten, gather, log, logsumexp, matmul, max, maximum, mean,
-                         min, minimum, permute, reshape, sigmoid, split, sqrt, squeeze, stack, std,
-                         sum, tanh, transpose, unsqueeze, var, where)
+from .functional import (abs, add, argmax, argmin, broadcast_to, cat, chunk, clamp,  # noqa: F401
+                         clip, concatenate, div, dropout, einsum, erf, exp, flatten, gather, log,
+                         log_softmax, logsumexp, masked_fill, matmul, max, maximum, mean, min,
+                         minimum, mul, neg, permute, pow, reciprocal, relu, repeat, reshape,
+                         sigmoid, softmax, split, sqrt, squeeze, stack, std, sub, sum, tanh,
+                         transpose, unsqueeze, var, where)
 from .random import manual_seed, seed  # noqa: F401
 
 bool = bool_

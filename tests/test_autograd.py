@@ -382,3 +382,18 @@ def test_to_dot_shows_ops_shapes_and_dtypes():
     assert dot.startswith('digraph') and dot.rstrip().endswith('}')
     for word in ('Sum', 'ReLU', 'Linear', '(2, 3) float64', '(4, 3) float64'):
         assert word in dot
+
+
+def test_in_place_arithmetic_without_recording_writes_into_the_same_array():
+    x = tl.tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    buf = x.data
+    with tl.no_grad():
+        x -= tl.tensor(np.full(3, 0.5))           # float64 into float32, as PyTorch allows
+        x *= 4
+        x += 1
+        x /= 2
+    assert x.data is buf and x.dtype == tl.float32 and x._version == 4
+    np.testing.assert_allclose(x.numpy(), 1.5)
+    with pytest.raises(ValueError, match=r'add_.*shape \(3,\)'):
+        with tl.no_grad():
+            x.add_(tl.ones(2, 3))

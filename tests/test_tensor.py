@@ -149,3 +149,19 @@ def test_incompatible_shapes_name_the_op_and_both_shapes():
         tl.ones(2, 3) + tl.ones(4)
     with pytest.raises(ValueError, match=r'matmul.*\(2, 3\).*\(4, 5\)'):
         tl.ones(2, 3) @ tl.ones(4, 5)
+
+
+@pytest.mark.parametrize('name', ['add', 'sub', 'mul', 'div', 'neg', 'pow', 'reciprocal', 'abs',
+                                  'sqrt', 'exp', 'log', 'maximum', 'minimum', 'clamp', 'where',
+                                  'matmul', 'einsum', 'sum', 'mean', 'var', 'std', 'max', 'min',
+                                  'logsumexp', 'argmax', 'reshape', 'transpose', 'permute', 'flatten',
+                                  'squeeze', 'unsqueeze', 'cat', 'stack', 'split', 'chunk', 'gather',
+                                  'relu', 'sigmoid', 'tanh', 'softmax', 'log_softmax', 'erf'])
+def test_ops_are_reachable_from_tl_and_F_as_in_pytorch(name):
+    assert getattr(tl, name) is getattr(tl.functional, name)
+
+
+def test_method_forms_of_where_and_erf():
+    x = tl.tensor([1.0, -2.0])
+    np.testing.assert_array_equal(x.where(x > 0, 0.0).numpy(), [1.0, 0.0])
+    np.testing.assert_allclose(x.erf().numpy(), [0.8427007, -0.9953223], rtol=1e-6)

@@ -34,6 +34,7 @@ class RemovableHandle:
 
 
 _SUPPORTED = frozenset(dtypes.SUPPORTED)
+_UFUNCS = {'add': 'add', 'sub': 'subtract', 'mul': 'multiply', 'div': 'true_divide'}
 
 
 def _check_array(data):
@@ -318,17 +319,32 @@ class Tensor:
     def copy_(self, src):
         return self._write_inplace('copy_', F.broadcast_to(_wrap(src, self), self.shape))
 
+    def _arith_(self, name, op, other):
+        """self (op)= other.  Recording: out of place, then a history rebase.  Not recording (an
+        optimizer step under no_grad): one ufunc writing into this tensor's array, no temporary."""
+        if is_grad_enabled() and (self.requires_grad or getattr(other, 'requires_grad', False)):
+            return self._write_inplace(name, getattr(F, op)(self, other))
+        o = other._data if isinstance(other, Tensor) else other
+        xp = backend.array_module(self._data)
+        try:
+            getattr(xp, _UFUNCS[op])(self._data, o, out=self._data)
+        except ValueError as e:                # the result would need another shape, or read-only
+            raise ValueError(f"{name}: cannot write the result into this tensor of shape "
+                             f"{tuple(self.shape)} ({e})") from None
+        self._vc.value += 1
+        return self
+
     def add_(self, other, alpha=1):
-        return self._write_inplace('add_', self + (other if alpha == 1 else other * alpha))
+        return self._arith_('add_', 'add', other if alpha == 1 else other * alpha)
 
     def sub_(self, other, alpha=1):
-        return self._write_inplace('sub_', self - (other if alpha == 1 else other * alpha))
+        return self._arith_('sub_', 'sub', other if alpha == 1 else other * alpha)
 
     def mul_(self, other):
-        return self._write_inplace('mul_', self * other)
+        return self._arith_('mul_', 'mul', other)
 
     def div_(self, other):
-        return self._write_inplace('div_', self / other)
+        return self._arith_('div_', 'div', other)
 
     def clamp_(self, min=None, max=None):
         return self._write_inplace('clamp_', F.clamp(self, min, max))
@@ -421,6 +437,8 @@ class Tensor:
     def chunk(self, chunks, dim=0): return F.chunk(self, chunks, dim)
     def gather(self, dim, index): return F.gather(self, dim, index)
     def masked_fill(self, mask, value): return F.masked_fill(self, mask, value)
+    def where(self, condition, other): return F.where(condition, self, other)
+    def erf(self): return F.erf(self)
     def relu(self): return F.relu(self)
     def sigmoid(self): return F.sigmoid(self)
     def tanh(self): return F.tanh(self)
