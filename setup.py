@@ -1,7 +1,7 @@
 from setuptools import setup
 
 packages = ['tensorlite', 'tensorlite.autograd', 'tensorlite.functional', 'tensorlite.kernels',
-            'tensorlite.kernels.cpu', 'tensorlite.kernels.cuda', 'tensorlite.models']
+            'tensorlite.kernels.cpu', 'tensorlite.kernels.cuda', 'tensorlite.nn', 'tensorlite.models']
 
 setup(
     name='tensorlite',

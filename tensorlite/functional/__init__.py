@@ -12,6 +12,7 @@ from .linalg import einsum, linear, matmul  # noqa: F401
 from .loss import (binary_cross_entropy_with_logits, cross_entropy, l1_loss, mse_loss,  # noqa: F401
                    nll_loss)
 from .reduction import (argmax, argmin, logsumexp, max, mean, min, std, sum, var)  # noqa: F401
+from .sparse import embedding  # noqa: F401
 from .shape import (broadcast_to, cast, cat, chunk, clone, concatenate, expand, flatten,  # noqa: F401
                     gather, getitem, index_put, pad, permute, repeat, reshape, split, squeeze,
                     stack, sum_to, to_device, transpose, unsqueeze, view)
