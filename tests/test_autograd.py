@@ -397,3 +397,37 @@ def test_in_place_arithmetic_without_recording_writes_into_the_same_array():
     with pytest.raises(ValueError, match=r'add_.*shape \(3,\)'):
         with tl.no_grad():
             x.add_(tl.ones(2, 3))
+
+
+def test_a_leaf_gradient_never_aliases_the_root_gradient_or_what_a_hook_saw():
+    x = leaf(3)
+    g = tl.ones(3, dtype=tl.float64)
+    (x + 0).backward(g)                       # Add passes the caller's array straight through
+    g.data[...] = 7
+    np.testing.assert_array_equal(x.grad.numpy(), 1.0)
+    x.grad = None
+    h = x + 0
+    h.retain_grad()
+    (h + 0).sum().backward()
+    assert not np.shares_memory(h.grad.numpy(), x.grad.numpy())
+
+
+class Doubler(Function):
+    """y = 2x; remembers the gradient array its backward makes."""
+    made = []
+
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, gy):
+        a = gy.data * 2
+        Doubler.made.append(a)
+        return tl.Tensor(a)
+
+
+def test_a_fresh_gradient_array_is_adopted_without_a_copy():
+    x = leaf(4)
+    Doubler.apply(x).sum().backward()
+    assert x.grad.data is Doubler.made[-1]

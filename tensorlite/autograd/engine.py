@@ -20,13 +20,14 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     tensors = list(tensors) if isinstance(tensors, (list, tuple)) else [tensors]
     grads = _root_grads(tensors, grad_tensors)
     keep = create_graph if retain_graph is None else retain_graph
+    handed = _Handed(grads)
     if inputs is None:
-        _run(tensors, grads, keep, create_graph, targets=None)
+        _run(tensors, grads, keep, create_graph, targets=None, handed=handed)
         return
     inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-    for t, g in zip(inputs, _run(tensors, grads, keep, create_graph, targets=inputs)):
+    for t, g in zip(inputs, _run(tensors, grads, keep, create_graph, targets=inputs, handed=handed)):
         if g is not None:
-            _accumulate_leaf(t, g, create_graph)
+            _accumulate_leaf(t, g, create_graph, handed)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
@@ -39,7 +40,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             raise RuntimeError(f"grad: input {k} does not require grad")
     grads = _root_grads(outputs, grad_outputs)
     keep = create_graph if retain_graph is None else retain_graph
-    result = _run(outputs, grads, keep, create_graph, targets=inputs)
+    result = _run(outputs, grads, keep, create_graph, targets=inputs, handed=_Handed(grads))
     for k, g in enumerate(result):
         if g is None and not allow_unused:
             raise RuntimeError(f"grad: input {k} (shape {tuple(inputs[k].shape)}) is not part of the "
@@ -83,25 +84,50 @@ def _add(a, b):
     return b if a is None else a + b
 
 
-def _run_hooks(hooks, g):
+class _Handed:
+    """Arrays someone else can already reach: the root gradients, what a hook saw, what a leaf
+    already holds.  A leaf's new `.grad` takes a backward's result without copying only when it is
+    none of these and owns its memory -- e.g. Add hands one array to both of its inputs, and two
+    leaves must not share a gradient array that an optimizer may then change in place."""
+
+    def __init__(self, tensors=()):
+        self._arrays = {}                      # id -> array (kept alive so ids stay unique)
+        for t in tensors:
+            self.add(t.data)
+
+    def add(self, a):
+        self._arrays[id(a)] = a
+
+    def own(self, a):
+        if a.base is None and getattr(a.flags, 'writeable', True) and id(a) not in self._arrays:
+            self.add(a)
+            return a
+        c = a.copy()
+        self.add(c)
+        return c
+
+
+def _run_hooks(hooks, g, handed):
+    handed.add(g.data)
     for hook in list(hooks):
         r = hook(g)
         if r is not None:
             g = r
+            handed.add(g.data)
     return g
 
 
-def _accumulate_leaf(t, g, create_graph):
+def _accumulate_leaf(t, g, create_graph, handed):
     if not create_graph:
         if t.grad is None:
-            t.grad = Tensor(g.data.copy())     # a copy: backward may hand one array to two leaves
+            t.grad = Tensor(handed.own(g.data))
         else:
             t.grad.data = t.grad.data + g.data
     else:
         t.grad = g if t.grad is None else t.grad + g
 
 
-def _run(roots, root_grads, keep_graph, create_graph, targets):
+def _run(roots, root_grads, keep_graph, create_graph, targets, handed):
     leaf_slot = node_slot = captured = None
     if targets is not None:
         leaf_slot = {id(t): k for k, t in enumerate(targets) if t.grad_fn is None}
@@ -111,9 +137,9 @@ def _run(roots, root_grads, keep_graph, create_graph, targets):
 
     def deliver_leaf(t, g):
         if t._hooks:
-            g = _run_hooks(t._hooks, g)
+            g = _run_hooks(t._hooks, g, handed)
         if targets is None:
-            _accumulate_leaf(t, g, create_graph)
+            _accumulate_leaf(t, g, create_graph, handed)
         elif id(t) in leaf_slot:
             k = leaf_slot[id(t)]
             captured[k] = _add(captured[k], g)
@@ -149,7 +175,7 @@ def _run(roots, root_grads, keep_graph, create_graph, targets):
                 if g is None:
                     continue
                 if node._hooks and node._hooks.get(j):
-                    grads[j] = g = _run_hooks(node._hooks[j], g)
+                    grads[j] = g = _run_hooks(node._hooks[j], g, handed)
                 if node_slot is not None and (id(node), j) in node_slot:
                     k = node_slot[(id(node), j)]
                     captured[k] = _add(captured[k], g)

@@ -11,6 +11,10 @@ from .dropout import dropout  # noqa: F401
 from .linalg import einsum, linear, matmul  # noqa: F401
 from .loss import (binary_cross_entropy_with_logits, cross_entropy, l1_loss, mse_loss,  # noqa: F401
                    nll_loss)
+from .normalization import batch_norm, group_norm, layer_norm  # noqa: F401
+from .pool import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d,  # noqa: F401
+                   adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d, avg_pool1d,
+                   avg_pool2d, avg_pool3d, interpolate, max_pool1d, max_pool2d, max_pool3d)
 from .reduction import (argmax, argmin, logsumexp, max, mean, min, std, sum, var)  # noqa: F401
 from .sparse import embedding  # noqa: F401
 from .shape import (broadcast_to, cast, cat, chunk, clone, concatenate, expand, flatten,  # noqa: F401

@@ -10,7 +10,7 @@ import math
 
 import numba
 
-from .._launch import check_elementwise
+from .._launch import check_elementwise, run
 
 SQRT_HALF = 0.7071067811865476          # 1 / sqrt(2)
 INV_SQRT_2PI = 0.3989422804014327       # 1 / sqrt(2 pi)
@@ -58,7 +58,7 @@ def _gelu_tanh_bwd(x, gy, gx, half, k, c):
 def erf(x, out):
     """out = erf(x), elementwise."""
     check_elementwise('erf', ('x', 'out'), (x, out))
-    _erf(x.reshape(-1), out.reshape(-1))
+    run(_erf, 2 * x.size, x.reshape(-1), out.reshape(-1))
 
 
 def gelu_fwd(x, y, approximate):
@@ -66,9 +66,9 @@ def gelu_fwd(x, y, approximate):
     check_elementwise('gelu_fwd', ('x', 'y'), (x, y))
     c = x.dtype.type
     if approximate:
-        _gelu_tanh_fwd(x.reshape(-1), y.reshape(-1), c(0.5), c(TANH_K), c(TANH_C))
+        run(_gelu_tanh_fwd, 2 * x.size, x.reshape(-1), y.reshape(-1), c(0.5), c(TANH_K), c(TANH_C))
     else:
-        _gelu_exact_fwd(x.reshape(-1), y.reshape(-1), c(0.5), c(SQRT_HALF))
+        run(_gelu_exact_fwd, 2 * x.size, x.reshape(-1), y.reshape(-1), c(0.5), c(SQRT_HALF))
 
 
 def gelu_bwd(x, gy, gx, approximate):
@@ -76,7 +76,8 @@ def gelu_bwd(x, gy, gx, approximate):
     check_elementwise('gelu_bwd', ('x', 'gy', 'gx'), (x, gy, gx))
     c = x.dtype.type
     if approximate:
-        _gelu_tanh_bwd(x.reshape(-1), gy.reshape(-1), gx.reshape(-1), c(0.5), c(TANH_K), c(TANH_C))
+        run(_gelu_tanh_bwd, 3 * x.size, x.reshape(-1), gy.reshape(-1), gx.reshape(-1), c(0.5),
+            c(TANH_K), c(TANH_C))
     else:
-        _gelu_exact_bwd(x.reshape(-1), gy.reshape(-1), gx.reshape(-1), c(0.5), c(SQRT_HALF),
-                        c(INV_SQRT_2PI))
+        run(_gelu_exact_bwd, 3 * x.size, x.reshape(-1), gy.reshape(-1), gx.reshape(-1), c(0.5),
+            c(SQRT_HALF), c(INV_SQRT_2PI))
