@@ -7,6 +7,8 @@ from .activation import (erf, gelu, leaky_relu, log_softmax, relu, sigmoid, silu
                          softplus, tanh)
 from .arithmetic import (abs, add, clamp, clip, div, exp, log, masked_fill, maximum, minimum,  # noqa: F401
                          mul, neg, pow, reciprocal, sqrt, sub, where)
+from .conv import (conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d,  # noqa: F401
+                   conv_transpose3d)
 from .dropout import dropout  # noqa: F401
 from .linalg import einsum, linear, matmul  # noqa: F401
 from .loss import (binary_cross_entropy_with_logits, cross_entropy, l1_loss, mse_loss,  # noqa: F401

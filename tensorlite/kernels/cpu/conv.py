@@ -1,0 +1,412 @@
+"""Convolution kernels (CPU): vol2col, its adjoint col2vol, and a direct depthwise convolution.
+
+Every kernel works on three spatial dims (T, H, W); conv1d and conv2d reach them with unit dims
+prepended.  Geometry arguments are 3-tuples of ints: `kernel` (kT, kH, kW), `stride`, `padding`
+(the low side only: the high side is implied by the two volume shapes) and `dilation`.
+
+The column matrix of a batch of n samples is (n, C*kT*kH*kW, rows*oW): one row per (channel,
+kernel offset), one column per output position.  It can hold every output position or only a
+band of output rows: `row0` is the first row (ot*oH + oh) of the flattened (oT, oH) grid that the
+columns start at, and the number of rows is col.shape[2] // oW.  The functional layer uses bands
+to keep the column buffer under the bound in tensorlite.kernels (see docs/kernels.md).
+
+Index arithmetic: output position o and kernel offset k read input position
+    i = o * stride - padding + k * dilation        (zero when i falls outside [0, size)).
+In the innermost loop the valid outputs ow form one interval [lo, hi), computed once per row, so
+the copy has no branch; for stride 1 with oW == W (a 'same' convolution) the rows of a band are
+one contiguous run and the whole band is one copy (docs/kernels.md).
+
+Jobs: vol2col runs one job per (sample, channel, kernel offset) row of the column matrix, writing
+it front to back; col2vol runs one job per (sample, channel), which alone owns that channel's
+volume, so overlapping windows accumulate without atomics.
+"""
+import contextlib
+
+import numba
+import numpy as np
+
+from .._launch import FLOAT_DTYPES
+
+# Threads the conv kernels run on: one.  The kernels alternate with OpenBLAS GEMMs tile after tile,
+# and under Numba's default 'omp' threading layer the OpenMP workers spin-wait after every parallel
+# region, holding the core an OpenBLAS thread needs next.  Measured (benchmarks/bench_conv.py
+# shapes, forward + backward, interleaved medians): one thread 299 ms and 160 ms, all threads
+# 1047 ms and 420 ms on (8, 64, 8, 28, 28) and (8, 3, 16, 56, 56).  With OMP_WAIT_POLICY=PASSIVE
+# in the environment two threads were no faster than one (measured on an earlier version of the
+# kernels, which move memory rather than compute).  None means Numba's current thread count.
+KERNEL_THREADS = 1
+
+
+@contextlib.contextmanager
+def _threads(n):
+    if n is None:
+        yield
+        return
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+# The functional layer cuts work into tiles whose column buffer holds at most this many bytes
+# (and never more than the bound in tensorlite.kernels): vol2col writes a tile and the GEMM reads
+# it back while it is still in the 32 MiB L3.  Measured forward + backward, interleaved medians,
+# tiles of 2 / 4 / 8 / 16 / 64 MiB: (8, 64, 8, 28, 28) 369 / 337 / 308 / 333 / 345 ms,
+# (8, 3, 16, 56, 56) 267 / 244 / 230 / 226 / 281 ms, (4, 16, 8, 32, 32) 76 / 71 / 65 / 70 / 67 ms.
+PREFERRED_TILE_BYTES = 8 * 2**20
+
+
+def check_arrays(kernel, names, arrays):
+    """Every array C-contiguous and of one float dtype; else an error naming the kernel and the
+    argument.  A kernel indexes raw memory: a strided view would be misread, a copy made by
+    ravel() would lose the kernel's writes."""
+    first = arrays[0]
+    for name, a in zip(names, arrays):
+        if a.dtype.name not in FLOAT_DTYPES:
+            raise TypeError(f"{kernel}: {name} has dtype {a.dtype}, expected float32 or float64")
+        if a.dtype != first.dtype:
+            raise TypeError(f"{kernel}: {name} has dtype {a.dtype}, {names[0]} has {first.dtype}")
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{kernel}: {name} (shape {tuple(a.shape)}) is not C-contiguous")
+
+
+def check_geometry(kernel, x, col, ksize, out_shape, row0):
+    """x (n, C, T, H, W) and col (n, C*kT*kH*kW, rows*oW) describe one batch and one band of
+    output rows inside the (oT, oH) grid."""
+    if x.ndim != 5 or col.ndim != 3:
+        raise ValueError(f"{kernel}: expected the volume as (n, C, T, H, W) and the columns as "
+                         f"(n, C*kT*kH*kW, rows*oW), got shapes {tuple(x.shape)} and "
+                         f"{tuple(col.shape)}")
+    n, c = x.shape[:2]
+    k = ksize[0] * ksize[1] * ksize[2]
+    ow = out_shape[2]
+    rows = col.shape[2] // ow if ow else 0
+    if (col.shape[0] != n or col.shape[1] != c * k or ow <= 0 or col.shape[2] % ow
+            or row0 < 0 or row0 + rows > out_shape[0] * out_shape[1]):
+        raise ValueError(f"{kernel}: columns of shape {tuple(col.shape)} do not fit the volume "
+                         f"{tuple(x.shape)} with kernel {tuple(ksize)}, output {tuple(out_shape)} "
+                         f"and first row {row0}: expected ({n}, {c * k}, rows*{ow}) with rows "
+                         f"ending inside the {out_shape[0] * out_shape[1]} output rows")
+
+
+@numba.njit(inline='always')
+def _valid_range(size_in, size_out, offset, stride):
+    """The interval [lo, hi) of outputs o with 0 <= o*stride + offset < size_in, clipped to
+    [0, size_out)."""
+    lo = -(offset // stride)                       # ceil(-offset / stride)
+    hi = (size_in - 1 - offset) // stride + 1
+    lo = min(max(lo, 0), size_out)
+    hi = min(max(hi, lo), size_out)
+    return lo, hi
+
+
+@numba.njit(inline='always')
+def _run(a, start, count, step):
+    """The `count` elements a[start], a[start + step], ... as a view (for slice copies)."""
+    return a[start:start + (count - 1) * step + 1:step]
+
+
+# The inner loops index flat arrays with unsigned ints: an index Numba cannot prove non-negative
+# (ow + off_w) gets a negative-index wraparound branch per element, which blocks vectorization --
+# measured 10x slower on a 56-element row (48 ns against 4.7 ns).
+
+@numba.njit(inline='always')
+def _axpy(dst, d0, d_step, src, s0, s_step, count, a):
+    """dst[d0 + i*d_step] += a * src[s0 + i*s_step] for i < count."""
+    d, s = np.uint64(d0), np.uint64(s0)
+    if d_step == 1 and s_step == 1:
+        for i in range(np.uint64(count)):
+            dst[d + i] += a * src[s + i]
+    else:
+        ds, ss = np.uint64(d_step), np.uint64(s_step)
+        for i in range(np.uint64(count)):
+            dst[d + i * ds] += a * src[s + i * ss]
+
+
+@numba.njit(inline='always')
+def _dot(u, u0, v, v0, v_step, count):
+    """sum of u[u0 + i] * v[v0 + i*v_step] for i < count, in the arrays' dtype."""
+    p, q = np.uint64(u0), np.uint64(v0)
+    acc = u[p] * v[q] * 0
+    if v_step == 1:
+        for i in range(np.uint64(count)):
+            acc += u[p + i] * v[q + i]
+    else:
+        vs = np.uint64(v_step)
+        for i in range(np.uint64(count)):
+            acc += u[p + i] * v[q + i * vs]
+    return acc
+
+
+@numba.njit(parallel=True, cache=True)
+def _vol2col(x, kt_, kh_, kw_, st, sh, sw, pt, ph, pw, dt, dh, dw, o_t, o_h, o_w, row0, col):
+    n, c_in, t_in, h_in, w_in = x.shape
+    k = kt_ * kh_ * kw_
+    rows = col.shape[2] // o_w
+    # stride 1 in H and W and oW == W (a 'same' convolution, the common case): the rows one kernel
+    # offset reads from one input plane are consecutive in memory, so a whole band is one copy;
+    # the few elements that wrap into the neighbouring row are zeroed afterwards
+    flat = sw == 1 and sh == 1 and w_in == o_w
+    for job in numba.prange(n * c_in * k):
+        b = job // (c_in * k)
+        ck = job - b * (c_in * k)
+        c = ck // k
+        kk = ck - c * k
+        kt = kk // (kh_ * kw_)
+        kh = (kk // kw_) % kh_
+        kw = kk % kw_
+        off_w = kw * dw - pw
+        lo, hi = _valid_range(w_in, o_w, off_w, sw)
+        oh_lo, oh_hi = _valid_range(h_in, o_h, kh * dh - ph, sh)
+        dst = col[b, ck]                            # one row of the column matrix, contiguous
+        r = 0
+        while r < rows:                             # one (ot, oh-band) piece per pass
+            row = row0 + r
+            ot = row // o_h
+            oh0 = row - ot * o_h
+            n_r = min(o_h - oh0, rows - r)
+            it = ot * st - pt + kt * dt
+            if it < 0 or it >= t_in:
+                dst[r * o_w:(r + n_r) * o_w] = 0
+                r += n_r
+                continue
+            a = min(max(oh_lo, oh0), oh0 + n_r)     # rows [a, e) read inside the volume
+            e = max(min(oh_hi, oh0 + n_r), a)
+            dst[r * o_w:(r + a - oh0) * o_w] = 0
+            dst[(r + e - oh0) * o_w:(r + n_r) * o_w] = 0
+            if e > a and hi <= lo:                  # this kw reads only padding
+                dst[(r + a - oh0) * o_w:(r + e - oh0) * o_w] = 0
+            elif e > a:
+                plane = x[b, c, it].reshape(-1)     # (H*W,)
+                if flat:
+                    d0 = (r + a - oh0) * o_w
+                    s0 = (a - ph + kh * dh) * w_in + off_w
+                    m = (e - a - 1) * o_w
+                    dst[d0 + lo:d0 + m + hi] = plane[s0 + lo:s0 + m + hi]
+                    if lo > 0 or hi < o_w:  # element loops, not 2 slices a row: 13 -> 19 GB/s
+                        for q in range(e - a):
+                            row_start = np.uint64(d0 + q * o_w)
+                            for i in range(np.uint64(lo)):
+                                dst[row_start + i] = 0
+                            for i in range(np.uint64(hi), np.uint64(o_w)):
+                                dst[row_start + i] = 0
+                else:
+                    for oh in range(a, e):
+                        base = (r + oh - oh0) * o_w
+                        s0 = (oh * sh - ph + kh * dh) * w_in + off_w
+                        dst[base:base + lo] = 0
+                        if hi > lo:
+                            dst[base + lo:base + hi] = _run(plane, s0 + lo * sw, hi - lo, sw)
+                        dst[base + hi:base + o_w] = 0
+            r += n_r
+
+
+@numba.njit(parallel=True, cache=True)
+def _col2vol(col, kt_, kh_, kw_, st, sh, sw, pt, ph, pw, dt, dh, dw, o_t, o_h, o_w, row0, x):
+    n, c_in, t_in, h_in, w_in = x.shape
+    k = kt_ * kh_ * kw_
+    rows = col.shape[2] // o_w
+    # one job per (sample, channel): it alone writes that channel's volume, so overlapping windows
+    # accumulate without atomics, and it reads its k column rows front to back (streaming) --
+    # measured 1.2-1.4x faster than gathering, per input row, from k scattered column rows (8 MiB
+    # tiles of the three benchmark shapes)
+    one = x.dtype.type(1)
+    for job in numba.prange(n * c_in):
+        b = job // c_in
+        c = job - b * c_in
+        vol = x[b, c].reshape(-1)                   # (T*H*W,)
+        for kk in range(k):
+            kt = kk // (kh_ * kw_)
+            kh = (kk // kw_) % kh_
+            kw = kk % kw_
+            off_w = kw * dw - pw
+            lo, hi = _valid_range(w_in, o_w, off_w, sw)
+            oh_lo, oh_hi = _valid_range(h_in, o_h, kh * dh - ph, sh)
+            src = col[b, c * k + kk]
+            r = 0
+            while r < rows:
+                row = row0 + r
+                ot = row // o_h
+                oh0 = row - ot * o_h
+                n_r = min(o_h - oh0, rows - r)
+                it = ot * st - pt + kt * dt
+                if it >= 0 and it < t_in:
+                    a = min(max(oh_lo, oh0), oh0 + n_r)
+                    e = max(min(oh_hi, oh0 + n_r), a)
+                    for oh in range(a if hi > lo else e, e):
+                        d0 = (it * h_in + oh * sh - ph + kh * dh) * w_in + off_w + lo * sw
+                        _axpy(vol, d0, sw, src, (r + oh - oh0) * o_w + lo, 1, hi - lo, one)
+                r += n_r
+
+
+def vol2col(x, kernel, stride, padding, dilation, out_shape, row0, col):
+    """col[b, (c, kt, kh, kw), (r, ow)] = x[b, c, ot*sT - pT + kt*dT, oh*sH - pH + kh*dH,
+    ow*sW - pW + kw*dW] (0 outside the volume), for output rows (ot, oh) = divmod(row0 + r, oH).
+
+    x (n, C, T, H, W); col (n, C*kT*kH*kW, rows*oW), preallocated, every element written."""
+    check_arrays('vol2col', ('x', 'col'), (x, col))
+    check_geometry('vol2col', x, col, kernel, out_shape, row0)
+    if col.size:
+        with _threads(KERNEL_THREADS):
+            _vol2col(x, *kernel, *stride, *padding, *dilation, *out_shape, row0, col)
+
+
+def col2vol(col, kernel, stride, padding, dilation, out_shape, row0, x):
+    """The adjoint of vol2col: x[b, c, i] += col[b, (c, k), o] summed over every (k, o) that
+    vol2col would read i from.  Adds into x (the caller zeroes it once, then adds band by band).
+
+    col (n, C*kT*kH*kW, rows*oW); x (n, C, T, H, W)."""
+    check_arrays('col2vol', ('col', 'x'), (col, x))
+    check_geometry('col2vol', x, col, kernel, out_shape, row0)
+    if col.size and x.size:
+        with _threads(KERNEL_THREADS):
+            _col2vol(col, *kernel, *stride, *padding, *dilation, *out_shape, row0, x)
+
+
+# ---- direct depthwise convolution -----------------------------------------------------------------
+# One input channel per group (groups == C_in), C_out = C_in * mult.  Output channel co reads input
+# channel co // mult.  No columns: each kernel offset is a shifted multiply-add over a plane.
+
+@numba.njit(parallel=True, cache=True)
+def _depthwise_fwd(x, w, st, sh, sw, pt, ph, pw, dt, dh, dw, y):
+    n, c_in, t_in, h_in, w_in = x.shape
+    c_out, _, kt_, kh_, kw_ = w.shape
+    o_t, o_h, o_w = y.shape[2:]
+    mult = c_out // c_in
+    for job in numba.prange(n * c_out * o_t):       # one output plane per job
+        b = job // (c_out * o_t)
+        co = (job // o_t) % c_out
+        ot = job % o_t
+        c = co // mult
+        out = y[b, co, ot].reshape(-1)              # (oH*oW,)
+        out[:] = 0
+        for kt in range(kt_):
+            it = ot * st - pt + kt * dt
+            if it < 0 or it >= t_in:
+                continue
+            src = x[b, c, it].reshape(-1)           # (H*W,)
+            for kh in range(kh_):
+                a, e = _valid_range(h_in, o_h, kh * dh - ph, sh)
+                for kw in range(kw_):
+                    off_w = kw * dw - pw
+                    lo, hi = _valid_range(w_in, o_w, off_w, sw)
+                    if hi <= lo:
+                        continue
+                    wv = w[co, 0, kt, kh, kw]
+                    for oh in range(a, e):
+                        _axpy(out, oh * o_w + lo, 1, src,
+                              (oh * sh - ph + kh * dh) * w_in + lo * sw + off_w, sw, hi - lo, wv)
+
+
+@numba.njit(parallel=True, cache=True)
+def _depthwise_bwd_input(gy, w, st, sh, sw, pt, ph, pw, dt, dh, dw, gx):
+    n, c_in, t_in, h_in, w_in = gx.shape
+    c_out, _, kt_, kh_, kw_ = w.shape
+    o_t, o_h, o_w = gy.shape[2:]
+    mult = c_out // c_in
+    for job in numba.prange(n * c_in * t_in):       # one input plane per job: no two jobs write one
+        b = job // (c_in * t_in)
+        c = (job // t_in) % c_in
+        t = job % t_in
+        dst = gx[b, c, t].reshape(-1)               # (H*W,)
+        dst[:] = 0
+        for kt in range(kt_):
+            num_t = t + pt - kt * dt
+            if num_t < 0 or num_t % st:
+                continue
+            ot = num_t // st
+            if ot >= o_t:
+                continue
+            for j in range(mult):
+                co = c * mult + j
+                src = gy[b, co, ot].reshape(-1)     # (oH*oW,)
+                for kh in range(kh_):
+                    a, e = _valid_range(h_in, o_h, kh * dh - ph, sh)
+                    for kw in range(kw_):
+                        off_w = kw * dw - pw
+                        lo, hi = _valid_range(w_in, o_w, off_w, sw)
+                        if hi <= lo:
+                            continue
+                        wv = w[co, 0, kt, kh, kw]
+                        for oh in range(a, e):
+                            _axpy(dst, (oh * sh - ph + kh * dh) * w_in + lo * sw + off_w, sw,
+                                  src, oh * o_w + lo, 1, hi - lo, wv)
+
+
+# reassoc lets LLVM vectorize the dot products (a sum reordered, as BLAS reorders its own):
+# measured 3.5 -> 9.7 GFLOP/s on one thread, (2, 64, 16, 56, 56) with a 3x3x3 kernel
+@numba.njit(parallel=True, cache=True, fastmath={'reassoc', 'contract'})
+def _depthwise_bwd_weight(x, gy, st, sh, sw, pt, ph, pw, dt, dh, dw, gw):
+    n, c_in, t_in, h_in, w_in = x.shape
+    c_out, _, kt_, kh_, kw_ = gw.shape
+    o_t, o_h, o_w = gy.shape[2:]
+    mult = c_out // c_in
+    for co in numba.prange(c_out):                 # all taps of one channel per job: gy is read once
+        c = co // mult
+        acc = np.zeros((kt_, kh_, kw_), dtype=np.float64)   # long sums: accumulate in float64
+        for b in range(n):
+            for ot in range(o_t):
+                g_plane = gy[b, co, ot].reshape(-1)     # (oH*oW,)
+                for kt in range(kt_):
+                    it = ot * st - pt + kt * dt
+                    if it < 0 or it >= t_in:
+                        continue
+                    x_plane = x[b, c, it].reshape(-1)   # (H*W,)
+                    for kh in range(kh_):
+                        a, e = _valid_range(h_in, o_h, kh * dh - ph, sh)
+                        for kw in range(kw_):
+                            off_w = kw * dw - pw
+                            lo, hi = _valid_range(w_in, o_w, off_w, sw)
+                            if hi <= lo:
+                                continue
+                            s = 0.0         # float64 across rows, the dtype within a row
+                            for oh in range(a, e):
+                                s += _dot(g_plane, oh * o_w + lo, x_plane,
+                                          (oh * sh - ph + kh * dh) * w_in + lo * sw + off_w, sw,
+                                          hi - lo)
+                            acc[kt, kh, kw] += s
+        for kt in range(kt_):
+            for kh in range(kh_):
+                for kw in range(kw_):
+                    gw[co, 0, kt, kh, kw] = acc[kt, kh, kw]
+
+
+def check_depthwise(kernel, vol, w, cols):
+    """vol (N, C, T, H, W), w (C*mult, 1, kT, kH, kW), cols (N, C*mult, oT, oH, oW)."""
+    if (vol.ndim != 5 or w.ndim != 5 or cols.ndim != 5 or w.shape[1] != 1 or vol.shape[1] == 0
+            or w.shape[0] % vol.shape[1] or cols.shape[:2] != (vol.shape[0], w.shape[0])):
+        raise ValueError(f"{kernel}: expected the volume (N, C, T, H, W), the weight (C*mult, 1, kT, "
+                         f"kH, kW) and the output side (N, C*mult, oT, oH, oW), got shapes "
+                         f"{tuple(vol.shape)}, {tuple(w.shape)} and {tuple(cols.shape)}")
+
+
+def depthwise_fwd(x, w, stride, padding, dilation, y):
+    """y[b, co] = sum over kernel offsets k of w[co, 0, k] * x[b, co // mult] read at o*stride -
+    padding + k*dilation (0 outside).  x (N, C, T, H, W), w (C*mult, 1, kT, kH, kW),
+    y (N, C*mult, oT, oH, oW) preallocated and overwritten."""
+    check_arrays('depthwise_fwd', ('x', 'w', 'y'), (x, w, y))
+    check_depthwise('depthwise_fwd', x, w, y)
+    if y.size:
+        with _threads(KERNEL_THREADS):
+            _depthwise_fwd(x, w, *stride, *padding, *dilation, y)
+
+
+def depthwise_bwd_input(gy, w, stride, padding, dilation, gx):
+    """gx = the adjoint of depthwise_fwd applied to gy; gx (N, C, T, H, W) is overwritten."""
+    check_arrays('depthwise_bwd_input', ('gy', 'w', 'gx'), (gy, w, gx))
+    check_depthwise('depthwise_bwd_input', gx, w, gy)
+    if gx.size:
+        with _threads(KERNEL_THREADS):
+            _depthwise_bwd_input(gy, w, *stride, *padding, *dilation, gx)
+
+
+def depthwise_bwd_weight(x, gy, stride, padding, dilation, gw):
+    """gw[co, 0, k] = sum over b and output positions o of gy[b, co, o] * x[b, co // mult,
+    o*stride - padding + k*dilation]; gw (C*mult, 1, kT, kH, kW) is overwritten."""
+    check_arrays('depthwise_bwd_weight', ('x', 'gy', 'gw'), (x, gy, gw))
+    check_depthwise('depthwise_bwd_weight', x, gw, gy)
+    if gw.size:
+        with _threads(KERNEL_THREADS):
+            _depthwise_bwd_weight(x, gy, *stride, *padding, *dilation, gw)
