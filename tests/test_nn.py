@@ -8,7 +8,7 @@ import pytest
 import tensorlite as tl
 import tensorlite.functional as F
 import tensorlite.nn as nn
-from tests.helpers import check_grads
+from helpers import check_grads
 
 
 class Block(nn.Module):
