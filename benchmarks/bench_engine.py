@@ -15,12 +15,11 @@ this machine is noisy, so only ratios measured side by side mean anything.
   against the NumPy expression (which makes about a dozen passes over memory).
 """
 import argparse
-import statistics
-import time
 
 import numpy as np
 
 import tensorlite as tl
+from _timing import interleaved_medians
 import tensorlite.functional as F
 
 try:
@@ -29,21 +28,9 @@ except ImportError:
     torch = None
 
 
-def timed(fn):
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def compare(name, cases, repeats, unit='ms', scale=1e3, per=1):
     """cases: [(label, fn)], first one is tensorlite.  Interleaved, then medians."""
-    for _, fn in cases:                       # warm up: compile kernels, touch memory
-        fn()
-    times = {label: [] for label, _ in cases}
-    for _ in range(repeats):
-        for label, fn in cases:
-            times[label].append(timed(fn))
-    med = {label: statistics.median(ts) for label, ts in times.items()}
+    med = interleaved_medians(cases, repeats)
     base = cases[0][0]
     for label, _ in cases:
         ratio = med[base] / med[label]

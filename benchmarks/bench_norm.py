@@ -17,13 +17,12 @@ values.  A parallel kernel launch has a fixed cost that NumPy does not pay, whic
 normalization.FUSED_MIN_SIZE (below it the Functions take the NumPy path) comes from.
 """
 import argparse
-import statistics
-import time
 
 import numba
 import numpy as np
 
 import tensorlite as tl
+from _timing import interleaved_medians
 from tensorlite.functional import normalization as N
 
 try:
@@ -32,21 +31,9 @@ except ImportError:
     torch = None
 
 
-def timed(fn):
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def compare(name, cases, repeats, unit='ms'):
     """cases: [(label, fn)]; the first is the one the others are compared with."""
-    for _, fn in cases:                       # warm up: compile kernels, touch memory
-        fn()
-    times = {label: [] for label, _ in cases}
-    for _ in range(repeats):
-        for label, fn in cases:
-            times[label].append(timed(fn))
-    med = {label: statistics.median(ts) for label, ts in times.items()}
+    med = interleaved_medians(cases, repeats)
     base = cases[0][0]
     for label, _ in cases:
         ratio = '' if label == base else f"   {label} / {base} = {med[label] / med[base]:5.2f}"

@@ -10,13 +10,12 @@ tensorlite and PyTorch (when installed, with as many threads as Numba) run inter
 is noisy, so only ratios measured side by side mean anything.
 """
 import argparse
-import statistics
-import time
 
 import numba
 import numpy as np
 
 import tensorlite as tl
+from _timing import interleaved_medians
 from tensorlite.functional import pool as P
 
 try:
@@ -25,21 +24,9 @@ except ImportError:
     torch = None
 
 
-def timed(fn):
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def compare(name, cases, repeats):
     """cases: [(label, fn)], first one is tensorlite.  Interleaved, then medians."""
-    for _, fn in cases:                       # warm up: compile or load kernels, touch memory
-        fn()
-    times = {label: [] for label, _ in cases}
-    for _ in range(repeats):
-        for label, fn in cases:
-            times[label].append(timed(fn))
-    med = {label: statistics.median(ts) for label, ts in times.items()}
+    med = interleaved_medians(cases, repeats)
     base = cases[0][0]
     for label, _ in cases:
         ratio = med[base] / med[label]
