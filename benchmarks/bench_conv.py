@@ -24,13 +24,13 @@ tensorlite/functional/conv.py).
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
-import time
 
 import numpy as np
+
+import _timing
 
 CASES = [   # (name, input shape, C_out, kernel, padding)
     ('conv3d', (8, 3, 16, 56, 56), 64, (3, 3, 3), 1),
@@ -89,12 +89,7 @@ def torch_side(name, xs, c_out, kernel, padding):
 
 
 def timed(fn):
-    # PyTorch and Numba share one OpenMP runtime (libgomp), whose idle threads spin for a while
-    # after each parallel region: a pause keeps one side's spinning out of the other's timing
-    time.sleep(0.05)
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    return _timing.timed(fn, pause=0.05)
 
 
 def numpy_gemm_rate(repeats):
@@ -105,38 +100,17 @@ def numpy_gemm_rate(repeats):
     return 2 * 2048 ** 3 / statistics.median(ts) / 1e9
 
 
-def _rss_mib(field):
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(field + ':'):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
 def measure_memory(side, case):
     """Run in a subprocess: print the peak resident memory the measured forward + backward added
     above the process's resident memory right before it, in MiB.
 
-    Linux keeps ru_maxrss across execve, so a child would inherit its parent's peak: the peak is
-    read instead from /proc/self/status (VmHWM, the high-water mark of this process's own memory),
-    reset just before the step by writing 5 to /proc/self/clear_refs.  Elsewhere, ru_maxrss."""
+    How the peak is read: benchmarks/_timing.py, peak_added_mib."""
     name, xs, c_out, kernel, padding = CASES[case]
     make = tensorlite_side if side == 'tensorlite' else torch_side
     tiny = (1, xs[1]) + (4,) * (len(xs) - 2)
     make(name, tiny, c_out, kernel, padding)[1]()          # imports, JIT/caches, allocator warm
     _, step = make(name, xs, c_out, kernel, padding)
-    try:
-        before = _rss_mib('VmRSS')
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        step()
-        peak, how = _rss_mib('VmHWM'), 'VmHWM'
-    except (OSError, RuntimeError):
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        step()
-        peak, how = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 'ru_maxrss'
-    print(json.dumps({'added_mib': peak - before, 'peak_mib': peak, 'baseline_mib': before,
-                      'how': how}))
+    print(json.dumps(_timing.peak_added_mib(step)))
 
 
 def memory_of(side, case):
