@@ -17,6 +17,7 @@ from .normalization import batch_norm, group_norm, layer_norm  # noqa: F401
 from .pool import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d,  # noqa: F401
                    adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d, avg_pool1d,
                    avg_pool2d, avg_pool3d, interpolate, max_pool1d, max_pool2d, max_pool3d)
+from .recurrent import gru, gru_cell, lstm, lstm_cell  # noqa: F401
 from .reduction import (argmax, argmin, logsumexp, max, mean, min, std, sum, var)  # noqa: F401
 from .sparse import embedding  # noqa: F401
 from .shape import (broadcast_to, cast, cat, chunk, clone, concatenate, expand, flatten,  # noqa: F401
