@@ -7,6 +7,7 @@ from .activation import (erf, gelu, leaky_relu, log_softmax, relu, sigmoid, silu
                          softplus, tanh)
 from .arithmetic import (abs, add, clamp, clip, div, exp, log, masked_fill, maximum, minimum,  # noqa: F401
                          mul, neg, pow, reciprocal, sqrt, sub, where)
+from .attention import scaled_dot_product_attention  # noqa: F401
 from .conv import (conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d,  # noqa: F401
                    conv_transpose3d)
 from .dropout import dropout  # noqa: F401
@@ -19,6 +20,9 @@ from .pool import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d
                    avg_pool2d, avg_pool3d, interpolate, max_pool1d, max_pool2d, max_pool3d)
 from .recurrent import gru, gru_cell, lstm, lstm_cell  # noqa: F401
 from .reduction import (argmax, argmin, logsumexp, max, mean, min, std, sum, var)  # noqa: F401
+from .spacetime import (divided_space_time_attention, factorized_dot_product_attention,  # noqa: F401
+                        factorized_self_attention, joint_space_time_attention, spatial_attention,
+                        temporal_attention)
 from .sparse import embedding  # noqa: F401
 from .shape import (broadcast_to, cast, cat, chunk, clone, concatenate, expand, flatten,  # noqa: F401
                     gather, getitem, index_put, pad, permute, repeat, reshape, split, squeeze,

@@ -8,12 +8,15 @@ from .. import functional  # noqa: F401  (nn.functional, as torch.nn.functional)
 from . import init  # noqa: F401
 from .activation import (GELU, Dropout, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU,  # noqa: F401
                          Softmax, Softplus, Tanh)
+from .attention import MultiheadAttention  # noqa: F401
 from .container import ModuleDict, ModuleList, Sequential  # noqa: F401
 from .conv import (Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d,  # noqa: F401
                    ConvTranspose3d)
 from .linear import Embedding, Flatten, Identity, Linear  # noqa: F401
 from .module import Module, Parameter  # noqa: F401
 from .normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, LayerNorm  # noqa: F401
+from .spacetime import (DividedSpaceTimeAttention, FactorizedDotProductAttention,  # noqa: F401
+                        FactorizedSelfAttention, JointSpaceTimeAttention)
 from .rnn import GRU, LSTM, GRUCell, LSTMCell  # noqa: F401
 from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d,  # noqa: F401
                       AdaptiveMaxPool3d, AvgPool1d, AvgPool2d, AvgPool3d, MaxPool1d, MaxPool2d,
