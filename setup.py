@@ -1,7 +1,7 @@
 from setuptools import setup
 
 packages = ['tensorlite', 'tensorlite.autograd', 'tensorlite.functional', 'tensorlite.kernels',
-            'tensorlite.kernels.cpu', 'tensorlite.kernels.cuda', 'tensorlite.nn', 'tensorlite.models']
+            'tensorlite.kernels.cpu', 'tensorlite.kernels.cuda', 'tensorlite.nn', 'tensorlite.data', 'tensorlite.models']
 
 setup(
     name='tensorlite',
@@ -14,11 +14,12 @@ setup(
     packages=packages,
     # models/ stays at the top level (the architectures are users of the engine, not part of it)
     package_dir={'tensorlite.models': 'models'},
-    install_requires=['numpy>=1.24', 'numba>=0.59', 'imageio>=2.31', 'tqdm>=4.60'],
+    install_requires=['numpy>=1.24', 'numba>=0.59', 'imageio>=2.31', 'imageio-ffmpeg>=0.4.9', 'pillow>=9',
+                      'tqdm>=4.60'],
     extras_require={
         'test': ['pytest>=7', 'hypothesis>=6.80'],
         'gpu': ['cupy-cuda12x'],
         'plot': ['matplotlib'],
-        'bench': ['torch==2.13.0'],
+        'bench': ['torch==2.13.0', 'opencv-python-headless'],
     },
 )
