@@ -108,12 +108,8 @@ def moving_squares(H, W, seed, count=2):
 
 
 def synthetic_motion_pairs(size, clips):
-    """Consecutive frame pairs of SyntheticActions('motion') with their true flow, or [] when the
-    synthetic datasets are not there."""
-    try:
-        from tensorlite.data.synthetic import SyntheticActions
-    except ImportError:
-        return []
+    """Consecutive frame pairs of SyntheticActions('motion') with their true flow."""
+    from tensorlite.data.synthetic import SyntheticActions
     dataset = SyntheticActions('motion', clips, num_frames=4, size=size, seed=0,
                                return_flow=True)
     pairs = []
