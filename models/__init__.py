@@ -1,4 +1,10 @@
 """The lesson's video architectures, built only from tensorlite.nn (installed as tensorlite.models).
 
-Not built yet: no architecture is in this package until the models issue lands.
+    from tensorlite.models import build_model, list_models, summary, inflate_2d_to_3d
+    net = build_model('slowfast', num_classes=4)        # tiny preset
+    print(summary(net, (1, 3, 16, 32, 32)))             # per-layer shapes, parameters, multiply-adds
+
+Every model maps (N, C, T, H, W) float32 clips to (N, num_classes) logits (two-stream also takes
+the flow stack).  docs/models.md has one section per architecture.
 """
+from .registry import build_model, list_models, register_model  # noqa: F401
