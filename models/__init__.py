@@ -8,3 +8,4 @@ Every model maps (N, C, T, H, W) float32 clips to (N, num_classes) logits (two-s
 the flow stack).  docs/models.md has one section per architecture.
 """
 from .registry import build_model, list_models, register_model  # noqa: F401
+from .summary import summary  # noqa: F401

@@ -1,0 +1,167 @@
+"""summary(model, input_shape): what each layer of a model costs.
+
+    from tensorlite.models import build_model, summary
+    s = summary(build_model('c3d', 101, preset='paper'), (1, 3, 16, 112, 112))
+    print(s)                              # one row per layer, then the totals
+    s.total_params, s.total_macs, s.total_activation_bytes
+
+One forward runs on zeros without a graph.  Per module it records:
+
+- output shape (the first output when a module returns several);
+- parameters: those registered on the module itself (not its children's), so the column sums to
+  the model's total;
+- multiply-adds: counted where the arithmetic happens, in the Functions the module's forward calls
+  directly (not through a child module): convolution out.numel * C_in/groups * kernel volume,
+  linear and matmul out.numel * inner size, attention B * L * S * (E + E_v) (QK^T and PV), the
+  fused LSTM/GRU gates * H * (I + H) per step and sample.  Elementwise work, norms and pools are
+  not counted: they are memory-bound, and multiply-adds are the lesson's measure of compute;
+- activation memory: bytes of the module's output, for the leaf modules (layers without children),
+  summed as the total -- about what a training step keeps for backward.
+
+The lesson's point in numbers: a 3x3x3 filter on RGB has 81 weights against 27 for a 3x3 2D
+filter, and does 3x the multiply-adds per output value.
+"""
+import math
+
+import numpy as np
+
+import tensorlite as tl
+from tensorlite.autograd import function as _function
+
+
+def _macs(fn, args, outs):
+    """Multiply-adds of one Function forward, or 0 for the ones not counted."""
+    name = fn.__name__
+    if name == 'Conv':
+        x, w = args[0], args[1]
+        return outs[0].size * math.prod(w.shape[1:])
+    if name == 'ConvTranspose':
+        x, w = args[0], args[1]
+        return x.size * math.prod(w.shape[1:])
+    if name == 'Linear':
+        return outs[0].size * args[1].shape[1]
+    if name == 'MatMul':
+        a = args[0]
+        return outs[0].size * (a.shape[-1] if a.ndim > 1 else a.shape[0])
+    if name in ('PlainAttention', 'BlockwiseAttention'):
+        pb = args[4]
+        return pb.B * pb.L * pb.S * (pb.E + pb.Ev)
+    if name in ('LSTMSequence', 'GRUSequence'):
+        x, w_ih, w_hh = args[0], args[3 if name == 'LSTMSequence' else 2], \
+            args[4 if name == 'LSTMSequence' else 3]
+        T, N = x.shape[0], x.shape[1]
+        return T * N * w_ih.shape[0] * (w_ih.shape[1] + w_hh.shape[1])
+    if name in ('LSTMCellFunction', 'GRUCellFunction'):
+        x = args[0]
+        w_ih, w_hh = (args[3], args[4]) if name == 'LSTMCellFunction' else (args[2], args[3])
+        return x.shape[0] * w_ih.shape[0] * (w_ih.shape[1] + w_hh.shape[1])
+    return 0
+
+
+class Row:
+    __slots__ = ('name', 'kind', 'shape', 'params', 'macs', 'activation_bytes', 'leaf')
+
+    def __init__(self, name, kind, params, leaf):
+        self.name, self.kind, self.params, self.leaf = name, kind, params, leaf
+        self.shape, self.macs, self.activation_bytes = None, 0, 0
+
+
+class Summary:
+    """Rows (one per module that has parameters of its own, multiply-adds or no children) and
+    totals; str() is the table."""
+
+    def __init__(self, model_name, input_shapes, rows, total_params):
+        self.model_name, self.input_shapes, self.rows = model_name, input_shapes, rows
+        self.total_params = total_params
+        self.total_macs = sum(r.macs for r in rows)
+        self.total_activation_bytes = sum(r.activation_bytes for r in rows if r.leaf)
+
+    def __str__(self):
+        head = (f"{'layer':44s} {'type':26s} {'output shape':22s} {'params':>12s} "
+                f"{'MACs':>15s} {'act. MiB':>9s}")
+        lines = [f"{self.model_name} on input {', '.join(map(str, self.input_shapes))}", head,
+                 '-' * len(head)]
+        for r in self.rows:
+            if not (r.params or r.macs or r.leaf):
+                continue
+            shape = '' if r.shape is None else str(r.shape)
+            act = f"{r.activation_bytes / 2**20:9.2f}" if r.leaf else ' ' * 9
+            lines.append(f"{r.name[:44]:44s} {r.kind[:26]:26s} {shape[:22]:22s} {r.params:12,d} "
+                         f"{r.macs:15,d} {act}")
+        lines.append('-' * len(head))
+        lines.append(f"{'total':44s} {'':26s} {'':22s} {self.total_params:12,d} "
+                     f"{self.total_macs:15,d} {self.total_activation_bytes / 2**20:9.2f}")
+        lines.append(f"{self.total_params / 1e6:.2f} M parameters, {self.total_macs / 1e9:.3f} G "
+                     f"multiply-adds, {self.total_activation_bytes / 2**20:.1f} MiB of layer "
+                     "outputs per forward")
+        return '\n'.join(lines)
+
+    __repr__ = __str__
+
+
+def _first_array(out):
+    if isinstance(out, tl.Tensor):
+        return out
+    if isinstance(out, (tuple, list)):
+        for o in out:
+            found = _first_array(o)
+            if found is not None:
+                return found
+    return None
+
+
+def summary(model, input_shape, dtype='float32', device='cpu'):
+    """Run `model` once on zeros of `input_shape` (a shape, or a list of shapes for a model with
+    several inputs, e.g. two-stream's (rgb, flow)) in eval mode without a graph, and return the
+    Summary of its layers.  The model's train/eval mode is restored afterwards."""
+    shapes = [tuple(input_shape)] if all(isinstance(d, int) for d in input_shape) \
+        else [tuple(s) for s in input_shape]
+    inputs = [tl.zeros(*s, dtype=getattr(tl, dtype) if isinstance(dtype, str) else dtype,
+                       device=device) for s in shapes]
+    rows, stack, wrapped = {}, [], []
+    for name, m in model.named_modules():
+        own = sum(p.numel() for p in m._parameters.values() if p is not None)
+        leaf = not any(True for _ in m.children())
+        rows[name] = Row(name or '(model)', type(m).__name__, own, leaf)
+        original = m.forward
+
+        def forward(*args, _m=m, _name=name, _original=original, **kwargs):
+            stack.append(_name)
+            try:
+                out = _original(*args, **kwargs)
+            finally:
+                stack.pop()
+            first = _first_array(out)
+            row = rows[_name]
+            if first is not None and row.shape is None:
+                row.shape = tuple(first.shape)
+            if first is not None and row.leaf:
+                row.activation_bytes += first.data.nbytes
+            return out
+        m.forward = forward                     # an instance attribute shadows the class method
+        wrapped.append(m)
+
+    def observe(fn, args, outs):
+        if stack:
+            rows[stack[-1]].macs += int(_macs(fn, args, outs))
+
+    was_training = model.training
+    _function.forward_observers.append(observe)
+    try:
+        model.eval()
+        with tl.no_grad():
+            model(*inputs)
+    finally:
+        _function.forward_observers.remove(observe)
+        for m in wrapped:
+            del m.forward
+        model.train(was_training)
+    total = sum(p.numel() for p in model.parameters())
+    return Summary(type(model).__name__, shapes, list(rows.values()), total)
+
+
+def conv_cost(in_channels, kernel):
+    """Weights and multiply-adds per output value of one filter over `in_channels` channels with
+    `kernel` (e.g. (3, 3) or (3, 3, 3)): both are in_channels * prod(kernel)."""
+    n = in_channels * int(np.prod(kernel))
+    return n, n
