@@ -41,6 +41,8 @@ def test_pool_layers_match_functional():
     assert nn.AdaptiveAvgPool3d(1)(x).shape == (2, 3, 1, 1, 1)
     assert nn.AdaptiveAvgPool3d((None, 2, 2))(x).shape == (2, 3, 6, 2, 2)
     assert nn.AdaptiveMaxPool3d((2, 2, 2))(x).shape == (2, 3, 2, 2, 2)
+    assert nn.AdaptiveMaxPool2d((2, 1))(x[:, :, 0]).shape == (2, 3, 2, 1)
+    assert nn.AdaptiveMaxPool1d(3)(x[:, :, 0, 0]).shape == (2, 3, 3)
     assert nn.MaxPool2d(2)(x[:, :, 0]).shape == (2, 3, 4, 4)
     assert nn.AvgPool1d(2)(x[:, :, 0, 0]).shape == (2, 3, 4)
     values, idx = nn.MaxPool3d(2, return_indices=True)(x)

@@ -19,5 +19,5 @@ from .spacetime import (DividedSpaceTimeAttention, FactorizedDotProductAttention
                         FactorizedSelfAttention, JointSpaceTimeAttention)
 from .rnn import GRU, LSTM, GRUCell, LSTMCell  # noqa: F401
 from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d,  # noqa: F401
-                      AdaptiveMaxPool3d, AvgPool1d, AvgPool2d, AvgPool3d, MaxPool1d, MaxPool2d,
-                      MaxPool3d)
+                      AdaptiveMaxPool1d, AdaptiveMaxPool2d, AdaptiveMaxPool3d, AvgPool1d,
+                      AvgPool2d, AvgPool3d, MaxPool1d, MaxPool2d, MaxPool3d)

@@ -94,13 +94,27 @@ class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
     n = 3
 
 
-class AdaptiveMaxPool3d(Module):
+class _AdaptiveMaxPoolNd(Module):
+    _fn = None
+
     def __init__(self, output_size, return_indices=False):
         super().__init__()
         self.output_size, self.return_indices = output_size, return_indices
 
     def forward(self, input):
-        return F.adaptive_max_pool3d(input, self.output_size, self.return_indices)
+        return type(self)._fn(input, self.output_size, self.return_indices)
 
     def extra_repr(self):
         return f'output_size={self.output_size}'
+
+
+class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
+    _fn = staticmethod(F.adaptive_max_pool1d)
+
+
+class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
+    _fn = staticmethod(F.adaptive_max_pool2d)
+
+
+class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
+    _fn = staticmethod(F.adaptive_max_pool3d)
