@@ -9,3 +9,4 @@ the flow stack).  docs/models.md has one section per architecture.
 """
 from .registry import build_model, list_models, register_model  # noqa: F401
 from .summary import summary  # noqa: F401
+from .inflate import inflate_2d_to_3d  # noqa: F401
