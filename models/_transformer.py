@@ -139,15 +139,6 @@ class FactorizedDotProductBlock(_WithMLP, nn.FactorizedDotProductAttention):
         self._add_mlp(embed_dim, mlp_dim, dropout, eps, approximate)
 
 
-def check_grid(model, x, channels, frames, height, width):
-    """After check_clip: H and W must be what the position embeddings were built for; else a
-    ValueError naming the expected shape."""
-    if tuple(x.shape[3:]) != (height, width):
-        raise ValueError(f"{model}: this model is built for {frames} frames of {height}x{width} "
-                         f"(its position embeddings fix them), input (N, {channels}, {frames}, "
-                         f"{height}, {width}), got shape {tuple(x.shape)}")
-
-
 def xavier_uniform_chunks_(weight, chunks):
     """Xavier-uniform on each of `chunks` equal row blocks of a Linear weight, as if each were its
     own layer (Flax initializes query, key and value separately; here they are one qkv)."""

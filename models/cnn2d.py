@@ -213,15 +213,6 @@ def conv_output_shape(layers, in_channels, size):
 
 # ---- what the models share -----------------------------------------------------------------------
 
-def check_frame_size(model, x, size, channels, frames=None):
-    """The models end in a flatten + fc6, so the frame size is fixed: a ValueError naming the
-    expected clip shape unless x is (N, channels, T, size, size)."""
-    if tuple(x.shape[3:]) != (size, size):
-        t = 'T' if frames is None else frames
-        raise ValueError(f"{model}: this model is built for {size}x{size} frames, input "
-                         f"(N, {channels}, {t}, {size}, {size}), got shape {tuple(x.shape)}")
-
-
 def pick_frame(model, x, index, training):
     """One frame per clip: x (N, C, T, H, W) -> (N, C, H, W).
 
@@ -240,4 +231,4 @@ def pick_frame(model, x, index, training):
     return x[:, :, int(index)]                                  # (N, C, H, W)
 
 
-__all__ = ['ARCHS', 'FrameCNN', 'frame_cnn', 'conv_output_shape', 'check_frame_size', 'pick_frame']
+__all__ = ['ARCHS', 'FrameCNN', 'frame_cnn', 'conv_output_shape', 'pick_frame']

@@ -31,7 +31,7 @@ Keys: `cnn.conv1.weight`, ..., `cnn.fc6.bias` (Caffe names), `lstm.weight_ih_l0`
 import tensorlite.nn as nn
 
 from ._common import check_clip
-from .cnn2d import check_frame_size, frame_cnn
+from .cnn2d import frame_cnn
 from .registry import register_model
 
 READOUTS = ('last', 'mean')
@@ -55,8 +55,7 @@ class CNNLSTM(nn.Module):
 
     def forward(self, x):
         C, S = self.cnn.in_channels, self.cnn.input_size
-        check_clip(self.name, x, channels=C)
-        check_frame_size(self.name, x, S, C)
+        check_clip(self.name, x, channels=C, size=S)
         N, _, T, H, W = x.shape
         frames = x.permute(0, 2, 1, 3, 4).reshape(N * T, C, H, W)   # (N*T, C, H, W), clip-major
         feats = self.cnn(frames).reshape(N, T, -1)                   # (N, T, D)

@@ -34,7 +34,7 @@ Keys: `cnn.conv1.weight`, ..., `cnn.fc7.bias`, `fc8.weight` (Caffe layer names),
 import tensorlite.nn as nn
 
 from ._common import check_clip
-from .cnn2d import check_frame_size, frame_cnn
+from .cnn2d import frame_cnn
 from .registry import register_model
 
 POOLINGS = ('mean', 'max', 'concat')
@@ -60,8 +60,7 @@ class LateFusion(nn.Module):
 
     def forward(self, x):
         C, S = self.cnn.in_channels, self.cnn.input_size
-        check_clip(self.name, x, channels=C, frames=self.frames)
-        check_frame_size(self.name, x, S, C, self.frames)
+        check_clip(self.name, x, channels=C, frames=self.frames, size=S)
         N, _, T, H, W = x.shape
         frames = x.permute(0, 2, 1, 3, 4).reshape(N * T, C, H, W)   # (N*T, C, H, W), clip-major
         z = self.cnn.forward_features(frames).reshape(N, T, -1)      # (N, T, D)
@@ -91,8 +90,7 @@ class EarlyFusion(nn.Module):
 
     def forward(self, x):
         C, T, S = self.channels, self.frames, self.cnn.input_size
-        check_clip(self.name, x, channels=C, frames=T)
-        check_frame_size(self.name, x, S, C, T)
+        check_clip(self.name, x, channels=C, frames=T, size=S)
         N, _, _, H, W = x.shape
         stacked = x.permute(0, 2, 1, 3, 4).reshape(N, T * C, H, W)  # (N, T*C, H, W), frame-major
         return self.fc8(self.cnn(stacked))                           # (N, num_classes)

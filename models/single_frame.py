@@ -23,7 +23,7 @@ pooling, so weights move between the two unchanged.
 import tensorlite.nn as nn
 
 from ._common import check_clip
-from .cnn2d import check_frame_size, frame_cnn, pick_frame
+from .cnn2d import frame_cnn, pick_frame
 from .registry import register_model
 
 
@@ -41,8 +41,7 @@ class SingleFrame(nn.Module):
 
     def forward(self, x, frame=None):
         C, S = self.cnn.in_channels, self.cnn.input_size
-        check_clip(self.name, x, channels=C)
-        check_frame_size(self.name, x, S, C)
+        check_clip(self.name, x, channels=C, size=S)
         image = pick_frame(self.name, x, self.frame if frame is None else frame,
                            self.training)                       # (N, C, H, W)
         return self.fc8(self.cnn(image))                        # (N, D) -> (N, num_classes)

@@ -41,7 +41,7 @@ import tensorlite.nn as nn
 from tensorlite.nn import init
 
 from ._common import check_clip
-from ._transformer import DividedBlock, JointBlock, PatchEmbed, check_grid
+from ._transformer import DividedBlock, JointBlock, PatchEmbed
 from .registry import register_model
 
 ATTENTION_TYPES = ('divided', 'joint', 'space_only')
@@ -108,8 +108,7 @@ class TimeSformer(nn.Module):
             f'timesformer_{self.attention_type}'
 
     def forward(self, x):
-        check_clip(self.model_name, x, self.in_channels, self.frames)
-        check_grid(self.model_name, x, self.in_channels, self.frames, self.img_size, self.img_size)
+        check_clip(self.model_name, x, self.in_channels, self.frames, size=self.img_size)
         N, T, S, D = x.shape[0], self.frames, self.num_patches, self.embed_dim
         tokens = self.patch_embed(x)                                   # (N, T, S, D)
         tokens = tokens + self.pos_embed[:, 1:].reshape(1, 1, S, D)    # same place, every frame

@@ -36,7 +36,7 @@ import tensorlite.functional as F
 import tensorlite.nn as nn
 
 from ._common import check_clip
-from .cnn2d import check_frame_size, frame_cnn, pick_frame
+from .cnn2d import frame_cnn, pick_frame
 from .registry import register_model
 
 FUSIONS = ('mean', 'concat')
@@ -93,8 +93,7 @@ class TwoStream(nn.Module):
         """The two streams' outputs before fusion: ((N, K) spatial, (N, K) temporal), logits with
         'mean' fusion, features with 'concat'."""
         s_cnn, t_cnn = self.spatial.cnn, self.temporal.cnn
-        check_clip(self.name, rgb, channels=s_cnn.in_channels)
-        check_frame_size(self.name, rgb, s_cnn.input_size, s_cnn.in_channels)
+        check_clip(self.name, rgb, channels=s_cnn.in_channels, size=s_cnn.input_size)
         check_flow(self.name, flow, t_cnn.in_channels, t_cnn.input_size)
         image = pick_frame(self.name, rgb, self.frame if frame is None else frame,
                            self.training)                       # (N, 3, H, W)

@@ -71,7 +71,7 @@ from tensorlite.nn import init
 
 from ._common import check_clip
 from ._transformer import (FactorizedDotProductBlock, FactorizedSelfAttentionBlock, JointBlock,
-                           TubeletEmbedding, check_grid, xavier_uniform_chunks_)
+                           TubeletEmbedding, xavier_uniform_chunks_)
 from .registry import register_model
 
 VARIANTS = ('joint', 'factorized_encoder', 'factorized_self_attention', 'factorized_dot_product')
@@ -192,8 +192,7 @@ class ViViT(nn.Module):
         return f'vivit_{self.variant}'
 
     def forward(self, x):
-        check_clip(self.model_name, x, self.in_channels, self.frames)
-        check_grid(self.model_name, x, self.in_channels, self.frames, self.img_size, self.img_size)
+        check_clip(self.model_name, x, self.in_channels, self.frames, size=self.img_size)
         tokens = self.embedding(x)                                     # (N, T', S, D)
         N, T, S, D = tokens.shape
         if self.variant == 'factorized_encoder':

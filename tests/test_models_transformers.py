@@ -140,9 +140,9 @@ def test_vivit_paper_counts(name, exact):
 
 @pytest.mark.parametrize('name', ALL)
 @pytest.mark.parametrize('shape, expected', [
-    ((2, 3, 32, 32), r'\(N, 3, 16, H, W\)'),              # a batch of images, not clips
-    ((2, 1, 16, 32, 32), r'\(N, 3, 16, H, W\)'),          # wrong channels
-    ((2, 3, 8, 32, 32), r'16 frames.*\(N, 3, 16, H, W\)'),  # wrong frame count
+    ((2, 3, 32, 32), r'\(N, 3, 16, 32, 32\)'),            # a batch of images, not clips
+    ((2, 1, 16, 32, 32), r'\(N, 3, 16, 32, 32\)'),        # wrong channels
+    ((2, 3, 8, 32, 32), r'16 frames.*\(N, 3, 16, 32, 32\)'),  # wrong frame count
     ((2, 3, 16, 48, 32), r'\(N, 3, 16, 32, 32\)'),        # wrong frame size
 ])
 def test_wrong_shapes_name_the_expected_shape(name, shape, expected):
