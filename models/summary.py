@@ -23,8 +23,6 @@ filter, and does 3x the multiply-adds per output value.
 """
 import math
 
-import numpy as np
-
 import tensorlite as tl
 from tensorlite.autograd import function as _function
 
@@ -159,9 +157,3 @@ def summary(model, input_shape, dtype='float32', device='cpu'):
     total = sum(p.numel() for p in model.parameters())
     return Summary(type(model).__name__, shapes, list(rows.values()), total)
 
-
-def conv_cost(in_channels, kernel):
-    """Weights and multiply-adds per output value of one filter over `in_channels` channels with
-    `kernel` (e.g. (3, 3) or (3, 3, 3)): both are in_channels * prod(kernel)."""
-    n = in_channels * int(np.prod(kernel))
-    return n, n
