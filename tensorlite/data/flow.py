@@ -84,13 +84,13 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import warnings
 import zipfile
 
 import numpy as np
 
 from .. import backend, kernels
+from .._atomic import atomic_write
 
 #: Bump when a change to the algorithm changes its output: cached flows of other versions are
 #: not reused (the version is part of every cache key).
@@ -509,17 +509,5 @@ class FlowCache:
         return flows.astype(np.float32)
 
     def _write(self, path, key, flows):
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix='.flow-', suffix='.tmp')
-        try:
-            with os.fdopen(fd, 'wb') as f:
-                _write_npz(f, {'flows': flows, 'key': np.array(key)},
-                           self.compress)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        with atomic_write(path) as tmp, open(tmp, 'wb') as f:
+            _write_npz(f, {'flows': flows, 'key': np.array(key)}, self.compress)

@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .._atomic import atomic_write
+
 __all__ = ['VideoReadError', 'VideoInfo', 'read_video', 'video_info', 'write_video',
            'VIDEO_EXTENSIONS', 'IMAGE_EXTENSIONS', 'FOLDER_FPS']
 
@@ -526,14 +528,6 @@ def _as_frames(frames):
     return np.ascontiguousarray(arr)
 
 
-def _temp_sibling(path, suffix):
-    """A fresh temporary name in the same directory as `path` (so os.replace is atomic)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix=suffix, dir=directory)
-    os.close(fd)
-    return tmp
-
-
 def _write_ffmpeg(tmp, frames, fps, ext, crf):
     codec, options = _ENCODERS[ext]
     t, h, w, _ = frames.shape
@@ -608,17 +602,11 @@ def write_video(path, frames, fps, crf=18):
     if ext != '.gif' and ext not in _ENCODERS:
         raise ValueError(f"cannot write {path!r}: unknown video extension {ext!r}; expected one of "
                          f"{sorted(list(_ENCODERS) + ['.gif'])} or a folder path ending with '/'")
-    tmp = _temp_sibling(path, ext)
-    try:
+    with atomic_write(path, suffix=ext) as tmp:     # the extension picks ffmpeg's muxer
         if ext == '.gif':
             _write_gif(tmp, frames, fps)
         else:
             _write_ffmpeg(tmp, frames, fps, ext, crf)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return path
 
 
