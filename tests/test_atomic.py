@@ -28,3 +28,18 @@ def test_failure_keeps_the_old_file_and_removes_the_temporary(tmp_path):
             raise RuntimeError('disk full')
     assert target.read_bytes() == b'old'
     assert sorted(p.name for p in tmp_path.iterdir()) == ['out.bin']
+
+
+def test_next_write_removes_dead_writers_leftovers_only(tmp_path):
+    target = tmp_path / 'out.bin'
+    dead = tmp_path / '.out.bin.999999999.abcdefgh.tmp'         # no such process
+    live = tmp_path / f'.out.bin.{os.getpid()}.abcdefgh.tmp'    # this process: a write under way
+    other = tmp_path / '.other.bin.999999999.abcdefgh.tmp'      # another target's
+    for p in (dead, live, other):
+        p.write_bytes(b'x')
+    with atomic_write(str(target)) as tmp:
+        with open(tmp, 'wb') as f:
+            f.write(b'new')
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(['out.bin', live.name, other.name])
+

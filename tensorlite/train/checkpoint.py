@@ -1,0 +1,392 @@
+"""Checkpoints: everything a training run needs to resume, in one `.npz` file.
+
+    save_checkpoint('run/last.npz', model, optimizer, scheduler, epoch=k,
+                    rng_state=capture_rng_state(), config={'lr': 0.1, 'size': (112, 112)})
+    info = load_checkpoint('run/last.npz', model, optimizer, scheduler)
+    restore_rng_state(info['rng_state'])
+    start_epoch = info['epoch'] + 1
+
+The file format
+---------------
+A checkpoint is a NumPy `.npz` archive (an uncompressed zip of `.npy` files) holding
+
+* every array of the run as its own entry: the model's state dict, the optimizer's and the
+  scheduler's state arrays, the random generators' state arrays, and arrays found in `config` or
+  `extra`.  Entry names are readable labels such as ``model/layer1.0.conv1.weight`` or
+  ``optimizer/state/0/exp_avg``; nothing relies on them but the metadata below;
+* one reserved entry, ``__checkpoint__``: a 1-D uint8 array of the UTF-8 bytes of a JSON document,
+  the metadata.  It records the format (``"format": "tensorlite-checkpoint"``, ``"version": 1``),
+  the tensorlite version that wrote it, and the nested structure of every saved value with each
+  array replaced by a reference ``{"__array__": "<entry name>"}``.
+
+Keeping the metadata inside the archive makes the checkpoint one file, so one `os.replace` makes
+all of it appear at once.  The JSON encodes what JSON itself cannot say with tagged objects:
+
+* ``{"__array__": name}`` an array (with ``"scalar": true``: a NumPy scalar such as
+  ``np.float32(1)``);
+* ``{"__dict__": [[key, value], ...]}`` a dict with a key that is not a string (optimizer state
+  is keyed by parameter index, ``{0: {...}}``) or a string key starting with ``"__"``; other
+  dicts are plain JSON objects.  Key order is kept; an OrderedDict comes back as a dict;
+* ``{"__tuple__": [...]}`` a tuple, so tuples come back as tuples and lists as lists;
+* ``{"__float__": "nan" | "inf" | "-inf"}`` a non-finite float;
+* ``{"__int__": "<decimal>"}`` an int beyond 2**53 in magnitude (a random generator's 128-bit
+  state), which JSON readers other than Python's would round.
+
+A value that is none of array, Tensor, number, string, bool, None, list, tuple or dict (a set, a
+function, an object array) cannot be stored without pickle and is refused when saving, with its
+place in the structure named.  Tensors are stored as arrays and come back as NumPy arrays, which
+`Module.load_state_dict` accepts.
+
+Safety
+------
+Writing is atomic: the archive is written to a temporary file beside the target
+(``.<name>.<pid>.<random>.tmp``), flushed and fsync'ed, then `os.replace`d onto the target; on any
+error the temporary file is removed, and a process killed mid-save leaves the previous checkpoint
+intact.  Such a killed save leaves its temporary file behind; the next save to the same path
+removes leftovers whose writing process no longer runs.  Loading reads only the path it is given,
+never a temporary file.
+
+Loading uses ``np.load(..., allow_pickle=False)``: a checkpoint can hold data, never code.  A file
+that is missing raises FileNotFoundError; one that is not a zip archive, is truncated or damaged,
+is an `.npz` without checkpoint metadata, has a newer format version, or does not match the model,
+optimizer or scheduler it is loaded into raises `CheckpointError`, whose message names the file and
+the problem (for a model: the missing, unexpected and shape-mismatched keys).
+"""
+import json
+import math
+import os
+import random as _python_random
+import re
+import zipfile
+import zlib
+
+import numpy as np
+
+from .. import backend
+from .._atomic import atomic_write
+from ..autograd.tensor import Tensor
+
+FORMAT_NAME = 'tensorlite-checkpoint'
+FORMAT_VERSION = 1
+METADATA_KEY = '__checkpoint__'
+TEMP_SUFFIX = '.tmp'
+
+_SECTIONS = ('model', 'optimizer', 'scheduler', 'rng_state', 'config', 'extra')
+_JSON_SAFE_INT = 2 ** 53            # doubles hold every integer up to here exactly
+_TAGS = ('__array__', '__dict__', '__tuple__', '__float__', '__int__')
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be read, or does not fit what it is being loaded into.
+    The message starts with the file's path."""
+
+
+# ---- encoding a nested value into JSON + arrays -------------------------------------------------
+
+class _Encoder:
+    """Turns a nested value into a JSON-able structure, collecting its arrays in `self.arrays`
+    (entry name -> ndarray) as it goes."""
+
+    def __init__(self):
+        self.arrays = {}
+
+    def encode(self, value, where):
+        """`where` is the list of keys leading to `value`, for entry names and error messages."""
+        if isinstance(value, np.generic):     # first: np.float64 and np.str_ subclass float, str
+            ref = self._array(np.asarray(value), where)
+            ref['scalar'] = True
+            return ref
+        if value is None or isinstance(value, (bool, str)):
+            return value
+        if isinstance(value, int):
+            return value if abs(value) <= _JSON_SAFE_INT else {'__int__': str(value)}
+        if isinstance(value, float):
+            if math.isfinite(value):
+                return value
+            return {'__float__': 'nan' if math.isnan(value) else ('inf' if value > 0 else '-inf')}
+        if isinstance(value, Tensor):
+            return self._array(backend.as_numpy(value.data), where)
+        if isinstance(value, np.ndarray) or backend.is_cupy_array(value):
+            return self._array(backend.as_numpy(value), where)
+        if isinstance(value, tuple):
+            return {'__tuple__': [self.encode(v, where + [i]) for i, v in enumerate(value)]}
+        if isinstance(value, list):
+            return [self.encode(v, where + [i]) for i, v in enumerate(value)]
+        if isinstance(value, dict):
+            if all(isinstance(k, str) and not k.startswith('__') for k in value):
+                return {k: self.encode(v, where + [k]) for k, v in value.items()}
+            for k in value:
+                if not (k is None or isinstance(k, (bool, int, float, str, tuple, np.generic))):
+                    raise TypeError(f"{_describe(where)} has a key of type {type(k).__name__} "
+                                    f"({k!r}); a checkpoint stores keys that are str, int, float, "
+                                    "bool, None or tuples of those")
+            return {'__dict__': [[self.encode(k, where + ['key']), self.encode(v, where + [k])]
+                                 for k, v in value.items()]}
+        raise TypeError(f"{_describe(where)} is a {type(value).__name__}; a checkpoint stores "
+                        "arrays, Tensors, numbers, strings, bools, None and lists, tuples and "
+                        "dicts of those (anything else would need pickle)")
+
+    def _array(self, array, where):
+        if array.dtype.hasobject:
+            raise TypeError(f"{_describe(where)} is an array of dtype {array.dtype}, which holds "
+                            "Python objects; a checkpoint is loaded with allow_pickle=False and "
+                            "stores only numeric, bool and string arrays")
+        label = '/'.join(re.sub(r'[^A-Za-z0-9._-]', '_', str(part)) for part in where)
+        name, n = label, 1
+        while name in self.arrays:           # labels can collide after sanitizing: keep them apart
+            n += 1
+            name = f"{label}~{n}"
+        self.arrays[name] = array
+        return {'__array__': name}
+
+
+def _describe(where):
+    """['optimizer', 'state', 0, 'exp_avg'] -> "optimizer['state'][0]['exp_avg']"."""
+    return str(where[0]) + ''.join(f"[{part!r}]" for part in where[1:])
+
+
+class _Decoder:
+    """The inverse of _Encoder, over the arrays read from the file."""
+
+    def __init__(self, path, arrays):
+        self.path, self.arrays, self.used = path, arrays, set()
+
+    def decode(self, value):
+        if isinstance(value, list):
+            return [self.decode(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        tag = next((t for t in _TAGS if t in value), None)
+        if tag is None:
+            if any(k.startswith('__') for k in value):
+                raise CheckpointError(f"{self.path}: the metadata holds an unknown tag among "
+                                      f"{sorted(value)}: it was written by another program or "
+                                      "a newer tensorlite")
+            return {k: self.decode(v) for k, v in value.items()}
+        body = value[tag]
+        if tag == '__array__':
+            if body not in self.arrays:
+                raise CheckpointError(f"{self.path}: the metadata refers to the array '{body}', "
+                                      "which the file does not hold")
+            self.used.add(body)
+            array = self.arrays[body]
+            return array[()] if value.get('scalar') else array
+        if tag == '__dict__':
+            return {self.decode(k): self.decode(v) for k, v in body}
+        if tag == '__tuple__':
+            return tuple(self.decode(v) for v in body)
+        if tag == '__float__':
+            return float(body)
+        return int(body)                      # '__int__'
+
+
+# ---- writing ------------------------------------------------------------------------------------
+
+def save_checkpoint(path, model=None, optimizer=None, scheduler=None, epoch=None, rng_state=None,
+                    config=None, extra=None):
+    """Write one checkpoint file at `path` (conventionally ending in '.npz'), atomically.
+
+    `model`, `optimizer` and `scheduler` are objects with `state_dict()` (a tensorlite Module, an
+    optimizer or scheduler of tensorlite.optim) or state dicts themselves; their state dicts may
+    nest dicts, lists and tuples of arrays, Tensors, numbers, strings, bools and None.  `epoch` is
+    the last finished epoch, `rng_state` what `capture_rng_state()` returned, `config` the run's
+    settings and `extra` anything else of the same kinds (best accuracy, history).
+
+    Everything is converted before the file is touched, so an unstorable value raises TypeError
+    and leaves the previous checkpoint as it was.  Returns `path`."""
+    path = os.fspath(path)
+    sections = {'model': _state_of(model, 'model'), 'optimizer': _state_of(optimizer, 'optimizer'),
+                'scheduler': _state_of(scheduler, 'scheduler'), 'rng_state': rng_state,
+                'config': config, 'extra': extra}
+    if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer))):
+        raise TypeError(f"epoch must be an int or None, got {epoch!r}")
+    encoder = _Encoder()
+    metadata = {'format': FORMAT_NAME, 'version': FORMAT_VERSION,
+                'tensorlite_version': _tensorlite_version(),
+                'epoch': None if epoch is None else int(epoch)}
+    for name in _SECTIONS:
+        metadata[name] = encoder.encode(sections[name], [name])
+    text = json.dumps(metadata, allow_nan=False, ensure_ascii=False)
+    entries = {METADATA_KEY: np.frombuffer(text.encode('utf-8'), dtype=np.uint8)}
+    entries.update(encoder.arrays)
+    _write_atomically(path, entries)
+    return path
+
+
+def _state_of(obj, name):
+    if obj is None or isinstance(obj, dict):
+        return obj
+    if not callable(getattr(obj, 'state_dict', None)):
+        raise TypeError(f"{name} must have a state_dict() method or be a dict, "
+                        f"got {type(obj).__name__}")
+    return obj.state_dict()
+
+
+def _tensorlite_version():
+    from .. import __version__
+    return __version__
+
+
+def _write_atomically(path, entries):
+    """Write `entries` (name -> ndarray) as an .npz through tensorlite._atomic.atomic_write:
+    readers see the old checkpoint or the new one, never a half-written one."""
+    with atomic_write(path, suffix=TEMP_SUFFIX) as tmp, open(tmp, 'wb') as f:
+        with zipfile.ZipFile(f, 'w', compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for name, array in entries.items():
+                with zf.open(name + '.npy', 'w', force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
+
+
+# ---- reading ------------------------------------------------------------------------------------
+
+def load_checkpoint(path, model=None, optimizer=None, scheduler=None, strict=True):
+    """Read the checkpoint at `path` and load its states into the objects given.
+
+    `model`, `optimizer` and `scheduler` receive `load_state_dict(state)` (the model with
+    `strict=strict`).  With strict=True, an object whose state the checkpoint lacks is an error;
+    with strict=False it is left as it is, and a model may load with missing or unexpected keys
+    (shapes must still match).  Every problem raises `CheckpointError` naming the file.  The
+    objects are loaded in the order model, optimizer, scheduler, after the whole file was read and
+    checked.  The global random generators are not touched: pass `rng_state` to
+    `restore_rng_state` to resume them.
+
+    Returns a dict with 'epoch', 'config', 'extra', 'rng_state', 'format_version' and
+    'tensorlite_version' (the one that wrote the file); 'model', 'optimizer' and 'scheduler' with
+    the stored state (None if none was stored) for each of them that was not loaded into an
+    object; and 'incompatible_keys', the model's (missing_keys, unexpected_keys), when a model was
+    loaded."""
+    path = os.fspath(path)
+    metadata, arrays = _read(path)
+    decoder = _Decoder(path, arrays)
+    sections = {name: decoder.decode(metadata.get(name)) for name in _SECTIONS}
+    unused = sorted(set(arrays) - decoder.used)
+    if unused:
+        raise CheckpointError(f"{path}: the file holds arrays its metadata does not describe: "
+                              f"{', '.join(unused)}")
+
+    result = {'epoch': metadata.get('epoch'), 'config': sections['config'],
+              'extra': sections['extra'], 'rng_state': sections['rng_state'],
+              'format_version': metadata['version'],
+              'tensorlite_version': metadata.get('tensorlite_version')}
+    for name, obj in (('model', model), ('optimizer', optimizer), ('scheduler', scheduler)):
+        state = sections[name]
+        if obj is None:
+            result[name] = state
+            continue
+        if state is None:
+            if strict:
+                raise CheckpointError(f"{path}: a {name} was given to load into, but the "
+                                      f"checkpoint holds no {name} state")
+            continue
+        try:
+            if name == 'model':
+                outcome = obj.load_state_dict(state, strict=strict)
+            else:
+                obj.load_state_dict(state)
+        except Exception as error:
+            raise CheckpointError(f"{path}: the {name} state does not fit the "
+                                  f"{type(obj).__name__} given: {error}") from error
+        if name == 'model':
+            result['incompatible_keys'] = outcome
+    return result
+
+
+def _read(path):
+    """(metadata dict, {entry name: ndarray}) of the file, every entry read and checked."""
+    with open(path, 'rb') as f:              # a missing file raises FileNotFoundError as is
+        magic = f.read(4)
+        if magic not in (b'PK\x03\x04', b'PK\x05\x06'):
+            raise CheckpointError(f"{path}: not a checkpoint: an .npz (zip) file starts with "
+                                  f"b'PK\\x03\\x04', this one with {magic!r}")
+        f.seek(0)
+        try:
+            with np.load(f, allow_pickle=False) as npz:
+                names = list(npz.files)
+                if METADATA_KEY not in names:
+                    raise CheckpointError(
+                        f"{path}: not a tensorlite checkpoint: an .npz without the "
+                        f"'{METADATA_KEY}' metadata entry (it holds "
+                        f"{', '.join(names) or 'nothing'})")
+                arrays = {}
+                for name in names:
+                    try:
+                        arrays[name] = npz[name]
+                    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile,
+                            zlib.error) as error:
+                        raise CheckpointError(f"{path}: the entry '{name}' cannot be read "
+                                              f"(damaged or truncated file?): {error}") from error
+        except CheckpointError:
+            raise
+        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
+            raise CheckpointError(f"{path}: not a readable .npz archive (damaged or truncated "
+                                  f"file?): {error}") from error
+    raw = arrays.pop(METADATA_KEY)
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise CheckpointError(f"{path}: the '{METADATA_KEY}' entry must be a 1-D uint8 array of "
+                              f"JSON text, got dtype {raw.dtype} and shape {raw.shape}")
+    try:
+        metadata = json.loads(raw.tobytes().decode('utf-8'))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path}: the checkpoint metadata is not valid UTF-8 JSON: "
+                              f"{error}") from error
+    if not isinstance(metadata, dict) or metadata.get('format') != FORMAT_NAME:
+        found = metadata.get('format') if isinstance(metadata, dict) else type(metadata).__name__
+        raise CheckpointError(f"{path}: the metadata's format is {found!r}, expected "
+                              f"'{FORMAT_NAME}'")
+    version = metadata.get('version')
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{path}: the metadata's format version is {version!r}, expected a "
+                              "positive integer")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: written in checkpoint format version {version}; this "
+                              f"tensorlite reads versions up to {FORMAT_VERSION}: upgrade it")
+    return metadata, arrays
+
+
+# ---- random generator states --------------------------------------------------------------------
+
+def capture_rng_state():
+    """The state of every random generator a training run draws from, as a dict to pass to
+    `save_checkpoint(rng_state=...)` and later to `restore_rng_state`:
+
+    'tensorlite'   tensorlite.random's generator (rand, randn, dropout, initializers, the
+                   DataLoader's default seed);
+    'data_sampler' tensorlite.data's module generator (samplers and transforms called outside a
+                   DataLoader; inside one, each sample gets a generator seeded from the loader's
+                   seed, epoch and index, so the loader needs only its seed and epoch);
+    'numpy'        NumPy's global generator (np.random.*);
+    'python'       Python's `random` module."""
+    from .. import random as tl_random
+    from ..data import samplers
+    version, internal, gauss_next = _python_random.getstate()
+    return {'tensorlite': tl_random.get_rng_state(),
+            'data_sampler': samplers.sample_generator().bit_generator.state,
+            'numpy': np.random.get_state(legacy=False),
+            'python': {'version': version, 'internal_state': np.asarray(internal, dtype=np.int64),
+                       'gauss_next': gauss_next}}
+
+
+def restore_rng_state(state):
+    """Put every generator back in the state `capture_rng_state()` recorded (as saved and loaded
+    by a checkpoint); afterwards they draw exactly the numbers they drew after the capture.
+    Generators missing from `state` are left as they are."""
+    from .. import random as tl_random
+    from ..data import samplers
+    if not isinstance(state, dict):
+        raise TypeError(f"restore_rng_state expects the dict capture_rng_state() returns, "
+                        f"got {type(state).__name__}")
+    unknown = sorted(set(state) - {'tensorlite', 'data_sampler', 'numpy', 'python'})
+    if unknown:
+        raise ValueError(f"restore_rng_state: unknown generators {unknown}; expected 'tensorlite', "
+                         "'data_sampler', 'numpy' and 'python'")
+    if 'tensorlite' in state:
+        tl_random.set_rng_state(state['tensorlite'])
+    if 'data_sampler' in state:
+        samplers.sample_generator().bit_generator.state = state['data_sampler']
+    if 'numpy' in state:
+        np.random.set_state(state['numpy'])
+    if 'python' in state:
+        py = state['python']
+        _python_random.setstate((int(py['version']),
+                                 tuple(int(x) for x in np.asarray(py['internal_state'])),
+                                 py['gauss_next']))
