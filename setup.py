@@ -2,7 +2,7 @@ from setuptools import setup
 
 packages = ['tensorlite', 'tensorlite.autograd', 'tensorlite.functional', 'tensorlite.kernels',
             'tensorlite.kernels.cpu', 'tensorlite.kernels.cuda', 'tensorlite.nn', 'tensorlite.data',
-            'tensorlite.train', 'tensorlite.models']
+            'tensorlite.optim', 'tensorlite.train', 'tensorlite.models']
 
 setup(
     name='tensorlite',

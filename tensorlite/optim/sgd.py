@@ -1,0 +1,52 @@
+"""Stochastic gradient descent, with momentum, Nesterov momentum and weight decay, as
+`torch.optim.SGD` computes it."""
+from .optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    """For each parameter p with gradient g, one step computes
+
+        g = -g                                     if maximize
+        g = g + weight_decay * p                   (L2 penalty, folded into the gradient)
+        b = g                                      on the first step (momentum != 0)
+        b = momentum * b + (1 - dampening) * g     afterwards
+        g = g + momentum * b   if nesterov,   else   g = b
+        p = p - lr * g
+
+    State per parameter (only with momentum): 'momentum_buffer', an array like p.
+    """
+
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False,
+                 *, maximize=False):
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr} (expected >= 0)")
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum} (expected >= 0)")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay} (expected >= 0)")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening "
+                             f"(got momentum={momentum}, dampening={dampening})")
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _update_group(self, group):
+        lr, momentum, dampening = group['lr'], group['momentum'], group['dampening']
+        weight_decay, nesterov = group['weight_decay'], group['nesterov']
+        maximize = group['maximize']
+        for p, grad in self._params_with_grad(group):
+            d_p = -grad if maximize else grad
+            if weight_decay != 0:
+                d_p = d_p + weight_decay * p.data
+            if momentum != 0:
+                state = self.state[p]
+                buf = state.get('momentum_buffer')
+                if buf is None:
+                    # the first buffer is the gradient itself, undamped (PyTorch's choice)
+                    buf = state['momentum_buffer'] = d_p.copy()
+                else:
+                    buf *= momentum
+                    buf += (1 - dampening) * d_p
+                d_p = d_p + momentum * buf if nesterov else buf
+            p.sub_(lr * d_p)
