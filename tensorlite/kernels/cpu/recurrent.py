@@ -17,8 +17,8 @@ region leaves OpenMP worker threads spinning after it returns, and they slow the
 GEMM two to three times on this 2-core machine -- far more than the few hundred microseconds a
 step's pointwise work takes on one core.
 
-Why exp and not tanh: Numba compiles math.tanh to a scalar libm call (about 18 ns a value here)
-while math.exp costs about 3.5 ns (float32), so sigmoid(x) = 1 / (1 + exp(-x)) and
+Why exp and not tanh: Numba compiles math.tanh to a scalar libm call about five times slower
+than math.exp (float32; benchmarks/bench_exp.py), so sigmoid(x) = 1 / (1 + exp(-x)) and
 tanh(x) = 1 - 2 / (exp(2x) + 1).  Both are safe at the extremes: exp overflows to inf and the
 quotient goes to 0, giving exactly 0, 1 or -1, never NaN.  The constants are passed in the array's
 dtype so that float32 stays float32 (a float64 literal would promote every operation).
