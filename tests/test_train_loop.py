@@ -1,0 +1,315 @@
+"""fit / evaluate / temporal_diagnostic: exact resume, seeded reproducibility, the history files,
+batch unpacking, multi-view averaging and the reversed/shuffled-frames diagnostic."""
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+import tensorlite as tl
+import tensorlite.functional as F
+import tensorlite.nn as nn
+import tensorlite.optim as optim
+from tensorlite.data import DataLoader, SyntheticActions
+from tensorlite.train.loop import (HISTORY_FIELDS, _frame_permutation, evaluate, fit,
+                                   temporal_diagnostic, unpack_batch)
+
+
+def tiny_model(num_classes=6, dropout=0.0):
+    return nn.Sequential(nn.Conv3d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool3d(1),
+                         nn.Flatten(), nn.Dropout(dropout), nn.Linear(4, num_classes))
+
+
+def scene_data():
+    return SyntheticActions('scene', 32, num_frames=4, size=16, seed=0)
+
+
+def run(epochs, checkpoint_dir=None, resume=False, init_seed=0, fit_seed=None, dropout=0.0):
+    """A fresh model, optimizer, scheduler and loaders, as a new process would build them."""
+    tl.manual_seed(init_seed)
+    model = tiny_model(dropout=dropout)
+    optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    train = DataLoader(scene_data(), batch_size=8, shuffle=True, seed=3)
+    val = DataLoader(scene_data(), batch_size=16)
+    history = fit(model, train, val, optimizer=optimizer, scheduler=scheduler, epochs=epochs,
+                  checkpoint_dir=checkpoint_dir, resume=resume, progress=False, seed=fit_seed)
+    return model, history
+
+
+def weights(model):
+    return {k: v.numpy().copy() for k, v in model.state_dict().items()}
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+
+
+# ---- the training loop ---------------------------------------------------------------------------
+
+def test_resumed_run_ends_with_exactly_the_weights_of_an_uninterrupted_run(tmp_path):
+    straight, straight_history = run(3, fit_seed=1, dropout=0.25)
+    run(1, checkpoint_dir=tmp_path, fit_seed=1, dropout=0.25)          # "interrupted" after epoch 0
+    # a new model initialised differently: everything must come from the checkpoint
+    resumed, resumed_history = run(3, checkpoint_dir=tmp_path, resume=True, init_seed=99,
+                                   fit_seed=1, dropout=0.25)
+    assert_same_weights(weights(straight), weights(resumed))
+    assert [h['epoch'] for h in resumed_history] == [0, 1, 2]
+    for a, b in zip(straight_history, resumed_history):
+        for key in ('train_loss', 'train_accuracy', 'val_loss', 'val_accuracy', 'lr'):
+            assert a[key] == b[key], key
+
+
+def test_resuming_with_a_differently_seeded_loader_warns(tmp_path):
+    run(1, checkpoint_dir=tmp_path)
+    train = DataLoader(scene_data(), batch_size=8, shuffle=True, seed=4)
+    model = tiny_model()
+    optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    with pytest.warns(UserWarning, match='seeded 3'):
+        fit(model, train, optimizer=optimizer, scheduler=scheduler, epochs=2,
+            checkpoint_dir=tmp_path, resume=True, progress=False)
+
+
+def test_resume_without_checkpoint_starts_fresh_and_resume_needs_a_directory(tmp_path):
+    fresh, _ = run(1)
+    resumed, history = run(1, checkpoint_dir=tmp_path / 'empty', resume=True)
+    assert_same_weights(weights(fresh), weights(resumed))
+    assert len(history) == 1 and (tmp_path / 'empty' / 'last.npz').exists()
+    with pytest.raises(ValueError, match='checkpoint_dir'):
+        fit(tiny_model(), DataLoader(scene_data(), 8), epochs=1, resume=True, progress=False)
+
+
+def test_a_seeded_run_repeats_bit_for_bit_and_the_seed_matters():
+    first, first_history = run(2, fit_seed=5, dropout=0.5)
+    second, second_history = run(2, fit_seed=5, dropout=0.5)
+    other, other_history = run(2, fit_seed=6, dropout=0.5)          # dropout masks differ
+    assert_same_weights(weights(first), weights(second))
+    assert [h['train_loss'] for h in first_history] == [h['train_loss'] for h in second_history]
+    assert [h['train_loss'] for h in first_history] != [h['train_loss'] for h in other_history]
+
+
+def test_history_fields_and_files(tmp_path):
+    _, history = run(2, checkpoint_dir=tmp_path)
+    assert [sorted(h) for h in history] == [sorted(HISTORY_FIELDS)] * 2
+    assert [h['lr'] for h in history] == [0.1, 0.05]                  # StepLR halves per epoch
+    for h in history:
+        assert 0 <= h['train_accuracy'] <= 1 and 0 <= h['val_accuracy'] <= 1
+        assert h['seconds'] > 0 and h['clips_per_second'] > 0
+    with open(tmp_path / 'history.csv', newline='') as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r['train_loss']) for r in rows] == [h['train_loss'] for h in history]
+    assert list(rows[0]) == list(HISTORY_FIELDS)
+    assert json.loads((tmp_path / 'history.json').read_text()) == history
+
+
+def test_history_path_and_nonfinite_losses(tmp_path):
+    from tensorlite.train.loop import write_history
+    history = [{'epoch': 0, 'train_loss': math.nan, 'train_accuracy': None, 'val_loss': None,
+                'val_accuracy': None, 'lr': 0.1, 'seconds': 1.0, 'clips_per_second': 2.0}]
+    csv_path, json_path = write_history(history, tmp_path / 'sub' / 'run.json')
+    assert csv_path.endswith('run.csv') and json_path.endswith('run.json')
+    assert json.loads(open(json_path).read())[0]['train_loss'] is None
+    assert open(csv_path).read().splitlines()[1].startswith('0,nan,,,,0.1')
+
+
+def test_gradient_clipping_is_applied_between_backward_and_step():
+    tl.manual_seed(0)
+    model = tiny_model()
+    before = weights(model)
+    optimizer = optim.SGD(model.parameters(), lr=1.0)
+    fit(model, DataLoader(scene_data(), batch_size=8), optimizer=optimizer, epochs=1,
+        clip_grad_norm=1e-6, progress=False)
+    moved = np.sqrt(sum(np.sum((before[k] - v) ** 2) for k, v in weights(model).items()))
+    assert 0 < moved <= 4 * 1e-6 * (1 + 1e-3)                        # 4 steps of norm <= 1e-6
+
+
+class TwoInputs(nn.Module):
+    """A two-stream-like model: model(rgb, extra) with the label last in the batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.rgb = nn.Linear(3, 2)
+        self.extra = nn.Linear(1, 2)
+
+    def forward(self, rgb, extra):
+        return self.rgb(rgb.mean(dim=(2, 3, 4))) + self.extra(extra)
+
+
+def test_batches_unpack_as_inputs_then_target():
+    rng = np.random.default_rng(0)
+    data = [(rng.random((3, 2, 4, 4), dtype=np.float32), rng.random(1, dtype=np.float32), i % 2)
+            for i in range(8)]
+    history = fit(TwoInputs(), DataLoader(data, batch_size=4), DataLoader(data, batch_size=4),
+                  epochs=1, progress=False)          # the default optimizer, SGD
+    assert history[0]['val_accuracy'] is not None
+    inputs, target = unpack_batch(('a', 'b', 'label'))
+    assert inputs == ('a', 'b') and target == 'label'
+    for bad in (tl.zeros(3), ('only one',), {'clip': 1, 'label': 0}):
+        with pytest.raises(TypeError, match='target'):
+            unpack_batch(bad)
+
+
+def test_progress_bars_print_only_when_asked(capsys):
+    tl.manual_seed(0)
+    fit(tiny_model(), DataLoader(scene_data(), batch_size=16), epochs=1, progress=False)
+    captured = capsys.readouterr()
+    assert captured.out == '' and captured.err == ''
+    fit(tiny_model(), DataLoader(scene_data(), batch_size=16), epochs=1, progress=True, log_every=1)
+    captured = capsys.readouterr()
+    assert 'epoch 1/1' in captured.out + captured.err and 'clips/s' in captured.out + captured.err
+
+
+# ---- evaluation ----------------------------------------------------------------------------------
+
+class FixedScores(nn.Module):
+    """Scores read from the clip: logits = clip[:, 0, 0, 0, :C] (so a test chooses them)."""
+
+    def __init__(self, num_classes):
+        super().__init__()
+        self.num_classes = num_classes
+        self.unused = nn.Linear(1, 1)
+
+    def forward(self, clip):
+        return clip[:, 0, 0, 0, :self.num_classes]
+
+
+def clips_with_scores(scores):
+    """(..., C) scores -> clips (..., 1, 1, 1, C) that FixedScores turns back into them."""
+    return np.ascontiguousarray(np.asarray(scores, np.float32)[..., None, None, None, :])
+
+
+def test_evaluate_matches_the_metrics_on_known_scores():
+    rng = np.random.default_rng(1)
+    scores = rng.standard_normal((10, 6)).astype(np.float32)
+    labels = np.array([0, 1, 2, 3, 4, 5, 0, 1, 2, 3])
+    data = list(zip(clips_with_scores(scores), labels.tolist()))
+    result = evaluate(FixedScores(6), DataLoader(data, batch_size=4))
+    assert result['top1'] == np.mean(scores.argmax(1) == labels)
+    top5 = np.mean([label in np.argsort(-s)[:5] for s, label in zip(scores, labels)])
+    assert result['top5'] == top5
+    expected_cm = np.zeros((6, 6), np.int64)
+    for s, label in zip(scores, labels):
+        expected_cm[label, s.argmax()] += 1
+    assert np.array_equal(result['confusion_matrix'], expected_cm)
+    recalls = [expected_cm[c, c] / expected_cm[c].sum() for c in range(6)]
+    assert result['mean_class_accuracy'] == pytest.approx(np.mean(recalls))
+    log_probs = scores - np.log(np.exp(scores).sum(1, keepdims=True))
+    assert result['loss'] == pytest.approx(-log_probs[np.arange(10), labels].mean(), rel=1e-5)
+    assert result['num_samples'] == 10
+    three = evaluate(FixedScores(3), DataLoader(list(zip(clips_with_scores(scores[:, :3]),
+                                                         (labels % 3).tolist())), batch_size=4))
+    assert 'top5' not in three and 'top1' in three                   # 5 > 3 classes
+
+
+def test_multi_view_batches_average_probabilities_over_views():
+    # two videos, three views each; view scores chosen so that averaging probabilities and
+    # averaging logits disagree on the first video
+    views = np.array([[[3.0, 0.0], [0.0, 1.0], [0.0, 1.0]],
+                      [[0.0, 2.0], [0.0, 2.0], [0.0, 2.0]]], np.float32)      # (N, K, C)
+    labels = [1, 1]
+    data = list(zip(clips_with_scores(views), labels))                         # (K, 1, 1, 1, C)
+    batch_clips = DataLoader(data, batch_size=2)
+    result = evaluate(FixedScores(2), batch_clips, topk=(1,))
+    probs = np.exp(views) / np.exp(views).sum(2, keepdims=True)
+    fused = probs.mean(1)                                                       # (N, C)
+    assert fused[0].argmax() == 1 and views[0].mean(0).argmax() == 0           # the cases differ
+    assert result['top1'] == 1.0
+    assert result['loss'] == pytest.approx(-np.log(fused[[0, 1], labels]).mean(), rel=1e-5)
+
+
+def test_multi_view_inputs_must_agree_on_the_number_of_views():
+    class Two(nn.Module):
+        def forward(self, a, b):
+            return a[:, 0, 0, 0, :2] + b
+
+    data = [(np.zeros((3, 1, 1, 1, 2), np.float32), np.zeros((2, 2), np.float32), 0)]
+    with pytest.raises(ValueError, match='3 views'):
+        evaluate(Two(), DataLoader(data, batch_size=1))
+
+
+def test_evaluate_restores_the_training_mode():
+    model = tiny_model()
+    model.train()
+    evaluate(model, DataLoader(scene_data(), batch_size=16))
+    assert model.training
+    model.eval()
+    evaluate(model, DataLoader(scene_data(), batch_size=16))
+    assert not model.training
+
+
+# ---- the temporal diagnostic ---------------------------------------------------------------------
+
+class BrighteningDetector(nn.Module):
+    """Class 1 if the last frame is brighter than the first, else class 0: uses time."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = nn.Linear(1, 1)
+
+    def forward(self, clip):
+        d = (clip[:, :, -1] - clip[:, :, 0]).mean(dim=(1, 2, 3)).reshape(-1, 1)   # (N, 1)
+        return F.cat([-d, d], dim=1)
+
+
+class MeanBrightness(nn.Module):
+    """Class 1 if the clip is bright on average: blind to the order of frames."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = nn.Linear(1, 1)
+
+    def forward(self, clip):
+        m = clip.mean(dim=(1, 2, 3, 4)).reshape(-1, 1) - 0.5
+        return F.cat([-m, m], dim=1)
+
+
+def ramp_clips(n=16, frames=6):
+    """Clips whose brightness ramps up (label 1) or down (label 0) over time, bright or dark."""
+    data = []
+    for i in range(n):
+        ramp = np.linspace(0.1, 0.4, frames) + (0.5 if i % 4 < 2 else 0.0)
+        if i % 2 == 0:
+            ramp = ramp[::-1]
+        clip = np.broadcast_to(ramp[None, :, None, None], (3, frames, 2, 2)).astype(np.float32)
+        data.append((np.ascontiguousarray(clip), i % 2))
+    return data
+
+
+def test_temporal_diagnostic_separates_a_model_that_uses_time_from_one_that_does_not():
+    loader = DataLoader(ramp_clips(), batch_size=5)
+    uses_time = temporal_diagnostic(BrighteningDetector(), loader)
+    assert uses_time['accuracy'] == 1.0 and uses_time['reversed_accuracy'] == 0.0
+    assert uses_time['shuffled_accuracy'] < 1.0
+    assert uses_time['chance'] == 0.5 and uses_time['num_samples'] == 16
+
+    brightness = [(clip, int(i % 4 < 2)) for i, (clip, _) in enumerate(ramp_clips())]
+    blind = temporal_diagnostic(MeanBrightness(), DataLoader(brightness, batch_size=5))
+    assert blind['accuracy'] == blind['reversed_accuracy'] == blind['shuffled_accuracy'] == 1.0
+
+
+def test_shuffled_frames_use_a_fixed_non_identity_permutation_per_clip():
+    loader = DataLoader(ramp_clips(), batch_size=3)
+    first = temporal_diagnostic(BrighteningDetector(), loader, seed=7)
+    again = temporal_diagnostic(BrighteningDetector(), loader, seed=7)
+    assert first == again
+    for clip_index in range(50):
+        order = _frame_permutation(7, clip_index, 2)
+        assert list(order) == [1, 0]                    # the only non-identity order of 2 frames
+    assert sorted(_frame_permutation(0, 3, 8)) == list(range(8))
+
+
+@pytest.mark.parametrize('name', ['single_frame', 'late_fusion', 'early_fusion', 'cnn_lstm_mean',
+                                  'timesformer_joint'])
+def test_the_same_loop_trains_every_kind_of_model(name):
+    from tensorlite.models import build_model
+    data = SyntheticActions('order', 4, seed=0)
+    tl.manual_seed(0)
+    model = build_model(name, num_classes=data.num_classes)
+    before = weights(model)
+    history = fit(model, DataLoader(data, batch_size=2), epochs=1, progress=False)
+    assert math.isfinite(history[0]['train_loss'])
+    assert any(not np.array_equal(before[k], v) for k, v in weights(model).items())
