@@ -60,7 +60,7 @@ from ..autograd.tensor import Tensor
 from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .metrics import accuracy, average_clip_scores, confusion_matrix, mean_class_accuracy
 
-__all__ = ['fit', 'evaluate', 'temporal_diagnostic', 'unpack_batch', 'HISTORY_FIELDS']
+__all__ = ['fit', 'evaluate', 'temporal_diagnostic', 'unpack_batch', 'write_history', 'HISTORY_FIELDS']
 
 # the columns of the history, in the order of the CSV file
 HISTORY_FIELDS = ('epoch', 'train_loss', 'train_accuracy', 'val_loss', 'val_accuracy', 'lr',
