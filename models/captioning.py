@@ -1,0 +1,221 @@
+"""captioning: video captioning with a clip encoder and an LSTM decoder (S2VT / "sequence to
+sequence" in its simplest form).
+
+    clip (N, 3, T, H, W) -> frames (N*T, 3, H, W) -> small 2D CNN -> (N, T, D) per-frame features
+        -> encoder nn.LSTM over the T frames -> its last hidden state (N, E): the clip feature
+        -> two Linear + tanh -> (h_0, c_0) of the decoder
+    tokens (N, L) = <bos> w_1 ... -> Embedding -> decoder nn.LSTM from (h_0, c_0) -> (N, L, hidden)
+        -> Linear -> logits (N, L, vocab_size); logits[:, t] predict tokens[:, t + 1]
+
+Why an LSTM over the frames rather than the mean of the frame features: a caption says what
+happened first and what then ("a red square moves left then a blue circle appears"); a mean over
+time would lose the order, and a single frame would lose the motion.  The decoder sees the clip only
+through its initial state (the simplest choice); it reads its own previous words, so step t's
+logits depend on tokens 0..t alone (causal), which is what teacher forcing needs.
+
+Training is teacher forcing: the decoder reads the reference caption shifted right (it starts with
+<bos>) and `caption_loss` is the cross entropy of each next token, <pad> positions ignored.  At test
+time `greedy_decode` feeds back its own argmax; `beam_search` keeps the beam_size best partial
+captions by total log-probability.  Both use only the model's `init_state(clip)` and
+`step(tokens, state)`, so any decoder with those two methods can be searched.
+
+This model is not in the model registry: the registry holds classifiers (clip -> class logits), and
+this one maps (clip, tokens) to per-step vocabulary logits.
+"""
+import numpy as np
+
+import tensorlite as tl
+import tensorlite.functional as F
+import tensorlite.nn as nn
+
+from ._common import check_clip
+
+__all__ = ['CaptioningModel', 'FrameLSTMEncoder', 'caption_loss', 'greedy_decode', 'beam_search']
+
+
+class FrameLSTMEncoder(nn.Module):
+    """A small per-frame 2D CNN, then an LSTM over the frames.
+
+    forward(x): x (N, C, T, H, W) -> (clip feature (N, out_dim), frame features (N, T, frame_dim)).
+    The CNN is two 3x3 conv + ReLU + 2x2 max-pool stages, an adaptive average pool to 4 x 4 (it
+    keeps where things are, which a motion needs) and a Linear to frame_dim; the clip feature is
+    the LSTM's last hidden state, so it depends on the order of the frames."""
+
+    def __init__(self, in_channels=3, width=16, frame_dim=64, hidden_size=64):
+        super().__init__()
+        self.in_channels, self.frame_dim, self.out_dim = in_channels, frame_dim, hidden_size
+        self.conv1 = nn.Conv2d(in_channels, width, 3, padding=1)
+        self.conv2 = nn.Conv2d(width, 2 * width, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.grid = nn.AdaptiveAvgPool2d(4)
+        self.fc = nn.Linear(2 * width * 16, frame_dim)
+        self.lstm = nn.LSTM(frame_dim, hidden_size, batch_first=True)
+
+    def forward(self, x):
+        check_clip('captioning encoder', x, channels=self.in_channels, min_size=4)
+        N, C, T, H, W = x.shape
+        frames = x.permute(0, 2, 1, 3, 4).reshape(N * T, C, H, W)       # (N*T, C, H, W)
+        y = self.pool(F.relu(self.conv1(frames)))
+        y = self.pool(F.relu(self.conv2(y)))
+        y = self.grid(y).reshape(N * T, -1)                             # (N*T, 2w * 16)
+        feats = F.relu(self.fc(y)).reshape(N, T, self.frame_dim)        # (N, T, frame_dim)
+        out, _ = self.lstm(feats)                                       # (N, T, hidden)
+        return out[:, -1], feats
+
+
+class CaptioningModel(nn.Module):
+    """A clip encoder and an LSTM decoder initialised from the clip feature.
+
+    CaptioningModel(vocab_size, embed_dim=32, hidden_size=64, encoder=None, pad_index=0)
+      encoder: None for a FrameLSTMEncoder (width 16, frame_dim 64, hidden 64), or any Module
+        with an `out_dim` attribute whose forward(clip) returns the clip feature (N, out_dim)
+        (or a tuple whose first element it is).
+    forward(clip, tokens): clip (N, C, T, H, W), tokens int64 (N, L) starting with <bos> ->
+        logits (N, L, vocab_size), logits[:, t] scoring the token at t + 1 (teacher forcing).
+    init_state(clip) -> (h, c), each (N, hidden_size); step(tokens (N,), (h, c)) ->
+        (log-probabilities (N, vocab_size), (h', c')): one decoding step, for the searches.
+    Keys: encoder.*, init_h.*, init_c.*, embed.weight, decoder.weight_ih_l0 ... (nn.LSTM's),
+    out.weight, out.bias."""
+
+    def __init__(self, vocab_size, embed_dim=32, hidden_size=64, encoder=None, pad_index=0):
+        super().__init__()
+        self.vocab_size, self.hidden_size = vocab_size, hidden_size
+        self.encoder = FrameLSTMEncoder() if encoder is None else encoder
+        if not hasattr(self.encoder, 'out_dim'):
+            raise TypeError(f"CaptioningModel: the encoder must have an `out_dim` attribute (the "
+                            f"size of its clip feature), got {type(self.encoder).__name__}")
+        self.init_h = nn.Linear(self.encoder.out_dim, hidden_size)
+        self.init_c = nn.Linear(self.encoder.out_dim, hidden_size)
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_index)
+        self.decoder = nn.LSTM(embed_dim, hidden_size, batch_first=True)
+        self.out = nn.Linear(hidden_size, vocab_size)
+
+    def encode(self, clip):
+        """clip (N, C, T, H, W) -> clip feature (N, encoder.out_dim)."""
+        feature = self.encoder(clip)
+        return feature[0] if isinstance(feature, tuple) else feature
+
+    def init_state(self, clip):
+        """The decoder's initial (h, c), each (N, hidden_size), from the clip feature."""
+        feature = self.encode(clip)
+        return F.tanh(self.init_h(feature)), F.tanh(self.init_c(feature))
+
+    def _check_tokens(self, tokens, n):
+        t = tokens.data if isinstance(tokens, tl.Tensor) else np.asarray(tokens)
+        if t.ndim != 2 or t.shape[0] != n or t.dtype.kind not in 'iu':
+            raise ValueError(f"CaptioningModel: tokens must be int (N, L) = ({n}, L), got dtype "
+                             f"{t.dtype} and shape {tuple(t.shape)}")
+        if t.size and (t.min() < 0 or t.max() >= self.vocab_size):
+            raise ValueError(f"CaptioningModel: token ids must be in 0..{self.vocab_size - 1}, "
+                             f"got {int(t.min())}..{int(t.max())}")
+        return tl.Tensor(t.astype(np.int64))
+
+    def forward(self, clip, tokens):
+        h, c = self.init_state(clip)
+        tokens = self._check_tokens(tokens, clip.shape[0])
+        x = self.embed(tokens)                                              # (N, L, embed)
+        out, _ = self.decoder(x, (h.unsqueeze(0), c.unsqueeze(0)))          # (N, L, hidden)
+        return self.out(out)                                                # (N, L, vocab)
+
+    def step(self, tokens, state):
+        """One decoding step: tokens (N,) (the previous words) and state (h, c) each (N, hidden)
+        -> (log-probabilities (N, vocab_size), the new (h, c))."""
+        h, c = state
+        tokens = self._check_tokens(np.asarray(tokens).reshape(-1, 1), h.shape[0])
+        x = self.embed(tokens)                                              # (N, 1, embed)
+        out, (h, c) = self.decoder(x, (h.unsqueeze(0), c.unsqueeze(0)))     # (N, 1, hidden)
+        logits = self.out(out[:, 0])                                        # (N, vocab)
+        return F.log_softmax(logits, 1), (h[0], c[0])
+
+
+def caption_loss(logits, tokens, pad_index=0):
+    """Teacher-forcing cross entropy: logits (N, L, V) from forward(clip, tokens), tokens (N, L).
+    The target of position t is tokens[:, t + 1]; the last position has no target, and <pad>
+    targets are ignored (ignore_index), so the mean is over the real next tokens (<eos>
+    included)."""
+    t = tokens.data if isinstance(tokens, tl.Tensor) else np.asarray(tokens)
+    if logits.ndim != 3 or tuple(logits.shape[:2]) != tuple(t.shape):
+        raise ValueError(f"caption_loss: logits (N, L, V) must match tokens (N, L), got logits "
+                         f"{tuple(logits.shape)} and tokens {tuple(t.shape)}")
+    N, L, V = logits.shape
+    if L < 2:
+        raise ValueError(f"caption_loss: need at least 2 tokens (<bos> and one target), got L={L}")
+    scores = logits[:, :-1].reshape(N * (L - 1), V)                         # (N*(L-1), V)
+    targets = t[:, 1:].reshape(-1).astype(np.int64)                          # (N*(L-1),)
+    return F.cross_entropy(scores, targets, ignore_index=pad_index)
+
+
+def _log_probs(x):
+    return np.asarray(x.data if isinstance(x, tl.Tensor) else x, np.float64)
+
+
+def greedy_decode(model, clip, bos, eos, max_len):
+    """At each step feed back the most probable token (ties: the lowest id).  Returns, for each of
+    the N clips, the list of generated token ids, <bos> not included, stopped at and including
+    <eos> (or after max_len tokens if <eos> never came).  No gradient is recorded."""
+    with tl.no_grad():
+        state = model.init_state(clip)
+        N = clip.shape[0]
+        prev = np.full(N, bos, np.int64)
+        out, done = [[] for _ in range(N)], np.zeros(N, bool)
+        for _ in range(max_len):
+            logp, state = model.step(prev, state)
+            prev = _log_probs(logp).argmax(1).astype(np.int64)
+            for n in np.flatnonzero(~done):
+                out[n].append(int(prev[n]))
+            done |= prev == eos
+            if done.all():
+                break
+    return out
+
+
+def beam_search(model, clip, bos, eos, max_len, beam_size=3, length_penalty=0.0):
+    """Beam search, one clip at a time: returns for each of the N clips the best token id list
+    (<bos> not included, ending with <eos> unless max_len tokens came without one).
+
+    A partial caption y_1..y_k is scored by the sum of its log-probabilities,
+    log p(y_1..y_k | clip) = sum_i log p(y_i | y_<i, clip).  At each step every live caption is
+    extended by every token, and the beam_size best extensions (by that sum; ties: the earlier
+    caption, then the lower id) are kept; those that end in <eos> are finished and leave the beam,
+    the others stay live.  The search stops when no caption is live or after max_len steps, and
+    the winner among the finished captions (and the live ones, if max_len cut them) is the one with
+    the best sum / length ** length_penalty, length counting <eos>: length_penalty=0 is the plain
+    sum (which favours short captions), 1 the mean log-probability per token.
+    With beam_size=1 and length_penalty=0 this is greedy_decode.  No gradient is recorded."""
+    if beam_size < 1:
+        raise ValueError(f"beam_search: beam_size must be >= 1, got {beam_size}")
+    if max_len < 1:
+        raise ValueError(f"beam_search: max_len must be >= 1, got {max_len}")
+    results = []
+    with tl.no_grad():
+        for n in range(clip.shape[0]):
+            state = model.init_state(clip[n:n + 1])
+            beams, scores = [[]], np.zeros(1)               # live captions and their sums
+            finished = []                                    # (tokens, sum)
+            for _ in range(max_len):
+                prev = np.array([b[-1] if b else bos for b in beams], np.int64)
+                logp, state = model.step(prev, state)
+                total = scores[:, None] + _log_probs(logp)   # (beams, V)
+                V = total.shape[1]
+                order = np.argsort(-total.reshape(-1), kind='stable')[:beam_size]
+                keep, new_beams, new_scores = [], [], []
+                for flat in order:
+                    parent, token = divmod(int(flat), V)
+                    caption = beams[parent] + [token]
+                    if token == eos:
+                        finished.append((caption, float(total[parent, token])))
+                    else:
+                        keep.append(parent)
+                        new_beams.append(caption)
+                        new_scores.append(total[parent, token])
+                if not new_beams:
+                    break
+                # the surviving captions carry their parents' decoder states
+                index = np.array(keep, np.int64)
+                state = tuple(s[index] for s in state)
+                beams, scores = new_beams, np.array(new_scores)
+            else:
+                finished.extend(zip(beams, scores.tolist()))  # cut by max_len, still live
+            best = max(finished, key=lambda cs: cs[1] / len(cs[0]) ** length_penalty)
+            results.append(best[0])
+    return results
