@@ -12,8 +12,12 @@ this process's own high-water mark), reset just before the step by writing 5 to
 /proc/self/clear_refs.  Where /proc is missing, ru_maxrss.  Run it in a fresh subprocess that
 imports only one library, so the two sides do not share an allocator's cached memory.
 """
+import json
+import os
 import resource
 import statistics
+import subprocess
+import sys
 import time
 
 
@@ -58,3 +62,13 @@ def peak_added_mib(step):
         step()
         peak, how = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 'ru_maxrss'
     return {'added_mib': peak - before, 'peak_mib': peak, 'baseline_mib': before, 'how': how}
+
+
+def memory_in_subprocess(script, *args):
+    """Run `python script --measure-memory *args` in a fresh process (which prints the JSON of
+    peak_added_mib as its last line) and return that dict."""
+    out = subprocess.run([sys.executable, script, '--measure-memory', *map(str, args)],
+                         capture_output=True, text=True, check=True,
+                         env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+

@@ -23,10 +23,7 @@ tensorlite/functional/conv.py).
 """
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 
 import numpy as np
 
@@ -114,10 +111,7 @@ def measure_memory(side, case):
 
 
 def memory_of(side, case):
-    out = subprocess.run([sys.executable, __file__, '--measure-memory', side, str(case)],
-                         capture_output=True, text=True, check=True,
-                         env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return _timing.memory_in_subprocess(__file__, side, case)
 
 
 def run(args):

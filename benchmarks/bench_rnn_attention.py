@@ -24,9 +24,6 @@ several tile sizes.
 """
 import argparse
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 
@@ -133,7 +130,6 @@ def paths(args):
         med = _timing.interleaved_medians(cases, args.repeats, pause=0.05)
         for label, t in med.items():
             print(f"{str(shape):18s} {label:20s} {t * 1e3:9.1f} ms", flush=True)
-        del xs
 
 
 def measure_memory(side, case):
@@ -145,10 +141,7 @@ def measure_memory(side, case):
 
 
 def memory_of(side, case):
-    out = subprocess.run([sys.executable, __file__, '--measure-memory', side, case],
-                         capture_output=True, text=True, check=True,
-                         env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return _timing.memory_in_subprocess(__file__, side, case)
 
 
 def run(args):
