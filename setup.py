@@ -17,10 +17,11 @@ setup(
     package_dir={'tensorlite.models': 'models'},
     install_requires=['numpy>=1.24', 'numba>=0.59', 'imageio>=2.31', 'imageio-ffmpeg>=0.4.9', 'pillow>=9',
                       'tqdm>=4.60'],
+    entry_points={'console_scripts': ['tensorlite = tensorlite.cli:main']},
     extras_require={
-        'test': ['pytest>=7', 'hypothesis>=6.80'],
+        'test': ['pytest>=7', 'hypothesis>=6.80', 'matplotlib>=3.7'],
         'gpu': ['cupy-cuda12x'],
-        'plot': ['matplotlib'],
+        'plot': ['matplotlib>=3.7'],
         'bench': ['torch==2.13.0', 'opencv-python-headless'],
     },
 )

@@ -27,6 +27,7 @@ def atomic_write(path, suffix='.tmp'):
     base = os.path.basename(path)
     fd, tmp = tempfile.mkstemp(prefix=f'.{base}.{os.getpid()}.', suffix=suffix, dir=directory)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())    # mkstemp makes 0600; give what open() would have given
     try:
         yield tmp
         _fsync(tmp)
@@ -37,6 +38,12 @@ def atomic_write(path, suffix='.tmp'):
         raise
     _fsync(directory)
     remove_dead_leftovers(directory, base, suffix)
+
+
+def _umask():
+    mask = os.umask(0)                  # the only way to read it is to set it: set it back at once
+    os.umask(mask)
+    return mask
 
 
 def _fsync(path):

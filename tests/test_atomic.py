@@ -43,3 +43,16 @@ def test_next_write_removes_dead_writers_leftovers_only(tmp_path):
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == sorted(['out.bin', live.name, other.name])
 
+
+
+def test_written_file_gets_the_umask_permissions_not_mkstemps_0600(tmp_path):
+    import stat
+    old = os.umask(0o022)
+    try:
+        target = tmp_path / 'out.bin'
+        with atomic_write(str(target)) as tmp:
+            with open(tmp, 'wb') as f:
+                f.write(b'x')
+        assert stat.S_IMODE(os.stat(target).st_mode) == 0o644
+    finally:
+        os.umask(old)

@@ -1,0 +1,577 @@
+"""Figures of a run, written as PNG files: learning curves, confusion matrices, attention maps,
+optical flow and the temporal diagnostic of several models side by side.
+
+    from tensorlite import plots
+    history = fit(model, train, val, optimizer=opt, epochs=10)
+    plots.plot_history(history, 'runs/c3d/curves.png')
+    plots.plot_confusion_matrix(evaluate(model, val)['confusion_matrix'], 'runs/c3d/confusion.png',
+                                class_names=train.dataset.classes)
+    _, weights = mha(x, x, x, average_attn_weights=False)        # (N, heads, L, S)
+    plots.plot_attention(weights[0], 'attn.png')                  # one panel per head
+    plots.plot_attention(weights[0, :, 0], 'cls.png', grid=(T, h, w), frame=clip)   # the class
+        # token's attention over T x h x w patches: a row of T heat maps per head, over the frames
+    plots.plot_flow(D.clip_flows(clip), 'flow.png', frames=clip)
+    plots.plot_compare(records, 'compare.png')                    # temporal_diagnostic of models
+
+matplotlib is an optional extra (`pip install -e ".[plot]"`); it is imported when a function is
+called, and without it every function raises an ImportError saying how to install it.  Figures are
+drawn on a `matplotlib.figure.Figure` with its own Agg canvas, never through pyplot, so nothing
+here touches pyplot's global state (its current figure, its backend, open windows): safe in
+scripts, threads and notebooks alike.
+
+Every function takes NumPy arrays or tensorlite Tensors (CuPy arrays and CUDA tensors are copied
+to the host), checks its input, renders the PNG into memory and then writes it with
+`atomic_write` (a reader sees the old file or the new one, never half of one; a failure while
+drawing leaves an existing file untouched).  The path must end in '.png'; missing parent folders
+are created.  Each returns the path it wrote, as given.
+"""
+import io
+import math
+import os
+
+import numpy as np
+
+from . import backend
+from ._atomic import atomic_write
+from .autograd.tensor import Tensor
+
+__all__ = ['plot_history', 'plot_confusion_matrix', 'plot_attention', 'plot_flow', 'plot_compare',
+           'MATPLOTLIB_MISSING']
+
+MATPLOTLIB_MISSING = 'plots need matplotlib: pip install -e ".[plot]"'
+DPI = 100
+HISTORY_KEYS = ('epoch', 'train_loss', 'train_accuracy', 'val_loss', 'val_accuracy')
+COMPARE_KEYS = ('model', 'family', 'accuracy', 'reversed_accuracy', 'shuffled_accuracy', 'chance')
+COMPARE_BARS = (('accuracy', 'in order'), ('reversed_accuracy', 'reversed'),
+                ('shuffled_accuracy', 'shuffled'))
+FAMILY_ORDER = ('scene', 'motion', 'order')     # the synthetic families, panels in this order
+MAX_ANNOTATED_CLASSES = 30                      # beyond this a confusion matrix's cells get no text
+MAX_ATTENTION_PANELS = 64                       # more heat maps than this in one figure: a mistake
+
+
+# ---- shared plumbing ----------------------------------------------------------------------------
+
+def _matplotlib():
+    """(Figure, FigureCanvasAgg), or the ImportError that says how to install matplotlib."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as err:
+        raise ImportError(MATPLOTLIB_MISSING) from err
+    return Figure, FigureCanvasAgg
+
+
+def _new_figure(width, height):
+    """A constrained-layout Figure of width x height inches on its own Agg canvas (no pyplot)."""
+    Figure, FigureCanvasAgg = _matplotlib()
+    fig = Figure(figsize=(width, height), dpi=DPI, layout='constrained')
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _check_path(path, fn):
+    try:
+        text = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"{fn}: path must be a str or os.PathLike ending in '.png', "
+                        f"got {type(path).__name__}") from None
+    if not isinstance(text, str) or not text.lower().endswith('.png'):
+        raise ValueError(f"{fn}: path must end in '.png' (the file is a PNG), got {text!r}")
+    return text
+
+
+def _save(fig, path):
+    """Render `fig` to PNG bytes in memory, then write them atomically to `path`."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format='png', dpi=DPI)
+    text = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(text))
+    os.makedirs(directory, exist_ok=True)
+    with atomic_write(text, suffix='.png') as tmp:
+        with open(tmp, 'wb') as f:
+            f.write(buffer.getvalue())
+    return path
+
+
+def _as_array(x, name, fn):
+    """A Tensor, NumPy or CuPy array, or nested list -> a NumPy array of real numbers."""
+    if isinstance(x, Tensor):
+        x = x.data
+    try:
+        array = backend.as_numpy(x)
+    except Exception as err:                  # a ragged list, an object numpy cannot take
+        raise TypeError(f"{fn}: {name} must be an array or Tensor of numbers, "
+                        f"got {type(x).__name__}") from err
+    if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.integer)
+                                       or np.issubdtype(array.dtype, np.floating)):
+        raise TypeError(f"{fn}: {name} must hold integers or floats, got dtype {array.dtype}")
+    return array
+
+
+def _as_image(frames, name, fn):
+    """(..., H, W, 3) or (..., H, W) frames, uint8 [0, 255] or float [0, 1] -> float [0, 1] RGB."""
+    frames = _as_array(frames, name, fn)
+    if frames.dtype == np.uint8:
+        frames = frames.astype(np.float32) / 255.0
+    elif np.issubdtype(frames.dtype, np.floating):
+        frames = np.clip(np.nan_to_num(frames.astype(np.float32)), 0.0, 1.0)
+    else:
+        raise TypeError(f"{fn}: {name} must be uint8 (0..255) or float (0..1), "
+                        f"got dtype {frames.dtype}")
+    return frames
+
+
+def _number(value):
+    """A history or record value -> float, None and non-finite values -> NaN (a gap in a line)."""
+    if value is None:
+        return math.nan
+    value = float(value)
+    return value if math.isfinite(value) else math.nan
+
+
+# ---- learning curves ----------------------------------------------------------------------------
+
+def plot_history(history, path):
+    """Learning curves from `tensorlite.train.fit`'s history: a loss panel (train and validation
+    loss, with the learning rate on a second axis when the rows have 'lr') and an accuracy panel
+    (train and validation top-1).
+
+    history: a list of dicts, one per epoch, each with the keys epoch, train_loss,
+    train_accuracy, val_loss, val_accuracy (and optionally lr); a value may be None (no
+    validation loader, no class-index target), which leaves a gap.  Returns `path`.
+    """
+    fn = 'plot_history'
+    _check_path(path, fn)
+    _matplotlib()
+    if isinstance(history, dict) or not isinstance(history, (list, tuple)):
+        raise TypeError(f"{fn}: history must be a list of dicts (fit's history), "
+                        f"got {type(history).__name__}")
+    if not history:
+        raise ValueError(f"{fn}: history is empty: there is no epoch to plot")
+    for i, row in enumerate(history):
+        if not isinstance(row, dict):
+            raise TypeError(f"{fn}: history[{i}] must be a dict, got {type(row).__name__}")
+        missing = [k for k in HISTORY_KEYS if k not in row]
+        if missing:
+            raise ValueError(f"{fn}: history[{i}] lacks the key(s) {missing}; it has "
+                             f"{sorted(row)}, and every row needs {list(HISTORY_KEYS)}")
+    try:
+        series = {k: np.array([_number(row[k]) for row in history]) for k in HISTORY_KEYS}
+        lr = np.array([_number(row.get('lr')) for row in history])
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{fn}: history values must be numbers or None ({err})") from None
+    epochs = series['epoch']
+    if np.isnan(epochs).any():
+        raise ValueError(f"{fn}: every row needs a numeric epoch, got "
+                         f"{[row['epoch'] for row in history]}")
+
+    fig = _new_figure(10, 4)
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    # markers as well as lines: a run of one epoch, or one between two gaps, is still visible
+    for ax, kind in ((loss_ax, 'loss'), (acc_ax, 'accuracy')):
+        drawn = False
+        for split, colour in (('train', 'tab:blue'), ('val', 'tab:orange')):
+            values = series[f'{split}_{kind}']
+            if not np.isnan(values).all():
+                ax.plot(epochs, values, marker='o', markersize=3, color=colour,
+                        label='train' if split == 'train' else 'validation')
+                drawn = True
+        ax.set_xlabel('epoch')
+        ax.set_ylabel(kind)
+        ax.set_title(kind)
+        ax.grid(True, alpha=0.3)
+        if drawn:
+            ax.legend(loc='best', fontsize=8)
+        else:
+            ax.text(0.5, 0.5, f'no {kind} recorded', ha='center', va='center',
+                    transform=ax.transAxes, color='gray')
+    acc_values = np.concatenate([series['train_accuracy'], series['val_accuracy']])
+    acc_values = acc_values[~np.isnan(acc_values)]
+    if acc_values.size and acc_values.min() >= 0 and acc_values.max() <= 1:
+        acc_ax.set_ylim(-0.02, 1.02)              # accuracies are fractions: show the whole range
+    if not np.isnan(lr).all():
+        lr_ax = loss_ax.twinx()
+        lr_ax.plot(epochs, lr, color='gray', linestyle=':', drawstyle='steps-post', label='lr')
+        rates = lr[~np.isnan(lr)]
+        if rates.min() > 0 and rates.max() / rates.min() > 10:
+            lr_ax.set_yscale('log')               # a step schedule spans decades
+        lr_ax.set_ylabel('learning rate', color='gray')
+        lr_ax.tick_params(axis='y', colors='gray')
+    return _save(fig, path)
+
+
+# ---- confusion matrix ---------------------------------------------------------------------------
+
+def plot_confusion_matrix(matrix, path, class_names=None, normalize=True):
+    """A (K, K) confusion matrix of counts (rows = true class, columns = predicted, as
+    `tensorlite.train.confusion_matrix` and `evaluate(...)['confusion_matrix']` give it) as a heat
+    map with every cell annotated (for K <= 30).
+
+    normalize=True divides each row by its total, so a cell is the fraction of that true class
+    predicted as that column (a class with no sample keeps a row of zeros) and the cell shows
+    the fraction with the count beneath it; normalize=False colours and annotates the counts.
+    class_names: K labels for the axes, default 0..K-1.  The title gives the overall accuracy
+    (trace / total).  Returns `path`.
+    """
+    fn = 'plot_confusion_matrix'
+    _check_path(path, fn)
+    _matplotlib()
+    counts = _as_array(matrix, 'matrix', fn).astype(np.float64)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or counts.shape[0] == 0:
+        raise ValueError(f"{fn}: matrix must be square (K, K) with K >= 1 (rows = true class), "
+                         f"got shape {counts.shape}")
+    if not np.isfinite(counts).all() or (counts < 0).any():
+        raise ValueError(f"{fn}: matrix must hold finite counts >= 0, got min {np.nanmin(counts)} "
+                         f"and {int((~np.isfinite(counts)).sum())} non-finite value(s)")
+    K = counts.shape[0]
+    if class_names is None:
+        names = [str(k) for k in range(K)]
+    else:
+        if isinstance(class_names, str):
+            raise TypeError(f"{fn}: class_names must be a sequence of {K} names, got a str")
+        names = [str(n) for n in class_names]
+        if len(names) != K:
+            raise ValueError(f"{fn}: class_names must have one name per class: K = {K}, "
+                             f"got {len(names)} names")
+    totals = counts.sum(axis=1, keepdims=True)
+    shown = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0) \
+        if normalize else counts
+    vmax = 1.0 if normalize else max(float(shown.max()), 1.0)
+
+    side = min(max(4.0, 0.55 * K + 2.0), 20.0)
+    fig = _new_figure(side + 1.0, side)
+    ax = fig.subplots()
+    image = ax.imshow(shown, cmap='Blues', vmin=0.0, vmax=vmax, interpolation='nearest')
+    fig.colorbar(image, ax=ax, label='fraction of the true class' if normalize else 'count',
+                 shrink=0.8)
+    ax.set_xticks(range(K), names, rotation=45 if K > 4 else 0, ha='right' if K > 4 else 'center')
+    ax.set_yticks(range(K), names)
+    ax.set_xlabel('predicted class')
+    ax.set_ylabel('true class')
+    total = counts.sum()
+    accuracy = np.trace(counts) / total if total else math.nan
+    ax.set_title(f'confusion matrix ({int(total)} samples, accuracy {accuracy:.3f})'
+                 if total else 'confusion matrix (no samples)')
+    if K <= MAX_ANNOTATED_CLASSES:
+        fontsize = 9 if K <= 10 else 7 if K <= 20 else 5
+        for i in range(K):
+            for j in range(K):
+                value = shown[i, j]
+                count = int(round(counts[i, j]))
+                text = (f'{value:.2f}\n({count})' if K <= 10 else f'{value:.2f}') \
+                    if normalize else f'{count}'
+                # dark text on light cells, white on dark ones
+                colour = 'white' if value > 0.6 * vmax else 'black'
+                ax.text(j, i, text, ha='center', va='center', color=colour, fontsize=fontsize)
+    return _save(fig, path)
+
+
+# ---- attention ----------------------------------------------------------------------------------
+
+def plot_attention(weights, path, frame=None, grid=None, title=None):
+    """Attention maps.
+
+    Without `grid`: weights (L, S) -- queries by keys, as `nn.MultiheadAttention` returns them
+    for one clip (index out the batch) -- is one heat map; (heads, L, S) one heat map per head.
+
+    With grid=(T, h, w): the keys are T x h x w patch tokens in that (time, row, column) order,
+    optionally preceded by one class token (S = T*h*w + 1, the class token first, as
+    TimeSformer and tensorlite's space-time layers place it; its weight is printed in the row's
+    label).  weights is one query's attention (S,), several queries' (L, S) or per head
+    (heads, L, S); each query (of each head) becomes one row of T heat maps of h x w, one per
+    frame, on one colour scale per row.  `frame` -- (T', H, W, 3) or (T', H, W) frames, uint8 or
+    float in [0, 1], with T' a multiple of T (a tubelet of T'/T frames per token shows its first
+    frame) -- puts the frames under the heat maps, each upsampled to H x W.  A figure is limited
+    to 64 panels: index out the queries or heads you want.  Returns `path`.
+    """
+    fn = 'plot_attention'
+    _check_path(path, fn)
+    _matplotlib()
+    w = _as_array(weights, 'weights', fn).astype(np.float64)
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"{fn}: title must be a str or None, got {type(title).__name__}")
+    if grid is None:
+        if frame is not None:
+            raise ValueError(f"{fn}: frame needs grid=(T, h, w) to place the keys on the frames")
+        if w.ndim not in (2, 3) or 0 in w.shape:
+            raise ValueError(f"{fn}: weights must be (L, S) or (heads, L, S) without grid "
+                             f"(index out the batch dimension), got shape {w.shape}")
+        return _plot_attention_matrix(w, path, title)
+    return _plot_attention_grid(w, path, frame, grid, title, fn)
+
+
+def _plot_attention_matrix(w, path, title):
+    maps = w[None] if w.ndim == 2 else w                            # (heads, L, S)
+    heads, L, S = maps.shape
+    if heads > MAX_ATTENTION_PANELS:
+        raise ValueError(f"plot_attention: {heads} heads is more than the {MAX_ATTENTION_PANELS} "
+                         f"panels a figure holds; index out the heads you want")
+    columns = min(heads, 4)
+    rows = -(-heads // columns)
+    # a panel's shape follows the matrix's (within bounds), so a 1 x 196 map is not a square
+    aspect = min(max(L / S, 0.25), 4.0)
+    panel = 3.2
+    fig = _new_figure(columns * panel + 0.8, rows * panel * aspect + 0.6)
+    axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False)).ravel()
+    finite = maps[np.isfinite(maps)]
+    vmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    for k, ax in enumerate(axes):
+        if k >= heads:
+            ax.set_visible(False)
+            continue
+        image = ax.imshow(maps[k], cmap='viridis', vmin=0.0, vmax=vmax, aspect='auto',
+                          interpolation='nearest')
+        ax.set_xlabel('key')
+        ax.set_ylabel('query')
+        if heads > 1:
+            ax.set_title(f'head {k}', fontsize=9)
+    fig.colorbar(image, ax=axes[:heads].tolist(), label='attention weight', shrink=0.8)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def _check_grid(grid, fn):
+    if (not isinstance(grid, (tuple, list)) or len(grid) != 3
+            or not all(isinstance(g, (int, np.integer)) and not isinstance(g, bool) and g > 0
+                       for g in grid)):
+        raise ValueError(f"{fn}: grid must be (T, h, w), three positive ints, got {grid!r}")
+    return tuple(int(g) for g in grid)
+
+
+def _plot_attention_grid(w, path, frame, grid, title, fn):
+    T, h, wd = _check_grid(grid, fn)
+    patches = T * h * wd
+    if w.ndim not in (1, 2, 3) or w.shape[-1] not in (patches, patches + 1):
+        raise ValueError(f"{fn}: with grid={grid!r}, weights must be (S,), (L, S) or "
+                         f"(heads, L, S) with S = T*h*w = {patches} (or {patches + 1} with a "
+                         f"class token first), got shape {w.shape}")
+    rows = w.reshape(-1, w.shape[-1])                               # (heads * L, S)
+    if rows.shape[0] == 0:
+        raise ValueError(f"{fn}: weights has no query (shape {w.shape})")
+    if rows.shape[0] * T > MAX_ATTENTION_PANELS:
+        raise ValueError(f"{fn}: {rows.shape[0]} quer(ies) x {T} frames = {rows.shape[0] * T} "
+                         f"panels, more than the {MAX_ATTENTION_PANELS} a figure holds; index out "
+                         f"the queries or heads you want (weights shape {w.shape})")
+    cls_weight = rows[:, 0] if rows.shape[1] == patches + 1 else None
+    maps = rows[:, -patches:].reshape(-1, T, h, wd)                 # (rows, T, h, w)
+    labels = [f'query {q}' for q in range(rows.shape[0])]
+    if w.ndim == 3:
+        labels = [f'head {k} query {q}' for k in range(w.shape[0]) for q in range(w.shape[1])]
+    images = None
+    if frame is not None:
+        images = _as_image(frame, 'frame', fn)
+        if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] != 3) \
+                or 0 in images.shape:
+            raise ValueError(f"{fn}: frame must be (T, H, W, 3) or (T, H, W) frames, "
+                             f"got shape {np.shape(frame)}")
+        if images.shape[0] % T:
+            raise ValueError(f"{fn}: frame has {images.shape[0]} frame(s), which is not a "
+                             f"multiple of grid's T = {T}")
+        images = images[::images.shape[0] // T]                     # first frame of each tubelet
+
+    height, width = (images.shape[1], images.shape[2]) if images is not None else (h, wd)
+    panel = 2.0
+    aspect = min(max(height / width, 0.25), 4.0)
+    fig = _new_figure(T * panel + 1.4, rows.shape[0] * panel * aspect + 0.6)
+    axes = fig.subplots(rows.shape[0], T, squeeze=False)
+    for r in range(rows.shape[0]):
+        finite = maps[r][np.isfinite(maps[r])]
+        vmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+        for t in range(T):
+            ax = axes[r, t]
+            if images is not None:
+                cmap = 'gray' if images.ndim == 3 else None
+                ax.imshow(images[t], cmap=cmap, vmin=0.0, vmax=1.0)
+                # the h x w map stretched over the frame's pixels (one block per patch), translucent
+                image = ax.imshow(maps[r, t], cmap='inferno', vmin=0.0, vmax=vmax, alpha=0.55,
+                                  extent=(-0.5, width - 0.5, height - 0.5, -0.5),
+                                  interpolation='nearest')
+            else:
+                image = ax.imshow(maps[r, t], cmap='inferno', vmin=0.0, vmax=vmax,
+                                  interpolation='nearest')
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f't = {t}', fontsize=9)
+            if t == 0:
+                label = labels[r]
+                if cls_weight is not None:
+                    label += f'\n(cls {cls_weight[r]:.3f})'
+                ax.set_ylabel(label, fontsize=8)
+        fig.colorbar(image, ax=axes[r].tolist(), shrink=0.9)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+# ---- optical flow -------------------------------------------------------------------------------
+
+def _flow_key(max_flow, size=101):
+    """The colour code itself: flow_to_color of every displacement in the disc |d| <= max_flow,
+    white outside it -- the legend of a flow panel."""
+    from .data.flow import flow_to_color
+    axis = np.linspace(-max_flow, max_flow, size)
+    u, v = np.meshgrid(axis, axis)                                   # v grows downwards, as y
+    key = flow_to_color(np.stack([u, v], axis=-1), max_flow=max_flow)
+    key[u * u + v * v > max_flow * max_flow] = 255
+    return key
+
+
+def plot_flow(flows, path, frames=None, max_flow=None):
+    """Optical flow, colour coded with `tensorlite.data.flow.flow_to_color` (hue = direction,
+    saturation = magnitude), as a strip of panels followed by the colour key.
+
+    flows: (T-1, H, W, 2) -- the flows between consecutive frames, as `D.clip_flows` gives them --
+    or one (H, W, 2).  frames: the T frames (T, H, W, 3) or (T, H, W), uint8 or float in [0, 1],
+    drawn above, each flow panel centred between the two frames it joins.  max_flow: the
+    magnitude of full saturation, in pixels; default the largest magnitude over all the flows, so
+    every panel uses the same scale.  Returns `path`.
+    """
+    from .data.flow import flow_to_color
+    fn = 'plot_flow'
+    _check_path(path, fn)
+    _matplotlib()
+    f = _as_array(flows, 'flows', fn).astype(np.float32)
+    if f.ndim == 3:
+        f = f[None]
+    if f.ndim != 4 or f.shape[-1] != 2 or 0 in f.shape:
+        raise ValueError(f"{fn}: flows must be (T-1, H, W, 2) or (H, W, 2) with (dx, dy) last, "
+                         f"got shape {np.shape(flows)}")
+    n, H, W, _ = f.shape
+    if max_flow is None:
+        magnitude = np.sqrt((f.astype(np.float64) ** 2).sum(-1))
+        finite = magnitude[np.isfinite(magnitude)]
+        max_flow = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    elif isinstance(max_flow, bool) or not isinstance(max_flow, (int, float, np.number)) \
+            or not math.isfinite(max_flow) or not max_flow > 0:
+        raise ValueError(f"{fn}: max_flow must be a finite number > 0 (pixels), got {max_flow!r}")
+    images = None
+    if frames is not None:
+        images = _as_image(frames, 'frames', fn)
+        if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] != 3):
+            raise ValueError(f"{fn}: frames must be (T, H, W, 3) or (T, H, W), "
+                             f"got shape {np.shape(frames)}")
+        if images.shape[0] != n + 1 or images.shape[1:3] != (H, W):
+            raise ValueError(f"{fn}: {n} flow(s) of {H}x{W} need {n + 1} frames of {H}x{W}, "
+                             f"got frames of shape {np.shape(frames)}")
+    colours = [flow_to_color(f[i], max_flow=max_flow) for i in range(n)]
+
+    # a grid of half-panel columns: frame t spans columns 2t..2t+1, flow t spans 2t+1..2t+2 (between
+    # its two frames), the key takes the two after the last frame
+    columns = 2 * (n + 1) + 2
+    panel = 2.0
+    aspect = min(max(H / W, 0.25), 4.0)
+    n_rows = 2 if images is not None else 1
+    fig = _new_figure((n + 2) * panel, n_rows * panel * aspect + 0.5)
+    spec = fig.add_gridspec(n_rows, columns)
+    flow_row = n_rows - 1
+    if images is not None:
+        for t in range(n + 1):
+            ax = fig.add_subplot(spec[0, 2 * t:2 * t + 2])
+            ax.imshow(images[t], cmap='gray' if images.ndim == 3 else None, vmin=0.0, vmax=1.0)
+            ax.set_title(f'frame {t}', fontsize=9)
+            ax.set_axis_off()
+    for t in range(n):
+        start = 2 * t + 1 if images is not None else 2 * t
+        ax = fig.add_subplot(spec[flow_row, start:start + 2])
+        ax.imshow(colours[t])
+        ax.set_title(f'flow {t} -> {t + 1}', fontsize=9)
+        ax.set_axis_off()
+    ax = fig.add_subplot(spec[flow_row, columns - 2:columns])
+    ax.imshow(_flow_key(max_flow), extent=(-max_flow, max_flow, max_flow, -max_flow))
+    ax.set_title(f'key: |d| <= {max_flow:.3g} px', fontsize=8)
+    ax.tick_params(labelsize=6)
+    ax.set_xlabel('dx', fontsize=7)
+    ax.set_ylabel('dy', fontsize=7)
+    return _save(fig, path)
+
+
+# ---- comparing models: the temporal diagnostic --------------------------------------------------
+
+def plot_compare(records, path):
+    """Grouped bars of `temporal_diagnostic` results for several models on several families:
+    one panel per family (scene, motion, order first, any other after, as they come), one group
+    per model (in the order they come), bars for the accuracy on clips in order, reversed and
+    shuffled, and a dashed line at chance across each group.
+
+    records: a list of dicts with the keys model, family, accuracy, reversed_accuracy,
+    shuffled_accuracy, chance -- one per (model, family); a value may be None (no bar).  A model
+    that reads the order of frames keeps its accuracy on 'scene' and drops to chance on 'order'
+    when the frames are reversed or shuffled.  Returns `path`.
+    """
+    fn = 'plot_compare'
+    _check_path(path, fn)
+    _matplotlib()
+    if isinstance(records, dict) or not isinstance(records, (list, tuple)):
+        raise TypeError(f"{fn}: records must be a list of dicts, got {type(records).__name__}")
+    if not records:
+        raise ValueError(f"{fn}: records is empty: there is nothing to compare")
+    table, models, families = {}, [], []
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise TypeError(f"{fn}: records[{i}] must be a dict, got {type(record).__name__}")
+        missing = [k for k in COMPARE_KEYS if k not in record]
+        if missing:
+            raise ValueError(f"{fn}: records[{i}] lacks the key(s) {missing}; it has "
+                             f"{sorted(record)}, and every record needs {list(COMPARE_KEYS)}")
+        model, family = str(record['model']), str(record['family'])
+        if (model, family) in table:
+            raise ValueError(f"{fn}: records[{i}] repeats model {model!r} on family {family!r}; "
+                             f"give one record per (model, family)")
+        try:
+            values = {k: _number(record[k]) for k in COMPARE_KEYS[2:]}
+        except (TypeError, ValueError):
+            raise TypeError(f"{fn}: records[{i}]: {', '.join(COMPARE_KEYS[2:])} must be numbers "
+                            f"or None, got {[record[k] for k in COMPARE_KEYS[2:]]}") from None
+        outside = {k: v for k, v in values.items() if not (math.isnan(v) or 0 <= v <= 1)}
+        if outside:
+            raise ValueError(f"{fn}: records[{i}] ({model!r} on {family!r}): accuracies and "
+                             f"chance are fractions in [0, 1], got {outside}")
+        table[model, family] = values
+        models += [model] if model not in models else []
+        families += [family] if family not in families else []
+    families = [f for f in FAMILY_ORDER if f in families] + \
+               [f for f in families if f not in FAMILY_ORDER]
+
+    bar = 0.8 / len(COMPARE_BARS)
+    width = max(3.0, 0.9 * len(models) + 1.5)
+    fig = _new_figure(width * len(families), 4.2)
+    axes = np.atleast_1d(fig.subplots(1, len(families), sharey=True, squeeze=False)).ravel()
+    colours = ('tab:blue', 'tab:orange', 'tab:green')
+    for ax, family in zip(axes, families):
+        for m, model in enumerate(models):
+            values = table.get((model, family))
+            if values is None:                                      # this model was not run here
+                ax.text(m, 0.5, 'no record', ha='center', va='center', rotation=90,
+                        color='gray', fontsize=8)
+                continue
+            for b, ((key, label), colour) in enumerate(zip(COMPARE_BARS, colours)):
+                x = m + (b - (len(COMPARE_BARS) - 1) / 2) * bar
+                value = values[key]
+                if math.isnan(value):
+                    continue
+                ax.bar(x, value, bar, color=colour,
+                       label=label if label not in ax.get_legend_handles_labels()[1] else None)
+                ax.text(x, value, f'{value:.2f}', ha='center', va='bottom', fontsize=6)
+            if not math.isnan(values['chance']):
+                ax.hlines(values['chance'], m - 0.45, m + 0.45, colors='black',
+                          linestyles='dashed', linewidth=1,
+                          label='chance' if 'chance' not in ax.get_legend_handles_labels()[1]
+                          else None)
+        ax.set_xticks(range(len(models)), models, rotation=30 if len(models) > 3 else 0,
+                      ha='right' if len(models) > 3 else 'center')
+        ax.set_xlim(-0.6, len(models) - 0.4)
+        ax.set_title(family)
+        ax.grid(True, axis='y', alpha=0.3)
+    axes[0].set_ylabel('top-1 accuracy')
+    axes[0].set_ylim(0.0, 1.08)
+    legend = {}                                         # one legend: the first of each label
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    labels = [label for _, label in COMPARE_BARS if label in legend] + \
+        (['chance'] if 'chance' in legend else [])
+    handles = [legend[label] for label in labels]
+    fig.legend(handles, labels, loc='outside lower center', ncols=len(labels), fontsize=8)
+    return _save(fig, path)
