@@ -8,209 +8,25 @@ For each op: the full-Jacobian gradcheck, the fast (random-projection) gradcheck
 that the full check saw.  Exits with status 1 if any check fails.  'n/a' under 2nd marks the ops
 whose fused backward has no second derivative and says so (NotImplementedError): the whole-sequence
 lstm/gru and the blockwise attention path.
+
+The ops and the runner live in tensorlite/gradcheck_suite.py (also `tensorlite gradcheck [WORDS]`).
 """
 import sys
-import time
 
-import numpy as np
-
-import tensorlite as tl
-import tensorlite.functional as F
-from tensorlite.functional import attention as ATT
-
-rng = np.random.default_rng(0)
-
-
-def t(*shape, low=None, away=None):
-    """A float64 leaf; `low` makes values >= low; `away` keeps values away from a kink at 0."""
-    a = rng.standard_normal(shape)
-    if low is not None:
-        a = np.abs(a) + low
-    if away is not None:
-        a = np.where(np.abs(a) < away, np.sign(a + 1e-12) * away * 2, a)
-    return tl.tensor(a, requires_grad=True)
-
-
-# fixed targets: a target drawn anew at every evaluation would make the loss a different function
-CLASSES = tl.tensor(rng.integers(0, 5, size=4))
-PROBS = F.softmax(tl.tensor(rng.standard_normal((3, 4))), 1)
-BINARY = tl.tensor(rng.random((3, 4)))
-
-
-# name -> (function, inputs); inputs are made when the table is built
-OPS = {
-    'add (broadcast)': (lambda a, b: a + b, lambda: (t(3, 1, 4), t(2, 1))),
-    'sub': (lambda a, b: a - b, lambda: (t(2, 3), t(3))),
-    'mul (broadcast)': (lambda a, b: a * b, lambda: (t(2, 3), t(1, 3))),
-    'div': (lambda a, b: a / b, lambda: (t(2, 3), t(2, 3, low=0.5))),
-    'neg': (lambda a: -a, lambda: (t(4),)),
-    'pow (tensor exponent)': (lambda a, b: a ** b, lambda: (t(2, 3, low=0.5), t(2, 3))),
-    'pow (scalar exponent)': (lambda a: a ** 2.5, lambda: (t(5, low=0.5),)),
-    'reciprocal': (F.reciprocal, lambda: (t(4, low=0.5),)),
-    'abs': (F.abs, lambda: (t(5, away=0.05),)),
-    'sqrt': (F.sqrt, lambda: (t(5, low=0.5),)),
-    'exp': (F.exp, lambda: (t(2, 3),)),
-    'log': (F.log, lambda: (t(2, 3, low=0.5),)),
-    'maximum': (F.maximum, lambda: (t(6), t(6))),
-    'minimum': (F.minimum, lambda: (t(2, 3), t(3))),
-    'clamp': (lambda a: F.clamp(a, -0.5, 0.7), lambda: (tl.tensor(np.array([-2., -0.2, 0.1, 0.4, 1.5]), requires_grad=True),)),
-    'where': (lambda a, b: tl.where(a.detach() > 0, a, b), lambda: (t(2, 4), t(4))),
-    'matmul (batched, broadcast)': (F.matmul, lambda: (t(2, 1, 3, 4), t(3, 4, 2))),
-    'matmul (vector)': (F.matmul, lambda: (t(4), t(4, 3))),
-    'einsum bij,bjk->bik': (lambda a, b: tl.einsum('bij,bjk->bik', a, b), lambda: (t(2, 3, 4), t(2, 4, 2))),
-    'einsum ii->i (diagonal)': (lambda a: tl.einsum('ii->i', a), lambda: (t(3, 3),)),
-    'einsum ...ij,...j': (lambda a, b: tl.einsum('...ij,...j', a, b), lambda: (t(2, 3, 4), t(4))),
-    'linear': (F.linear, lambda: (t(2, 3, 4), t(5, 4), t(5))),
-    'sum (dims, keepdim)': (lambda a: a.sum((0, 2), keepdim=True), lambda: (t(2, 3, 4),)),
-    'mean': (lambda a: a.mean(1), lambda: (t(2, 3, 4),)),
-    'var (unbiased)': (lambda a: a.var(1), lambda: (t(3, 4),)),
-    'std (biased)': (lambda a: a.std(0, unbiased=False), lambda: (t(4, 3),)),
-    'max (dim)': (lambda a: a.max(1).values, lambda: (t(3, 5),)),
-    'min (all)': (lambda a: a.min(), lambda: (t(3, 5),)),
-    'logsumexp': (lambda a: a.logsumexp(-1), lambda: (t(3, 5),)),
-    'reshape': (lambda a: a.reshape(4, -1), lambda: (t(2, 3, 2),)),
-    'transpose': (lambda a: a.transpose(0, 2), lambda: (t(2, 3, 4),)),
-    'permute': (lambda a: a.permute(2, 0, 1), lambda: (t(2, 3, 4),)),
-    'flatten': (lambda a: a.flatten(1), lambda: (t(2, 3, 4),)),
-    'squeeze/unsqueeze': (lambda a: a.squeeze(1).unsqueeze(0), lambda: (t(3, 1, 2),)),
-    'expand': (lambda a: a.expand(2, 3, 4), lambda: (t(3, 1),)),
-    'cat': (lambda a, b: tl.cat([a, b], 1), lambda: (t(2, 3), t(2, 2))),
-    'stack': (lambda a, b: tl.stack([a, b], -1), lambda: (t(2, 3), t(2, 3))),
-    'split': (lambda a: a.split([1, 3], 1), lambda: (t(2, 4),)),
-    'chunk': (lambda a: a.chunk(3, 0), lambda: (t(5, 2),)),
-    'repeat': (lambda a: a.repeat(2, 1, 3), lambda: (t(2, 3),)),
-    'pad (grow and crop)': (lambda a: F.pad(a, (1, -1, 2, 0), value=0.5), lambda: (t(2, 3, 4),)),
-    'index (slices, None, Ellipsis)': (lambda a: a[None, ..., ::2, 1:], lambda: (t(3, 4, 5),)),
-    'index (integer array, repeats)': (lambda a: a[[0, 2, 0], 1:], lambda: (t(3, 4),)),
-    'index (bool mask)': (lambda a: a[a.detach() > 0], lambda: (t(3, 4),)),
-    'gather': (lambda a: a.gather(1, tl.tensor([[0, 2, 2], [1, 0, 1]])), lambda: (t(2, 3),)),
-    'relu': (F.relu, lambda: (t(6, away=0.05),)),
-    'leaky_relu': (lambda a: F.leaky_relu(a, 0.1), lambda: (t(6, away=0.05),)),
-    'gelu': (F.gelu, lambda: (t(2, 5),)),
-    'gelu (tanh)': (lambda a: F.gelu(a, approximate='tanh'), lambda: (t(2, 5),)),
-    'erf': (F.erf, lambda: (t(6),)),
-    'sigmoid': (F.sigmoid, lambda: (t(2, 4),)),
-    'tanh': (F.tanh, lambda: (t(2, 4),)),
-    'softplus': (lambda a: F.softplus(a, beta=2.0), lambda: (t(2, 4),)),
-    'silu': (F.silu, lambda: (t(2, 4),)),
-    'softmax': (lambda a: F.softmax(a, 1), lambda: (t(2, 4, 3),)),
-    'log_softmax': (lambda a: F.log_softmax(a, -1), lambda: (t(3, 4),)),
-    'cross_entropy (smoothing, weight)': (
-        lambda a: F.cross_entropy(a, CLASSES, weight=tl.tensor(np.linspace(0.5, 1.5, 5)),
-                                  label_smoothing=0.1), lambda: (t(4, 5),)),
-    'cross_entropy (probabilities)': (
-        lambda a: F.cross_entropy(a, PROBS, label_smoothing=0.2),
-        lambda: (t(3, 4),)),
-    'nll_loss (ignore_index)': (lambda a: F.nll_loss(a, tl.tensor([1, -100, 3])), lambda: (t(3, 4),)),
-    'mse_loss': (F.mse_loss, lambda: (t(3, 4), t(3, 4))),
-    'l1_loss': (lambda a: F.l1_loss(a, tl.zeros(3, 4, dtype=tl.float64)), lambda: (t(3, 4, away=0.05),)),
-    'binary_cross_entropy_with_logits': (
-        lambda a: F.binary_cross_entropy_with_logits(a, BINARY,
-                                                     pos_weight=tl.tensor(np.full(4, 2.0))),
-        lambda: (t(3, 4),)),
-    'dropout (fixed mask)': (lambda a: (tl.manual_seed(0), F.dropout(a, 0.3))[1], lambda: (t(4, 5),)),
-    # convolution, pooling, normalization, embedding
-    'conv3d (stride, padding, groups)': (
-        lambda x, w, b: F.conv3d(x, w, b, stride=(1, 2, 1), padding=1, groups=2),
-        lambda: (t(1, 2, 3, 4, 3), t(4, 1, 2, 3, 2), t(4))),
-    'conv_transpose3d': (lambda x, w: F.conv_transpose3d(x, w, stride=2, padding=1),
-                         lambda: (t(1, 2, 2, 2, 3), t(2, 1, 3, 2, 2))),
-    'max_pool3d': (lambda x: F.max_pool3d(x, 2, stride=1), lambda: (t(1, 1, 3, 3, 3),)),
-    'avg_pool3d (ceil_mode)': (lambda x: F.avg_pool3d(x, 2, ceil_mode=True),
-                               lambda: (t(1, 2, 3, 3, 3),)),
-    'adaptive_avg_pool3d': (lambda x: F.adaptive_avg_pool3d(x, (1, 2, 2)), lambda: (t(1, 2, 3, 3, 3),)),
-    'interpolate (trilinear)': (lambda x: F.interpolate(x, scale_factor=2, mode='trilinear'),
-                                lambda: (t(1, 1, 2, 2, 2),)),
-    'batch_norm (training)': (
-        lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
-        lambda: (t(3, 2, 2, 2), t(2), t(2))),
-    'layer_norm': (lambda x, w, b: F.layer_norm(x, (4,), w, b), lambda: (t(3, 4), t(4), t(4))),
-    'group_norm': (lambda x, w, b: F.group_norm(x, 2, w, b), lambda: (t(2, 4, 3), t(4), t(4))),
-    'embedding': (lambda w: F.embedding(tl.tensor([[0, 2], [2, 1]]), w), lambda: (t(3, 4),)),
-    # recurrent: the sequences' fused backward has no second derivative (NotImplementedError)
-    'lstm_cell': (lambda x, h, c, wi, wh, bi, bh: F.lstm_cell(x, (h, c), wi, wh, bi, bh),
-                  lambda: (t(2, 3), t(2, 2), t(2, 2), t(8, 3), t(8, 2), t(8), t(8))),
-    'gru_cell': (lambda x, h, wi, wh, bi, bh: F.gru_cell(x, h, wi, wh, bi, bh),
-                 lambda: (t(2, 3), t(2, 2), t(6, 3), t(6, 2), t(6), t(6))),
-    'lstm (sequence, lengths, reverse)': (
-        lambda x, h, c, wi, wh, bi, bh: F.lstm(x, (h, c), wi, wh, bi, bh, lengths=[4, 2],
-                                             reverse=True),
-        lambda: (t(4, 2, 3), t(2, 2), t(2, 2), t(8, 3), t(8, 2), t(8), t(8))),
-    'gru (sequence, lengths)': (
-        lambda x, h, wi, wh, bi, bh: F.gru(x, h, wi, wh, bi, bh, lengths=[3, 4]),
-        lambda: (t(4, 2, 3), t(2, 2), t(6, 3), t(6, 2), t(6), t(6))),
-    # attention: the blockwise path's backward has no second derivative (NotImplementedError)
-    'scaled_dot_product_attention (plain, causal)': (
-        lambda q, k, v: ATT.plain_attention(q, k, v, is_causal=True),
-        lambda: (t(2, 4, 3), t(2, 5, 3), t(2, 5, 2))),
-    'scaled_dot_product_attention (blockwise, mask)': (
-        lambda q, k, v, m: ATT.blockwise_attention(q, k, v, attn_mask=m, block_q=2, block_k=2),
-        lambda: (t(2, 4, 3), t(2, 5, 3), t(2, 5, 2), t(4, 5))),
-    'joint_space_time_attention': (F.joint_space_time_attention,
-                                   lambda: (t(1, 2, 2, 3, 2), t(1, 2, 2, 3, 2), t(1, 2, 2, 3, 2))),
-    'factorized_dot_product_attention': (
-        F.factorized_dot_product_attention,
-        lambda: (t(1, 2, 2, 3, 2), t(1, 2, 2, 3, 2), t(1, 2, 2, 3, 2))),
-}
-
-
-def worst_relative_error(fn, inputs, eps=1e-6):
-    """max |analytic - numeric| / max(|numeric|, 1) over the Jacobian, for the table."""
-    outs = _tuple(fn(*inputs))
-    v = [np.random.default_rng(1).standard_normal(o.shape) for o in outs]
-    diff = [x for x in inputs if isinstance(x, tl.Tensor) and x.requires_grad]
-    grads = tl.autograd.grad(list(outs), diff, [tl.tensor(a) for a in v], allow_unused=True)
-    worst = 0.0
-    for x, g in zip(diff, grads):
-        g = np.zeros(x.shape) if g is None else g.numpy()
-        for k in range(x.numel()):
-            idx = np.unravel_index(k, x.shape)
-            orig = x.data[idx].copy()
-            x.data[idx] = orig + eps
-            plus = sum(float((o.numpy() * a).sum()) for o, a in zip(_tuple(fn(*inputs)), v))
-            x.data[idx] = orig - eps
-            minus = sum(float((o.numpy() * a).sum()) for o, a in zip(_tuple(fn(*inputs)), v))
-            x.data[idx] = orig
-            num = (plus - minus) / (2 * eps)
-            worst = max(worst, abs(g[idx] - num) / max(abs(num), 1.0))
-    return worst
-
-
-def _tuple(x):
-    """The outputs as one flat tuple (lstm returns output, (h_n, c_n))."""
-    if not isinstance(x, tuple):
-        return (x,)
-    return tuple(o for item in x for o in _tuple(item))
+from tensorlite.gradcheck_suite import format_footer, format_header, format_row, run_suite
 
 
 def main(words):
-    rows, failed = [], 0
-    print(f"{'op':46s} {'full':>5s} {'fast':>5s} {'2nd':>5s} {'worst rel err':>14s} {'time':>7s}")
-    print('-' * 88)
-    for name, (fn, make) in OPS.items():
-        if words and not any(w in name for w in words):
-            continue
-        inputs = make()
-        start = time.perf_counter()
-        marks = []
-        for check in (lambda: tl.gradcheck(fn, inputs), lambda: tl.gradcheck(fn, inputs, fast_mode=True),
-                      lambda: tl.gradgradcheck(fn, inputs)):
-            try:
-                check()
-                marks.append('ok')
-            except tl.GradcheckError as e:
-                marks.append('FAIL')
-                print(f"  {name}: {e}", file=sys.stderr)
-            except NotImplementedError:         # a fused backward without second derivatives
-                marks.append('n/a')
-        err = worst_relative_error(fn, inputs)
-        elapsed = time.perf_counter() - start
-        failed += 'FAIL' in marks
-        rows.append(name)
-        print(f"{name:46s} {marks[0]:>5s} {marks[1]:>5s} {marks[2]:>5s} {err:14.2e} {elapsed:6.2f}s")
-    print('-' * 88)
-    print(f"{len(rows)} ops checked in float64, {failed} failed")
-    return 1 if failed else 0
+    print(format_header())
+
+    def show(row):
+        for message in row['errors']:
+            print(f"  {row['op']}: {message}", file=sys.stderr)
+        print(format_row(row), flush=True)
+
+    rows = run_suite(words, on_row=show)
+    print(format_footer(rows))
+    return 1 if any(row['failed'] for row in rows) else 0
 
 
 if __name__ == '__main__':

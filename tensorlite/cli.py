@@ -1,0 +1,991 @@
+"""The `tensorlite` command line: train, evaluate, compare and inspect video models.
+
+    tensorlite train --model c3d --data synthetic:motion --epochs 5 --out runs/c3d --json run.json
+    tensorlite eval --checkpoint runs/c3d/last.npz --views 3 --temporal --plot confusion.png
+    tensorlite compare --quick --models single_frame,c3d --families scene,order
+    tensorlite summary slowfast --preset paper
+    tensorlite gradcheck gelu conv3d
+    tensorlite flow video.mp4 -o flow.png --frames 0:9
+    tensorlite bench conv -- --repeats 3
+    tensorlite info --json info.json
+
+`python -m tensorlite ...` is the same.  Every subcommand has --help; `--json PATH` writes what the
+command measured as JSON (atomically, no NaN: a non-finite number is null).
+
+Exit codes
+----------
+    0    success
+    1    the command ran but a check failed (a gradcheck failure, a benchmark that failed), or an
+         unexpected error (its message is printed; --traceback prints the traceback too)
+    2    bad arguments: an unknown model, family, preset or device, a malformed value
+    3    a missing or unreadable file: checkpoint, video, data folder, the benchmarks folder
+    130  interrupted (Ctrl-C)
+
+Errors go to stderr as `tensorlite <command>: error: <message>`.
+"""
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MISSING, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+EPILOG = """exit codes:
+  0    success
+  1    a check failed (gradcheck, a benchmark) or an unexpected error (--traceback shows it)
+  2    bad arguments: unknown model, family, preset or device, malformed value
+  3    a missing or unreadable file (checkpoint, video, data folder, benchmarks folder)
+  130  interrupted (Ctrl-C)"""
+
+# the synthetic families a classifier can be trained on (localization and captioning are tasks of
+# their own, with other targets)
+CLASS_FAMILIES = ('scene', 'motion', 'order')
+DEFAULT_FRAMES, DEFAULT_SIZE = 16, 32
+
+
+class CLIError(Exception):
+    """An error the command reports as one line, with the exit code it stands for."""
+
+    def __init__(self, message, code=EXIT_FAILED):
+        super().__init__(message)
+        self.code = code
+
+
+def usage_error(message):
+    return CLIError(message, EXIT_USAGE)
+
+
+def missing_error(message):
+    return CLIError(message, EXIT_MISSING)
+
+
+# ---- shared helpers -----------------------------------------------------------------------------
+
+def _plain(value):
+    """A JSON-able copy of `value`: NumPy scalars and arrays to Python numbers and lists, tuples to
+    lists, non-finite floats to None (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
+def write_json(path, value):
+    """Write `value` (made JSON-able by _plain) to `path` atomically; creates the parent folder."""
+    from ._atomic import atomic_write
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    text = json.dumps(_plain(value), indent=1, allow_nan=False) + '\n'
+    with atomic_write(path) as tmp:
+        with open(tmp, 'w', encoding='utf-8') as f:
+            f.write(text)
+    return path
+
+
+def check_device(device):
+    """'cpu' passes; 'cuda' passes only when CuPy imports and sees a GPU, else a usage error saying
+    which of the two is missing."""
+    if device == 'cuda':
+        from . import backend
+        try:
+            backend.check_cuda()
+        except RuntimeError as e:
+            raise usage_error(f"--device cuda is not usable here: {e}") from None
+
+
+def check_plots_available(option='--plot'):
+    """Fail before any work when a plot was asked for and matplotlib is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise usage_error(f'{option} needs matplotlib, which is not installed: '
+                          f'pip install -e ".[plot]" (or pip install matplotlib)') from None
+
+
+def _plots():
+    # imported when a plot is asked for: tensorlite.plots imports matplotlib lazily itself
+    from . import plots
+    return plots
+
+
+def check_model_name(name):
+    from .models import list_models
+    models = list_models()
+    if name not in models:
+        raise usage_error(f"unknown model {name!r}; expected one of: {', '.join(models)}")
+    return name
+
+
+def parse_data(spec):
+    """'synthetic:FAMILY' -> ('synthetic', family); anything else is a VideoFolder root ->
+    ('folder', absolute path).  A bad family is a usage error; a missing folder exit 3."""
+    if spec.startswith('synthetic:') or spec == 'synthetic':
+        family = spec.partition(':')[2]
+        if family not in CLASS_FAMILIES:
+            raise usage_error(f"--data synthetic:FAMILY needs a family among "
+                              f"{', '.join(CLASS_FAMILIES)}, got {spec!r}")
+        return 'synthetic', family
+    if not os.path.isdir(spec):
+        raise missing_error(f"--data {spec!r} is neither synthetic:FAMILY (FAMILY one of "
+                            f"{', '.join(CLASS_FAMILIES)}) nor an existing folder laid out as "
+                            f"root/<class>/<video>")
+    return 'folder', os.path.abspath(spec)
+
+
+def model_overrides(name, frames, size):
+    """The build_model keyword arguments that set a model's clip length and frame size, for the
+    models that fix them (an MLP over a flattened map, position embeddings, stacked frames).
+    I3D and SlowFast take any T and H, W (adaptive pooling), so they get none; so does a model
+    registered by a user, which is built as it comes."""
+    if name == 'c3d':
+        return {'frames': frames, 'size': size}
+    if name.startswith(('timesformer', 'vivit')):
+        return {'frames': frames, 'img_size': size}
+    if name in ('late_fusion_concat', 'early_fusion'):
+        return {'frames': frames, 'input_size': size}
+    if name in ('single_frame', 'late_fusion', 'late_fusion_max', 'cnn_lstm', 'cnn_lstm_mean'):
+        return {'input_size': size}
+    if name.startswith('two_stream'):
+        # the flow stack spans L + 1 frames of the clip: Simonyan & Zisserman's L = 10 if it fits
+        return {'input_size': size, 'flow_length': min(10, frames - 1)}
+    return {}
+
+
+def build_from_config(config):
+    """The model a `tensorlite train` run describes (its checkpoint's 'model_config')."""
+    from .models import build_model
+    try:
+        return build_model(config['name'], config['num_classes'], preset=config['preset'],
+                           **config.get('overrides', {}))
+    except (ValueError, TypeError) as e:
+        raise usage_error(f"cannot build model {config['name']!r} (preset {config['preset']!r}, "
+                          f"{config['frames']} frames of {config['size']}x{config['size']}): "
+                          f"{e}") from None
+
+
+def expected_input(model, name, preset):
+    """(frames, size) the model is built for: read from its attributes where it fixes them, else
+    its preset's clip (tiny 16 x 32 x 32; paper: I3D 8 x 224, SlowFast 32 x 224)."""
+    cnn = getattr(model, 'cnn', None) or getattr(getattr(model, 'spatial', None), 'cnn', None)
+    own_size = getattr(model, 'size', None)               # C3D's; not Module methods of that name
+    size = (getattr(model, 'img_size', None) or (own_size if isinstance(own_size, int) else None)
+            or getattr(cnn, 'input_size', None))
+    frames = getattr(model, 'frames', None)
+    if preset == 'paper':
+        default_frames, default_size = {'i3d': (8, 224), 'slowfast': (32, 224)}.get(name, (16, 224))
+    else:
+        default_frames, default_size = DEFAULT_FRAMES, DEFAULT_SIZE
+    if not isinstance(frames, int):
+        frames = default_frames
+    flow_length = getattr(model, 'flow_length', None)
+    if flow_length is not None:
+        frames = max(frames, flow_length + 1)
+    return frames, size or default_size
+
+
+def input_shapes(model, frames, size, batch=1):
+    """The shapes summary() feeds the model: one clip (N, 3, T, H, W), plus the flow stack
+    (N, 2L, H, W) for a two-stream model."""
+    shapes = [(batch, 3, frames, size, size)]
+    flow_length = getattr(model, 'flow_length', None)
+    if flow_length is not None:
+        shapes.append((batch, 2 * flow_length, size, size))
+    return shapes
+
+
+class Subset:
+    """Items `indices` of `dataset` (a train/validation split of a VideoFolder)."""
+
+    def __init__(self, dataset, indices):
+        self.dataset, self.indices = dataset, [int(i) for i in indices]
+        for attribute in ('classes', 'num_classes'):
+            if hasattr(dataset, attribute):
+                setattr(self, attribute, getattr(dataset, attribute))
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        return self.dataset[self.indices[i]]
+
+
+def split_folder(targets, val_split, seed):
+    """(train indices, val indices): `val_split` of each class's videos (at least one when the
+    class has two or more) held out, chosen by a generator seeded by `seed`."""
+    rng = np.random.default_rng(seed)
+    targets = np.asarray(targets)
+    train, val = [], []
+    for label in np.unique(targets):
+        members = rng.permutation(np.flatnonzero(targets == label))
+        held = int(round(val_split * len(members)))
+        if val_split > 0 and len(members) >= 2:
+            held = min(max(held, 1), len(members) - 1)
+        val += members[:held].tolist()
+        train += members[held:].tolist()
+    return sorted(train), sorted(val)
+
+
+class StackViews:
+    """ToTensor's list of K (C, T, H, W) views -> one (K, C, T, H, W) array, the multi-view layout
+    `evaluate` and `temporal_diagnostic` average over."""
+
+    def __call__(self, clips, rng=None):
+        return np.stack(list(clips))
+
+    def __repr__(self):
+        return 'StackViews()'
+
+
+class SyntheticViews:
+    """A SyntheticActions transform: K windows of `frames` frames spread over the rendered clip
+    (MultiClip), each as (C, T, H, W) float32, stacked to (K, C, T, H, W)."""
+
+    def __init__(self, views, frames):
+        from .data import MultiClip
+        self.sampler = MultiClip(views, frames)
+
+    def __call__(self, frames, rng=None):
+        from .data import ToTensor
+        return np.stack([ToTensor()(frames[idx]) for idx in self.sampler(len(frames))])
+
+
+def folder_transform(size, training, views=1):
+    """Frames (T, H, W, 3) uint8 -> (C, T, size, size) float32 in [0, 1]: short side to `size`,
+    centre crop (a random horizontal flip in training); K views are stacked (K, C, T, H, W)."""
+    from . import data as D
+    steps = [D.Resize(size), D.CenterCrop(size)]
+    if training:
+        steps.append(D.RandomHorizontalFlip())
+    steps.append(D.ToTensor())
+    if views > 1:
+        steps.append(StackViews())
+    return D.Compose(steps)
+
+
+def make_datasets(config, split, num_clips=None, seed=None, views=1, video_frames=None):
+    """The dataset of one split ('train', 'val' or 'all') of a run's data, as `config` (the
+    checkpoint's model_config) describes it, with flow stacks for a two-stream model."""
+    from . import data as D
+    frames, size = config['frames'], config['size']
+    if config['data_kind'] == 'synthetic':
+        rendered = frames if video_frames is None else video_frames
+        if rendered < frames:
+            raise usage_error(f"--video-frames must be >= the model's {frames} frames, "
+                              f"got {rendered}")
+        # the views (or the one clip of a longer rendered video) are MultiClip windows
+        transform = SyntheticViews(views, frames) if views > 1 or rendered != frames else None
+        dataset = D.SyntheticActions(config['family'], num_clips, num_frames=rendered, size=size,
+                                     seed=seed, transform=transform)
+        if transform is not None and views == 1:
+            dataset = _SqueezeView(dataset)
+    else:
+        training = split == 'train'
+        if views > 1:
+            sampler = D.MultiClip(views, frames)
+        elif training:
+            sampler = D.RandomTemporalCrop(frames, training=True)
+        else:
+            sampler = D.UniformStride(frames)
+        try:
+            dataset = D.VideoFolder(config['data_path'], sampler=sampler,
+                                    transform=folder_transform(size, training, views))
+        except FileNotFoundError as e:
+            raise missing_error(str(e)) from None
+        if list(dataset.classes) != list(config['classes']):
+            raise usage_error(f"the folder {config['data_path']!r} has classes "
+                              f"{list(dataset.classes)}, the model was trained on "
+                              f"{list(config['classes'])}")
+        if split != 'all':
+            train, val = split_folder(dataset.targets, config['val_split'], config['split_seed'])
+            dataset = Subset(dataset, train if split == 'train' else val)
+    if config.get('flow_length'):
+        if views > 1:
+            raise usage_error("--views > 1 is not supported for two-stream models (their flow "
+                              "stack is computed from one clip)")
+        dataset = D.WithFlowStack(dataset, flow_length=config['flow_length'])
+    if len(dataset) == 0:
+        raise usage_error(f"the {split} split of {config['data']!r} is empty")
+    return dataset
+
+
+class _SqueezeView:
+    """SyntheticViews with one view gives (1, C, T, H, W) items: drop the view axis."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        for attribute in ('classes', 'num_classes', 'chance', 'family'):
+            setattr(self, attribute, getattr(dataset, attribute))
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        clip, target = self.dataset[i]
+        return clip[0], target
+
+
+def _positive(kind, name):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a {kind.__name__}, "
+                                             f"got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{name} must be > 0, got {text!r}")
+        return value
+    return parse
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text!r}")
+    return value
+
+
+def _comma_list(text):
+    return [item.strip() for item in text.split(',') if item.strip()]
+
+
+# ---- train --------------------------------------------------------------------------------------
+
+def make_optimizer(name, parameters, lr, weight_decay):
+    from . import optim
+    kwargs = {} if weight_decay is None else {'weight_decay': weight_decay}
+    if name == 'sgd':
+        return optim.SGD(parameters, lr=0.05 if lr is None else lr, momentum=0.9, **kwargs)
+    cls = optim.Adam if name == 'adam' else optim.AdamW
+    return cls(parameters, lr=1e-3 if lr is None else lr, **kwargs)
+
+
+def cmd_train(args):
+    from . import data as D
+    from .train import evaluate, fit
+    check_model_name(args.model)
+    check_device(args.device)
+    if args.plot:
+        check_plots_available()
+    if args.resume and not args.out:
+        raise usage_error("--resume needs --out, the folder holding last.npz")
+    if not 0 <= args.val_split < 1:
+        raise usage_error(f"--val-split must be in [0, 1), got {args.val_split}")
+    kind, where = parse_data(args.data)
+    frames = DEFAULT_FRAMES if args.frames is None else args.frames
+    size = DEFAULT_SIZE if args.size is None else args.size
+
+    config = {'name': args.model, 'preset': args.preset, 'frames': frames, 'size': size,
+              'data': args.data, 'data_kind': kind, 'seed': args.seed}
+    if kind == 'synthetic':
+        probe = D.SyntheticActions(where, 0)
+        config.update(family=where, classes=list(probe.classes), num_classes=probe.num_classes,
+                      train_data_seed=args.seed, val_data_seed=args.seed + 1)
+    else:
+        try:
+            folder = D.VideoFolder(where)
+        except FileNotFoundError as e:
+            raise missing_error(str(e)) from None
+        config.update(data_path=where, classes=list(folder.classes),
+                      num_classes=len(folder.classes), val_split=args.val_split,
+                      split_seed=args.seed)
+    config['overrides'] = model_overrides(args.model, frames, size)
+    config['flow_length'] = config['overrides'].get('flow_length')
+    model = build_from_config(config)
+    if getattr(model, 'flow_length', None) is not None:
+        config['flow_length'] = int(model.flow_length)
+
+    try:
+        if kind == 'synthetic':
+            train_set = make_datasets(config, 'train', args.num_clips, config['train_data_seed'])
+            val_clips = args.val_clips or max(1, args.num_clips // 4)
+            val_set = make_datasets(config, 'val', val_clips, config['val_data_seed'])
+        else:
+            train_set = make_datasets(config, 'train')
+            val_set = make_datasets(config, 'val') if args.val_split > 0 else None
+    except ValueError as e:                    # e.g. a family that needs more frames
+        raise usage_error(str(e)) from None
+    train_loader = D.DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
+                                seed=args.seed, num_workers=args.workers)
+    val_loader = None if val_set is None else D.DataLoader(val_set, batch_size=args.batch_size,
+                                                           seed=args.seed, num_workers=args.workers)
+    optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay)
+    history = fit(model, train_loader, val_loader, optimizer=optimizer, epochs=args.epochs,
+                  device=args.device, checkpoint_dir=args.out, resume=args.resume,
+                  progress=not args.no_progress, seed=args.seed,
+                  config={'model_config': config})
+    final = None
+    if val_loader is not None:
+        final = evaluate(model, val_loader, device=args.device)
+        print(f"validation: top-1 {final['top1']:.3f}, mean class accuracy "
+              f"{final['mean_class_accuracy']:.3f}, loss {final['loss']:.4f} "
+              f"({final['num_samples']} clips)")
+    checkpoint = os.path.join(args.out, 'last.npz') if args.out else None
+    if checkpoint:
+        print(f"checkpoint: {checkpoint}")
+    if args.json:
+        write_json(args.json, {'model': args.model, 'data': args.data, 'config': config,
+                               'optimizer': args.optimizer, 'epochs': args.epochs,
+                               'checkpoint': checkpoint, 'history': history, 'final': final})
+    if args.plot:
+        _plots().plot_history(history, args.plot)
+        print(f"learning curves: {args.plot}")
+    return EXIT_OK
+
+
+# ---- eval ---------------------------------------------------------------------------------------
+
+def load_run(path):
+    """(model with the checkpoint's weights, its model_config) from a `tensorlite train`
+    checkpoint."""
+    from .train import CheckpointError, load_checkpoint
+    if not os.path.isfile(path):
+        raise missing_error(f"--checkpoint {path!r}: no such file (expected the last.npz a "
+                            f"`tensorlite train --out DIR` run wrote)")
+    try:
+        info = load_checkpoint(path)
+    except (CheckpointError, OSError) as e:
+        raise missing_error(f"--checkpoint {path!r} cannot be read: {e}") from None
+    config = (info['config'] or {}).get('model_config')
+    if not isinstance(config, dict) or info['model'] is None:
+        raise missing_error(f"--checkpoint {path!r} holds no model_config: it was not written by "
+                            f"`tensorlite train`, so the model cannot be rebuilt")
+    model = build_from_config(config)
+    try:
+        model.load_state_dict(info['model'])
+    except Exception as e:
+        raise missing_error(f"--checkpoint {path!r}: its weights do not fit the model its "
+                            f"config describes: {e}") from None
+    return model, config
+
+
+def cmd_eval(args):
+    from . import data as D
+    from .train import evaluate, temporal_diagnostic
+    check_device(args.device)
+    if args.plot:
+        check_plots_available()
+    model, config = load_run(args.checkpoint)
+    config = dict(config)
+    if args.data is not None and args.data != config['data']:
+        kind, where = parse_data(args.data)
+        if kind == 'synthetic':
+            if config['data_kind'] != 'synthetic' or where != config['family']:
+                classes = D.SyntheticActions(where, 0).classes
+                if list(classes) != list(config['classes']):
+                    raise usage_error(f"the model was trained on classes {config['classes']}; "
+                                      f"{args.data} has {list(classes)}")
+            config.update(data_kind='synthetic', family=where, data=args.data)
+            config.setdefault('val_data_seed', 1)
+        else:
+            config.update(data_kind='folder', data_path=where, data=args.data)
+        split = 'all'
+    else:
+        split = 'val' if config['data_kind'] == 'folder' else 'all'
+        if split == 'val' and not config.get('val_split'):
+            split = 'all'                       # trained without a held-out part: every video
+    seed = config.get('val_data_seed', 1) if args.data_seed is None else args.data_seed
+    try:
+        dataset = make_datasets(config, split, args.num_clips, seed, views=args.views,
+                                video_frames=args.video_frames)
+    except ValueError as e:
+        raise usage_error(str(e)) from None
+    loader = D.DataLoader(dataset, batch_size=args.batch_size, seed=0, num_workers=args.workers)
+    metrics = evaluate(model, loader, device=args.device, progress=not args.no_progress)
+    line = (f"{config['name']} on {config['data']} ({metrics['num_samples']} clips, "
+            f"{args.views} view{'s' if args.views > 1 else ''}): top-1 {metrics['top1']:.3f}")
+    if 'top5' in metrics:
+        line += f", top-5 {metrics['top5']:.3f}"
+    print(line + f", mean class accuracy {metrics['mean_class_accuracy']:.3f}, "
+                 f"loss {metrics['loss']:.4f}")
+    temporal = None
+    if args.temporal:
+        temporal = temporal_diagnostic(model, loader, device=args.device,
+                                       progress=not args.no_progress)
+        print(f"temporal diagnostic: accuracy {temporal['accuracy']:.3f}, reversed frames "
+              f"{temporal['reversed_accuracy']:.3f}, shuffled frames "
+              f"{temporal['shuffled_accuracy']:.3f} (chance {temporal['chance']:.3f})")
+    if args.json:
+        write_json(args.json, {'checkpoint': os.path.abspath(args.checkpoint),
+                               'model': config['name'], 'data': config['data'],
+                               'classes': config['classes'], 'views': args.views,
+                               'metrics': metrics, 'temporal': temporal})
+    if args.plot:
+        _plots().plot_confusion_matrix(metrics['confusion_matrix'], args.plot,
+                                       class_names=list(config['classes']))
+        print(f"confusion matrix: {args.plot}")
+    return EXIT_OK
+
+
+# ---- compare ------------------------------------------------------------------------------------
+
+def cmd_compare(args):
+    check_device(args.device)
+    if args.plot:
+        check_plots_available()
+    models = None
+    if args.models is not None:
+        models = _comma_list(args.models)
+        if not models:
+            raise usage_error(f"--models needs comma-separated model names, got {args.models!r}")
+        for name in models:
+            check_model_name(name)
+    families = None
+    if args.families is not None:
+        families = _comma_list(args.families)
+        bad = [f for f in families if f not in CLASS_FAMILIES]
+        if bad or not families:
+            raise usage_error(f"--families must be comma-separated names among "
+                              f"{', '.join(CLASS_FAMILIES)}, got {args.families!r}")
+    from . import compare
+    records = compare.run_compare(models=models, families=families, quick=args.quick,
+                                  seed=args.seed, device=args.device,
+                                  progress=not args.no_progress)
+    print(compare.format_table(records))
+    if args.json:
+        write_json(args.json, records)
+    if args.plot:
+        _plots().plot_compare(records, args.plot)
+        print(f"plot: {args.plot}")
+    return EXIT_OK
+
+
+# ---- summary ------------------------------------------------------------------------------------
+
+def parse_shape(text):
+    try:
+        shape = tuple(int(d) for d in text.replace('x', ',').split(','))
+    except ValueError:
+        shape = ()
+    if len(shape) != 5 or min(shape) < 1:
+        raise usage_error(f"--input-shape must be five positive ints N,C,T,H,W, got {text!r}")
+    return shape
+
+
+def cmd_summary(args):
+    from .models import build_model, summary
+    check_model_name(args.model)
+    try:
+        model = build_model(args.model, args.num_classes, preset=args.preset)
+    except ValueError as e:
+        raise usage_error(str(e)) from None
+    if args.input_shape is None:
+        frames, size = expected_input(model, args.model, args.preset)
+        shapes = input_shapes(model, frames, size)
+    else:
+        N, C, T, H, W = parse_shape(args.input_shape)
+        if H != W:
+            raise usage_error(f"--input-shape: frames must be square (H = W), got {H}x{W}")
+        shapes = input_shapes(model, T, H, batch=N)
+        shapes[0] = (N, C, T, H, W)
+    try:
+        result = summary(model, shapes if len(shapes) > 1 else shapes[0])
+    except ValueError as e:                   # the model's own input check names the shape
+        raise usage_error(f"{args.model} does not take input {', '.join(map(str, shapes))}: "
+                          f"{e}") from None
+    print(result)
+    if args.json:
+        layers = [{'name': r.name, 'type': r.kind, 'output_shape': r.shape, 'params': r.params,
+                   'macs': r.macs, 'activation_bytes': r.activation_bytes, 'leaf': r.leaf}
+                  for r in result.rows]
+        write_json(args.json, {'model': args.model, 'preset': args.preset,
+                               'num_classes': args.num_classes, 'input_shapes': result.input_shapes,
+                               'layers': layers, 'total_params': result.total_params,
+                               'total_macs': result.total_macs,
+                               'total_activation_bytes': result.total_activation_bytes})
+    return EXIT_OK
+
+
+# ---- gradcheck ----------------------------------------------------------------------------------
+
+def cmd_gradcheck(args):
+    from . import gradcheck_suite as G
+    names = G.matching_ops(args.words)
+    if not names:
+        raise usage_error(f"no op name contains any of {args.words}; the ops are: "
+                          f"{', '.join(G.OPS)}")
+    print(G.format_header(), flush=True)
+
+    def show(row):
+        for message in row['errors']:
+            print(f"  {row['op']}: {message}", file=sys.stderr)
+        print(G.format_row(row), flush=True)
+
+    rows = G.run_suite(args.words, seed=args.seed, on_row=show)
+    print(G.format_footer(rows))
+    failed = [row['op'] for row in rows if row['failed']]
+    if args.json:
+        write_json(args.json, {'rows': rows, 'checked': len(rows), 'failed': failed})
+    if failed:
+        raise CLIError(f"{len(failed)} of {len(rows)} ops failed: {', '.join(failed)}")
+    return EXIT_OK
+
+
+# ---- flow ---------------------------------------------------------------------------------------
+
+def parse_frame_range(text, num_frames):
+    """'a:b' (b exclusive; either may be empty or negative, as a Python slice) -> frame indices,
+    at least two."""
+    start, sep, stop = text.partition(':')
+    try:
+        start = int(start) if start.strip() else None
+        stop = int(stop) if stop.strip() else None
+    except ValueError:
+        start = sep = None
+    if not sep:
+        raise usage_error(f"--frames must be a:b (frame indices, b exclusive), got {text!r}")
+    indices = np.arange(num_frames)[slice(start, stop)]
+    if len(indices) < 2:
+        raise usage_error(f"--frames {text!r} selects {len(indices)} of the video's {num_frames} "
+                          f"frames; flow needs at least 2")
+    return indices
+
+
+def flow_grid(frames, colours, columns):
+    """A PNG-ready uint8 image: for each flow t a cell of frame t above its colour-coded flow,
+    `columns` cells a row, 4-pixel white gaps."""
+    n, H, W = colours.shape[:3]
+    rows = -(-n // columns)
+    gap = 4
+    cell_h = 2 * H + gap
+    image = np.full((rows * cell_h + (rows - 1) * gap, columns * W + (columns - 1) * gap, 3), 255,
+                    np.uint8)
+    for t in range(n):
+        top, left = (t // columns) * (cell_h + gap), (t % columns) * (W + gap)
+        image[top:top + H, left:left + W] = frames[t]
+        image[top + H + gap:top + cell_h, left:left + W] = colours[t]
+    return image
+
+
+def cmd_flow(args):
+    from PIL import Image
+
+    from . import data as D
+    from ._atomic import atomic_write
+    from .data.flow import flow_to_color
+    ext = os.path.splitext(args.output)[1].lower()
+    if ext not in ('.png', '.gif'):
+        raise usage_error(f"-o/--output must end in .png (a grid) or .gif (an animation), "
+                          f"got {args.output!r}")
+    if args.max_flow is not None and not args.max_flow > 0:
+        raise usage_error(f"--max-flow must be > 0 pixels, got {args.max_flow}")
+    if not os.path.exists(args.video):
+        raise missing_error(f"video {args.video!r}: no such file or folder")
+    try:
+        info = D.video_info(args.video)
+        indices = parse_frame_range(args.frames, info.num_frames)
+        frames, info = D.read_video(args.video, frames=indices)
+    except (D.VideoReadError, OSError) as e:
+        raise missing_error(f"video {args.video!r} cannot be read: {e}") from None
+    flows = D.clip_flows(frames)                                    # (T-1, H, W, 2)
+    magnitude = np.sqrt((flows ** 2).sum(-1))
+    # one scale for every panel, so that colours compare across time
+    max_flow = args.max_flow or max(float(magnitude.max()), 1e-6)
+    colours = np.stack([flow_to_color(f, max_flow=max_flow) for f in flows])   # (T-1, H, W, 3)
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    if ext == '.png':
+        columns = args.columns or min(len(colours), 8)
+        image = flow_grid(frames, colours, columns)
+        with atomic_write(args.output, suffix='.png') as tmp:
+            Image.fromarray(image).save(tmp, format='PNG')
+    else:
+        side_by_side = np.concatenate([frames[:-1], colours], axis=2)   # (T-1, H, 2W, 3)
+        D.write_video(args.output, side_by_side, fps=args.fps or info.fps or 8)
+    print(f"{len(flows)} flows of frames {int(indices[0])}..{int(indices[-1])} "
+          f"(max |flow| {float(magnitude.max()):.2f} px, colour scale {max_flow:.2f} px): "
+          f"{args.output}")
+    return EXIT_OK
+
+
+# ---- bench --------------------------------------------------------------------------------------
+
+def benchmarks_folder():
+    from . import __file__ as package_file
+    return Path(package_file).resolve().parents[1] / 'benchmarks'
+
+
+def list_benchmarks(folder):
+    """{name: (script path, first line of its docstring)}, name = file name without bench_/.py."""
+    import ast
+    found = {}
+    for script in sorted(folder.glob('bench_*.py')):
+        try:
+            doc = ast.get_docstring(ast.parse(script.read_text(encoding='utf-8'))) or ''
+        except (SyntaxError, UnicodeDecodeError):
+            doc = ''
+        found[script.stem[len('bench_'):]] = (script, ' '.join(doc.split('\n\n')[0].split()))
+    return found
+
+
+def cmd_bench(args):
+    folder = benchmarks_folder()
+    if not folder.is_dir():
+        raise missing_error(f"the benchmarks folder {str(folder)!r} does not exist: benchmarks ship "
+                            f"with the repository, not the installed package (clone it and "
+                            f"pip install -e .)")
+    scripts = list_benchmarks(folder)
+    if args.list:
+        for name, (_, doc) in scripts.items():
+            print(f"{name:16s} {doc[:100]}")
+        return EXIT_OK
+    names = []
+    for word in args.names or list(scripts):
+        name = word[:-3] if word.endswith('.py') else word
+        name = name[len('bench_'):] if name.startswith('bench_') else name
+        if name not in scripts:
+            raise usage_error(f"unknown benchmark {word!r}; expected one of: "
+                              f"{', '.join(scripts)}")
+        names.append(name)
+    failed = []
+    for name in names:
+        script = scripts[name][0]
+        print(f"== {name}: {script.name} {' '.join(args.extra)}".rstrip(), flush=True)
+        code = subprocess.call([sys.executable, str(script)] + list(args.extra), cwd=str(folder))
+        if code != 0:
+            failed.append(f"{name} (exit {code})")
+    if failed:
+        raise CLIError(f"benchmarks failed: {', '.join(failed)}")
+    return EXIT_OK
+
+
+# ---- info ---------------------------------------------------------------------------------------
+
+def collect_info():
+    import numba
+
+    from . import __version__, backend, cuda
+    from .data.synthetic import SyntheticActions
+    from .models import list_models
+    cuda_available = cuda.is_available()
+    reason = None
+    if not cuda_available:
+        try:
+            backend.check_cuda()
+        except RuntimeError as e:
+            reason = str(e)
+    try:
+        usable_cpus = len(os.sched_getaffinity(0))
+    except AttributeError:                      # not on Linux
+        usable_cpus = os.cpu_count()
+    return {'tensorlite': __version__, 'numpy': np.__version__, 'numba': numba.__version__,
+            'python': platform.python_version(), 'platform': platform.platform(),
+            'cpu_count': os.cpu_count(), 'usable_cpus': usable_cpus,
+            'cupy_importable': backend.cupy_available(), 'cuda_available': cuda_available,
+            'cuda_unavailable_reason': reason, 'models': list_models(),
+            'synthetic_families': {f: list(SyntheticActions(f, 0).classes)
+                                   for f in CLASS_FAMILIES}}
+
+
+def cmd_info(args):
+    info = collect_info()
+    print(f"tensorlite {info['tensorlite']}  numpy {info['numpy']}  numba {info['numba']}  "
+          f"python {info['python']}")
+    print(f"platform   {info['platform']}")
+    print(f"CPUs       {info['cpu_count']} ({info['usable_cpus']} usable by this process)")
+    print(f"CuPy       {'importable' if info['cupy_importable'] else 'not importable'}")
+    print(f"CUDA       {'available' if info['cuda_available'] else 'not available'}"
+          + (f": {info['cuda_unavailable_reason']}" if info['cuda_unavailable_reason'] else ''))
+    print(f"models     {', '.join(info['models'])}")
+    for family, classes in info['synthetic_families'].items():
+        print(f"synthetic:{family:7s} {len(classes)} classes: {', '.join(classes)}")
+    if args.json:
+        write_json(args.json, info)
+    return EXIT_OK
+
+
+# ---- the parser ---------------------------------------------------------------------------------
+
+def build_parser():
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument('--traceback', action='store_true',
+                        help='print the full traceback of an unexpected error')
+
+    parser = argparse.ArgumentParser(
+        prog='tensorlite', description='Train, evaluate, compare and inspect tensorlite video '
+        'models.', epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest='command', metavar='COMMAND')
+
+    def command(name, handler, help_text):
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common],
+                           epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(handler=handler)
+        return p
+
+    def device(p):
+        p.add_argument('--device', choices=('cpu', 'cuda'), default='cpu',
+                       help='cpu (default) or cuda (needs CuPy and a GPU)')
+
+    # train
+    p = command('train', cmd_train, 'train a model with tensorlite.train.fit')
+    p.add_argument('--model', required=True, help='a registered model (tensorlite info lists them)')
+    p.add_argument('--preset', choices=('tiny', 'paper'), default='tiny')
+    p.add_argument('--data', default='synthetic:scene',
+                   help='synthetic:FAMILY (scene, motion, order) or a folder root/<class>/<video> '
+                        '(default synthetic:scene)')
+    p.add_argument('--epochs', type=_non_negative_int, default=3)
+    p.add_argument('--batch-size', type=_positive(int, '--batch-size'), default=16)
+    p.add_argument('--lr', type=_positive(float, '--lr'), default=None,
+                   help='learning rate (default 0.05 for sgd, 1e-3 for adam/adamw)')
+    p.add_argument('--optimizer', choices=('sgd', 'adam', 'adamw'), default='sgd',
+                   help='sgd (momentum 0.9, default), adam or adamw')
+    p.add_argument('--weight-decay', type=float, default=None,
+                   help="default: the optimizer's own (0; adamw 0.01)")
+    p.add_argument('--frames', type=_positive(int, '--frames'), default=None,
+                   help=f'frames per clip (default {DEFAULT_FRAMES})')
+    p.add_argument('--size', type=_positive(int, '--size'), default=None,
+                   help=f'frame height and width (default {DEFAULT_SIZE})')
+    p.add_argument('--num-clips', type=_positive(int, '--num-clips'), default=256,
+                   help='synthetic training clips (default 256)')
+    p.add_argument('--val-clips', type=_positive(int, '--val-clips'), default=None,
+                   help='synthetic validation clips, another seed (default num-clips / 4)')
+    p.add_argument('--val-split', type=float, default=0.2,
+                   help="a folder's held-out fraction per class (default 0.2; 0: no validation)")
+    p.add_argument('--seed', type=_non_negative_int, default=0)
+    p.add_argument('--out', help='checkpoint folder: last.npz, history.csv and history.json')
+    p.add_argument('--resume', action='store_true', help='continue from OUT/last.npz if present')
+    p.add_argument('--workers', type=_non_negative_int, default=0, help='DataLoader workers')
+    device(p)
+    p.add_argument('--no-progress', action='store_true', help='no progress bars')
+    p.add_argument('--json', help='write the history and the final validation metrics here')
+    p.add_argument('--plot', help='write the learning curves here (PNG; needs matplotlib)')
+
+    # eval
+    p = command('eval', cmd_eval, 'evaluate a checkpoint written by tensorlite train')
+    p.add_argument('--checkpoint', required=True, help='last.npz of a tensorlite train run')
+    p.add_argument('--data', default=None,
+                   help="synthetic:FAMILY or a folder (default: the run's data: new synthetic "
+                        "clips of its validation seed, or the folder's validation split)")
+    p.add_argument('--num-clips', type=_positive(int, '--num-clips'), default=64,
+                   help='synthetic clips to evaluate (default 64)')
+    p.add_argument('--data-seed', type=_non_negative_int, default=None,
+                   help="synthetic data seed (default: the run's validation seed)")
+    p.add_argument('--views', type=_positive(int, '--views'), default=1,
+                   help='clips per video, their softmax averaged (MultiClip; default 1)')
+    p.add_argument('--video-frames', type=_positive(int, '--video-frames'), default=None,
+                   help="synthetic: render videos this long and take the views from them "
+                        "(default: the model's clip length, so views coincide)")
+    p.add_argument('--batch-size', type=_positive(int, '--batch-size'), default=16)
+    p.add_argument('--workers', type=_non_negative_int, default=0)
+    p.add_argument('--temporal', action='store_true',
+                   help='also report accuracy on reversed and shuffled frames')
+    device(p)
+    p.add_argument('--no-progress', action='store_true')
+    p.add_argument('--json', help='write the metrics here')
+    p.add_argument('--plot', help='write the confusion matrix here (PNG; needs matplotlib)')
+
+    # compare
+    p = command('compare', cmd_compare,
+                'train every model on the synthetic families and compare (tensorlite.compare)')
+    p.add_argument('--quick', action='store_true', help='fewer clips and epochs')
+    p.add_argument('--models', help='comma-separated model names (default: all)')
+    p.add_argument('--families', help=f"comma-separated, among {','.join(CLASS_FAMILIES)} "
+                                      "(default: all)")
+    p.add_argument('--seed', type=_non_negative_int, default=0)
+    device(p)
+    p.add_argument('--no-progress', action='store_true')
+    p.add_argument('--json', help='write the records here')
+    p.add_argument('--plot', help='write the bar chart here (PNG; needs matplotlib)')
+
+    # summary
+    p = command('summary', cmd_summary, "a model's layers: output shapes, parameters, "
+                'multiply-adds, activation memory')
+    p.add_argument('model', help='a registered model')
+    p.add_argument('--preset', choices=('tiny', 'paper'), default='tiny')
+    p.add_argument('--num-classes', type=_positive(int, '--num-classes'), default=10)
+    p.add_argument('--input-shape', help="N,C,T,H,W (default: one clip of the model's own size)")
+    p.add_argument('--json', help='write the per-layer rows and the totals here')
+
+    # gradcheck
+    p = command('gradcheck', cmd_gradcheck,
+                'gradient-check every differentiable op in float64 (first and second order)')
+    p.add_argument('words', nargs='*', help='only ops whose name contains one of these')
+    p.add_argument('--seed', type=_non_negative_int, default=0, help='seed of the inputs')
+    p.add_argument('--json', help='write the rows here')
+
+    # flow
+    p = command('flow', cmd_flow, "a video's optical flow (Farnebaeck), colour-coded")
+    p.add_argument('video', help='a video file, GIF or folder of frames')
+    p.add_argument('-o', '--output', required=True,
+                   help='.png: a grid of frames and their flows; .gif: frame | flow animation')
+    p.add_argument('--frames', default='0:9', help='frames a:b, b exclusive (default 0:9)')
+    p.add_argument('--max-flow', type=float, default=None,
+                   help='pixels of displacement at full saturation (default: the largest)')
+    p.add_argument('--columns', type=_positive(int, '--columns'), default=None,
+                   help='cells per row of the PNG grid (default up to 8)')
+    p.add_argument('--fps', type=_positive(float, '--fps'), default=None,
+                   help="GIF frame rate (default: the video's)")
+
+    # bench
+    p = command('bench', cmd_bench, "run the repository's benchmarks/ scripts "
+                '(arguments after -- go to each script)')
+    p.add_argument('names', nargs='*', help='benchmarks to run, e.g. conv flow (default: all)')
+    p.add_argument('--list', action='store_true', help='list the benchmarks and stop')
+
+    # info
+    p = command('info', cmd_info, 'versions, CPUs, CUDA, models, synthetic families')
+    p.add_argument('--json', help='write the same as JSON here')
+    return parser
+
+
+def _split_extra(argv):
+    """bench's arguments after '--' are the scripts'; argparse would take them as NAMES."""
+    command = next((a for a in argv if not a.startswith('-')), None)
+    if command == 'bench' and '--' in argv:
+        k = argv.index('--')
+        return argv[:k], argv[k + 1:]
+    return argv, []
+
+
+def main(argv=None):
+    """Run the command line `argv` (default sys.argv[1:]); returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argv, extra = _split_extra(argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:                   # --help (0) or a usage error argparse printed (2)
+        return EXIT_USAGE if e.code not in (0, None) else EXIT_OK
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    args.extra = extra
+    try:
+        return args.handler(args)
+    except CLIError as e:
+        print(f"tensorlite {args.command}: error: {e}", file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        print(f"tensorlite {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        if args.traceback:
+            traceback.print_exc()
+        print(f"tensorlite {args.command}: error: {type(e).__name__}: {e}"
+              + ('' if args.traceback else ' (run with --traceback for the traceback)'),
+              file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == '__main__':
+    sys.exit(main())
