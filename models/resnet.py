@@ -59,20 +59,21 @@ class Bottleneck(nn.Module):
 
 
 class ResNet2d(nn.Module):
-    """Stem (7x7/2 conv, BN, ReLU, 3x3/2 max pool), four stages of Bottlenecks (stage k > 1 halves
+    """Stem (7x7/2 conv -- stem_kernel -- BN, ReLU, 3x3/2 max pool), four stages of Bottlenecks (stage k > 1 halves
     H and W in its first block), global average pool, dropout, fc.
     (N, 3, H, W) -> stem (N, stem, H/4, W/4) -> layer1 (N, 4 w1, H/4, W/4) -> ... -> layer4
     (N, 4 w4, H/32, W/32) -> avgpool (N, 4 w4, 1, 1) -> flatten (N, 4 w4) -> fc (N, num_classes).
     """
 
     def __init__(self, num_classes, layers=(3, 4, 6, 3), stem_width=64, widths=(64, 128, 256, 512),
-                 in_channels=3, dropout=0.0):
+                 in_channels=3, dropout=0.0, stem_kernel=7):
         super().__init__()
         if len(layers) != 4 or len(widths) != 4:
             raise ValueError(f"ResNet2d: layers and widths must have 4 entries (one per stage), "
                              f"got {tuple(layers)} and {tuple(widths)}")
         self.in_channels = in_channels
-        self.conv1 = nn.Conv2d(in_channels, stem_width, 7, stride=2, padding=3, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, stem_width, stem_kernel, stride=2,
+                               padding=stem_kernel // 2, bias=False)
         self.bn1 = nn.BatchNorm2d(stem_width)
         self.relu = nn.ReLU()
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)

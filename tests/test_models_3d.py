@@ -243,7 +243,7 @@ def test_boring_video_i3d_tiny(rng):
     i3d = I3D(net2d, time_padding_mode='replicate').eval()
     np.testing.assert_allclose(i3d(tl.tensor(boring_video(frame, 16))).data, y2, rtol=0, atol=1e-5)
 
-    i3d_zeros = I3D(net2d).eval()               # as build_model('i3d', ...) builds it
+    i3d_zeros = I3D(net2d).eval()               # as build_model('i3d', ..., init='inflate')
     f2 = net2d.features(tl.tensor(frame)).data                             # (N, 128, 1, 1)
     f3 = i3d_zeros.features(tl.tensor(boring_video(frame, 32))).data      # (N, 128, 16, 1, 1)
     # receptive-field radius in time: stem 2 + res2 1 (input frames), then after pool2 res3 and
@@ -322,3 +322,18 @@ def test_inflate_bad_arguments():
         inflate_2d_to_3d(small_cnn(), time_padding_mode='reflect')
     with pytest.raises(ValueError, match=r"time_kernel for '0' must be a positive int"):
         inflate_2d_to_3d(small_cnn(), time_kernel=lambda name, m: 0)
+
+
+def test_i3d_init_random_breaks_time_symmetry_inflate_keeps_it(rng):
+    """build_model('i3d') re-initializes its 3D convs (training from scratch); init='inflate'
+    keeps the inflated random 2D filters, constant over time: a clip and its reverse then get the
+    same logits, which is why that start cannot learn the order of frames."""
+    clip = tl.tensor(rng.random((2, 3, 16, 32, 32)).astype(np.float32))
+    backwards = tl.tensor(np.ascontiguousarray(clip.numpy()[:, :, ::-1]))
+    for init, symmetric in (('inflate', True), ('random', False)):
+        tl.manual_seed(0)
+        net = build_model('i3d', 2, init=init, dropout=0.0).eval()
+        gap = np.abs(net(clip).numpy() - net(backwards).numpy()).max()
+        assert (gap < 1e-6) == symmetric, (init, gap)
+    with pytest.raises(ValueError, match="init must be 'random' or 'inflate'"):
+        build_model('i3d', 2, init='zeros')

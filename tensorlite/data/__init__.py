@@ -17,5 +17,6 @@ from .samplers import (MultiClip, RandomTemporalCrop, SegmentSampler, TwoRate,  
                        UniformStride, sample_generator, using_generator)
 from .scale import ClipNumbers, clip_numbers  # noqa: F401
 from .synthetic import SyntheticActions  # noqa: F401
+from .twostream import WithFlowStack, centred_flow_stack  # noqa: F401
 from .transforms import (CenterCrop, Compose, Normalize, RandomHorizontalFlip,  # noqa: F401
                          RandomResizedCrop, Resize, ToTensor)

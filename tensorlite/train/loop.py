@@ -462,7 +462,7 @@ def _reorder_time(inputs, first_index, how, seed):
     return tuple(out)
 
 
-def temporal_diagnostic(model, loader, device='cpu', seed=0, progress=False):
+def temporal_diagnostic(model, loader, device='cpu', seed=0, progress=False, derive=None):
     """The lesson's check that a model uses time: its top-1 accuracy on the loader's clips as they
     are, with their frames in reverse order, and with their frames shuffled.
 
@@ -472,7 +472,11 @@ def temporal_diagnostic(model, loader, device='cpu', seed=0, progress=False):
     using the order of frames (on the 'order' family it must drop to near chance; on 'scene' it
     should not drop). Only 5-D clip inputs (N, C, T, H, W) and 6-D multi-view ones are reordered;
     precomputed flow stacks are not (a two-stream model's temporal stream would need its flow
-    recomputed from the reordered frames, e.g. by a dataset built on reversed videos).
+    recomputed from the reordered frames: pass `derive`).
+
+    derive(inputs) -> inputs: called on every batch's inputs after its frames were reordered (and
+    not on the original pass), to recompute what is derived from the frames -- e.g. a two-stream
+    model's flow stack from the reordered clip (tensorlite.compare does this).
 
     Returns {'accuracy', 'reversed_accuracy', 'shuffled_accuracy', 'chance' (1 / num_classes),
     'num_samples'}. The loader must give the same clips in the same order on each pass (no
@@ -482,8 +486,11 @@ def temporal_diagnostic(model, loader, device='cpu', seed=0, progress=False):
                       ('shuffled_accuracy', 'shuffled')):
         if hasattr(loader, 'set_epoch'):
             loader.set_epoch(0)
-        transform = None if how is None else (
-            lambda inputs, first, how=how: _reorder_time(inputs, first, how, seed))
+        transform = None
+        if how is not None:
+            def transform(inputs, first, how=how):
+                inputs = _reorder_time(inputs, first, how, seed)
+                return inputs if derive is None else tuple(derive(inputs))
         scores, labels, _ = _predict(model, loader, None, device, progress, transform,
                                      description=how or 'original')
         result[name] = accuracy(scores, labels, topk=1)

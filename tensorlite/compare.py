@@ -1,0 +1,311 @@
+"""`tensorlite compare`: the lesson's claims, measured.
+
+Ten architectures (tiny presets) are trained by the same loop -- `tensorlite.train.fit`: loss,
+gradient, backprop, step -- on three synthetic families, and each is tested on held-out clips as
+they are, with their frames reversed and with their frames shuffled:
+
+    scene   the label is in every single frame (the background)     -> a single frame suffices
+    motion  the label is in the motion between frames              -> needs two or more frames
+    order   the label is in the order of two motions; clip 2k + 1 is clip 2k played backwards
+                                                                    -> needs the order of frames
+
+The lesson's shape: the single-frame baseline is at >= 90 % on scene and near chance on motion and
+order; late fusion (two distant frames, pooled) is near chance on order; 3D convolution (C3D, I3D,
+SlowFast), CNN+LSTM and the transformers (TimeSformer, ViViT) reach >= 90 % on order.  A model
+uses time when its accuracy drops on reversed or shuffled frames.
+
+    from tensorlite.compare import run_compare, format_table
+    records = run_compare(quick=True)
+    print(format_table(records))
+
+Every record: model, family, accuracy, reversed_accuracy, shuffled_accuracy, chance, params,
+train_seconds (fit's wall time; for two-stream also the optical flow of the training clips),
+clips_per_second (training clips per second of train_seconds), epochs, train_clips, test_clips,
+flow_seconds (two-stream: Farnebaeck flow of all clips it saw, train and test, else 0.0), recipe.
+
+The recipes (optimizer, learning rate, epochs) are per model, fixed here, and the same for every
+family; the number of fresh training clips is per family (FAMILY_CLIPS: most for 'order'), the same
+for every model.  Test clips come from another seed.  Data are rendered once per family and shared.
+"""
+import time
+
+import numpy as np
+
+from . import backend
+from .autograd.tensor import Tensor
+from .data.synthetic import SyntheticActions
+from .data.twostream import centred_flow_stack
+
+MODELS = ('single_frame', 'late_fusion', 'early_fusion', 'c3d', 'i3d', 'two_stream', 'slowfast',
+          'cnn_lstm', 'timesformer', 'vivit')
+FAMILIES = ('scene', 'motion', 'order')
+RECORD_KEYS = ('model', 'family', 'accuracy', 'reversed_accuracy', 'shuffled_accuracy', 'chance',
+               'params', 'train_seconds', 'clips_per_second', 'epochs', 'train_clips',
+               'test_clips', 'flow_seconds', 'recipe')
+
+NUM_FRAMES, SIZE = 16, 32
+FLOW_LENGTH = 10                     # the two-stream temporal stream's stack of L flows
+TEST_SEED_OFFSET = 1000              # test clips come from another seed: never seen in training
+
+# How many fresh training clips each family gets (each seen `epochs` times): the budget goes where
+# the lesson's claims are hardest to learn ('order').  The quick run uses about a sixth.
+FAMILY_CLIPS = {'scene': 384, 'motion': 384, 'order': 2048}
+QUICK_FAMILY_CLIPS = {'scene': 128, 'motion': 128, 'order': 320}
+TEST_CLIPS, QUICK_TEST_CLIPS = 256, 128
+
+# Per model: the optimizer and the number of epochs, the same for every family.  AdamW at 1e-3,
+# batches of 32, no schedule.  Epochs: the cheap per-frame models and the nets that learn order in
+# one pass over 2048 clips get 1 (single-frame 12 at lr 3e-3: it needs ~40 steps for the 6 scenes and costs
+# ~1 ms a clip); SlowFast, I3D and CNN+LSTM leave the chance plateau on 'order' only after
+# 2-5 passes (measured: docs/training.md, "tensorlite compare"), so they get more.
+DEFAULT_RECIPE = dict(optimizer='adamw', lr=1e-3, weight_decay=1e-4, batch_size=32, epochs=1,
+                      clip_grad_norm=None)
+RECIPES = {
+    'single_frame': dict(epochs=12, lr=3e-3),
+    'late_fusion': dict(),
+    'early_fusion': dict(epochs=2),
+    'c3d': dict(),
+    'i3d': dict(epochs=4),
+    'two_stream': dict(epochs=2),
+    'slowfast': dict(epochs=3),
+    'cnn_lstm': dict(epochs=6),
+    'timesformer': dict(epochs=2),
+    'vivit': dict(epochs=2),
+}
+
+
+def base_model(name):
+    """The family of a registered variant: 'timesformer_joint' -> 'timesformer'."""
+    if name in RECIPES:
+        return name
+    for base in sorted(RECIPES, key=len, reverse=True):
+        if name.startswith(base + '_'):
+            return base
+    raise ValueError(f"compare: no recipe for model {name!r}: it is none of {', '.join(MODELS)} "
+                     "or a variant of one")
+
+
+def recipe_for(model, family, quick=False, **overrides):
+    """The training settings of `model` on `family`: DEFAULT_RECIPE updated by RECIPES[model] (a
+    variant such as 'late_fusion_max' takes its family's), the family's number of training clips
+    ('clips'; the quick run's with quick=True), then `overrides`."""
+    if family not in FAMILIES:
+        raise ValueError(f"compare: unknown family {family!r}; expected one of "
+                         f"{', '.join(FAMILIES)}")
+    recipe = dict(DEFAULT_RECIPE)
+    recipe.update(RECIPES[base_model(model)])
+    recipe['clips'] = (QUICK_FAMILY_CLIPS if quick else FAMILY_CLIPS)[family]
+    recipe.update(overrides)
+    return recipe
+
+
+class ArrayLoader:
+    """Batches of in-memory arrays, as Tensors: (inputs..., target) tuples of `batch_size` rows,
+    reshuffled every epoch from (seed, epoch) when shuffle=True (fit calls set_epoch)."""
+
+    def __init__(self, arrays, batch_size, shuffle=False, seed=0):
+        lengths = {len(a) for a in arrays}
+        if len(lengths) != 1:
+            raise ValueError(f"ArrayLoader: arrays of different lengths {sorted(lengths)}")
+        self.arrays, self.batch_size, self.shuffle, self.seed = arrays, batch_size, shuffle, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = int(epoch)
+
+    def __len__(self):
+        return -(-len(self.arrays[0]) // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.arrays[0])
+        order = np.arange(n)
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(n)
+        for a in range(0, n, self.batch_size):
+            rows = order[a:a + self.batch_size]
+            yield tuple(Tensor(np.ascontiguousarray(x[rows])) for x in self.arrays)
+
+
+def _flow_stacks(clips):
+    """(N, 3, T, H, W) float clips -> (N, 2L, H, W) flow stacks of their centred L + 1 frames."""
+    return np.stack([centred_flow_stack(clip, FLOW_LENGTH) for clip in clips])
+
+
+def _count_params(model):
+    return int(sum(int(np.prod(p.shape)) for p in model.parameters()))
+
+
+def _optimizer(recipe, model):
+    from . import optim
+    kinds = {'sgd': lambda params: optim.SGD(params, lr=recipe['lr'], momentum=0.9,
+                                              weight_decay=recipe['weight_decay']),
+             'adam': lambda params: optim.Adam(params, lr=recipe['lr'],
+                                               weight_decay=recipe['weight_decay']),
+             'adamw': lambda params: optim.AdamW(params, lr=recipe['lr'],
+                                                 weight_decay=recipe['weight_decay'])}
+    return kinds[recipe['optimizer']](model.parameters())
+
+
+def render_family(family, num_clips, seed):
+    """(clips float32 (N, 3, T, H, W), labels int64 (N,), chance) of one synthetic family."""
+    data = SyntheticActions(family, num_clips, num_frames=NUM_FRAMES, size=SIZE, seed=seed)
+    clips, labels, _ = data.render(np.arange(num_clips))
+    return clips, labels, data.chance, data.num_classes
+
+
+def train_and_test(model_name, family, quick=False, seed=0, device='cpu', progress=False,
+                   data=None, **overrides):
+    """Train one tiny model on one family with its recipe and test it: one record (see the
+    module doc).  `data` may hold the family's rendered (train, test) arrays to share them."""
+    from .models import build_model
+    from .random import manual_seed
+    from .train import fit, temporal_diagnostic
+    recipe = recipe_for(model_name, family, quick, **overrides)
+    test_clips = QUICK_TEST_CLIPS if quick else TEST_CLIPS
+    if data is None:
+        data = (render_family(family, recipe['clips'], seed),
+                render_family(family, test_clips, seed + TEST_SEED_OFFSET))
+    (x_train, y_train, chance, num_classes), (x_test, y_test, _, _) = data
+    x_train, y_train = x_train[:recipe['clips']], y_train[:recipe['clips']]
+    x_test, y_test = x_test[:test_clips], y_test[:test_clips]
+
+    manual_seed(seed)
+    model = build_model(model_name, num_classes=num_classes)
+    optimizer = _optimizer(recipe, model)
+    two_stream = model_name.startswith('two_stream')
+    flow_seconds = 0.0
+    started = time.perf_counter()
+    train_arrays = [x_train]
+    if two_stream:
+        train_arrays.append(_flow_stacks(x_train))
+        flow_seconds += time.perf_counter() - started
+    loader = ArrayLoader(train_arrays + [y_train], recipe['batch_size'], shuffle=True, seed=seed)
+    fit(model, loader, optimizer=optimizer, epochs=recipe['epochs'], device=device, clip_grad_norm=recipe['clip_grad_norm'],
+        progress=progress, seed=seed)
+    train_seconds = time.perf_counter() - started
+
+    test_arrays = [x_test]
+    derive = None
+    if two_stream:
+        flow_started = time.perf_counter()
+        test_arrays.append(_flow_stacks(x_test))
+        flow_seconds += time.perf_counter() - flow_started
+
+        def derive(inputs):           # the flow of the reordered frames, not of the original ones
+            nonlocal flow_seconds
+            flow_started = time.perf_counter()
+            flows = _flow_stacks(backend.as_numpy(inputs[0].data))
+            flow_seconds += time.perf_counter() - flow_started
+            return inputs[0], Tensor(flows)
+    test_loader = ArrayLoader(test_arrays + [y_test], 64)
+    diagnostic = temporal_diagnostic(model, test_loader, device=device, seed=seed, derive=derive)
+    return {'model': model_name, 'family': family,
+            'accuracy': diagnostic['accuracy'],
+            'reversed_accuracy': diagnostic['reversed_accuracy'],
+            'shuffled_accuracy': diagnostic['shuffled_accuracy'],
+            'chance': float(chance), 'params': _count_params(model),
+            'train_seconds': train_seconds,
+            'clips_per_second': recipe['epochs'] * len(x_train) / train_seconds,
+            'epochs': recipe['epochs'], 'train_clips': len(x_train), 'test_clips': len(x_test),
+            'flow_seconds': flow_seconds, 'recipe': recipe}
+
+
+def _check_names(names, known, what):
+    if names is None:
+        return list(known)
+    names = list(names)
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise ValueError(f"compare: unknown {what} {', '.join(map(repr, unknown)) or '(none given)'}"
+                         f"; expected some of {', '.join(known)}")
+    return names
+
+
+def run_compare(models=None, families=None, quick=False, seed=0, device='cpu', progress=True,
+                log=print):
+    """Train and test every model on every family (defaults: the ten MODELS, all three
+    families; registered variants such as 'timesformer_joint' may be named too, and train with
+    their family's recipe); returns the list of records (see the module doc), in model-major
+    order.
+
+    quick=True trains on fewer clips for fewer epochs and tests on fewer clips (the whole run
+    within 2 minutes on 2 cores; the default run within 10).  progress=True logs one line per
+    record through `log` as it is done."""
+    from .models import list_models
+    variants = [m for m in list_models() if m not in MODELS and any(
+        m.startswith(base + '_') for base in MODELS)]
+    models = _check_names(models, MODELS + tuple(variants), 'model')
+    families = _check_names(families, FAMILIES, 'family')
+    test_clips = QUICK_TEST_CLIPS if quick else TEST_CLIPS
+    data = {family: (render_family(family, max(recipe_for(m, family, quick)['clips']
+                                               for m in models), seed),
+                     render_family(family, test_clips, seed + TEST_SEED_OFFSET))
+            for family in families}
+    records = []
+    for model in models:
+        for family in families:
+            record = train_and_test(model, family, quick=quick, seed=seed, device=device,
+                                    data=data[family])
+            records.append(record)
+            if progress:
+                log(f"{model:>13s} on {family:<6s} accuracy {record['accuracy']:6.1%}  reversed "
+                    f"{record['reversed_accuracy']:6.1%}  shuffled {record['shuffled_accuracy']:6.1%}"
+                    f"  ({record['train_seconds']:.1f} s)")
+    return records
+
+
+def format_table(records):
+    """One row per model: accuracy per family (original / reversed / shuffled frames), chance,
+    parameters, training seconds and clips/s (summed and averaged over the families)."""
+    families = [f for f in FAMILIES if any(r['family'] == f for r in records)]
+    models = []
+    for r in records:
+        if r['model'] not in models:
+            models.append(r['model'])
+    by_key = {(r['model'], r['family']): r for r in records}
+    width = max([len('model')] + [len(m) for m in models])
+    header = f"{'model':<{width}s}" + ''.join(f" | {f + ' acc/rev/shuf':^20s}" for f in families) \
+        + f" | {'params':>7s} | {'train s':>7s} | {'clips/s':>7s}"
+    lines = [header, '-' * len(header)]
+    for model in models:
+        row = f"{model:<{width}s}"
+        seconds, clips, params = 0.0, 0, None
+        for family in families:
+            r = by_key.get((model, family))
+            if r is None:
+                row += f" | {'-':^20s}"
+                continue
+            row += (f" | {100 * r['accuracy']:5.1f} {100 * r['reversed_accuracy']:5.1f} "
+                    f"{100 * r['shuffled_accuracy']:5.1f}   ")
+            seconds += r['train_seconds']
+            clips += r['epochs'] * r['train_clips']
+            params = r['params']
+        row += f" | {params:>7,d} | {seconds:7.1f} | {clips / seconds if seconds else 0:7.0f}"
+        lines.append(row)
+    chance = '  '.join(f"{f} {100 * next(r['chance'] for r in records if r['family'] == f):.1f} %"
+                       for f in families)
+    lines.append(f"chance: {chance}   (accuracies in %, on held-out clips as they are / "
+                 "reversed / shuffled)")
+    return '\n'.join(lines)
+
+
+# The lesson's claims, as checks on the records: (model, family, what, test(record)).
+NEAR_CHANCE = 0.15                   # "near chance": within 15 points of the chance level
+CLAIMS = (
+    ('single_frame', 'scene', 'single-frame baseline >= 90 % on scene',
+     lambda r: r['accuracy'] >= 0.9),
+    ('single_frame', 'motion', 'single-frame baseline near chance on motion',
+     lambda r: abs(r['accuracy'] - r['chance']) <= NEAR_CHANCE),
+    ('single_frame', 'order', 'single-frame baseline near chance on order',
+     lambda r: abs(r['accuracy'] - r['chance']) <= NEAR_CHANCE),
+    ('late_fusion', 'order', 'late fusion near chance on order',
+     lambda r: abs(r['accuracy'] - r['chance']) <= NEAR_CHANCE),
+) + tuple((model, 'order', f'{model} >= 90 % on order', lambda r: r['accuracy'] >= 0.9)
+          for model in ('c3d', 'i3d', 'slowfast', 'cnn_lstm', 'timesformer', 'vivit'))
+
+
+def lesson_checks(records):
+    """[(claim, passed)] for the lesson's claims whose model and family are in `records`."""
+    by_key = {(r['model'], r['family']): r for r in records}
+    return [(what, bool(test(by_key[(model, family)])))
+            for model, family, what, test in CLAIMS if (model, family) in by_key]

@@ -1,0 +1,148 @@
+"""tensorlite compare: a small smoke run (two models, two families, quick recipes), the table, the
+lesson's checks, and the pieces compare is built from (ArrayLoader, WithFlowStack, the derive hook
+of temporal_diagnostic)."""
+import json
+
+import numpy as np
+import pytest
+
+import tensorlite as tl
+import tensorlite.data as D
+from tensorlite import compare
+from tensorlite.train import temporal_diagnostic
+
+
+@pytest.fixture(scope='module')
+def smoke_records():
+    return compare.run_compare(models=['single_frame', 'late_fusion'], families=['scene', 'order'],
+                               quick=True, progress=False)
+
+
+def test_smoke_run_records(smoke_records):
+    assert [(r['model'], r['family']) for r in smoke_records] == [
+        ('single_frame', 'scene'), ('single_frame', 'order'),
+        ('late_fusion', 'scene'), ('late_fusion', 'order')]
+    for r in smoke_records:
+        assert set(compare.RECORD_KEYS) <= set(r)
+        for key in ('accuracy', 'reversed_accuracy', 'shuffled_accuracy'):
+            assert 0.0 <= r[key] <= 1.0
+        assert r['train_seconds'] > 0 and r['params'] > 0
+        assert r['test_clips'] == compare.QUICK_TEST_CLIPS
+        json.dumps(r)                                     # JSON-able as it is
+    by = {(r['model'], r['family']): r for r in smoke_records}
+    assert by[('single_frame', 'scene')]['chance'] == pytest.approx(1 / 6)
+    assert by[('single_frame', 'order')]['chance'] == pytest.approx(1 / 2)
+    # the lesson's shape, on the quick recipes: one frame tells the scene, never the order
+    assert by[('single_frame', 'scene')]['accuracy'] >= 0.9
+    assert abs(by[('single_frame', 'order')]['accuracy'] - 0.5) <= compare.NEAR_CHANCE
+    # late fusion pools two frames symmetrically: a clip and its reverse get the same scores
+    late = by[('late_fusion', 'order')]
+    assert late['accuracy'] == pytest.approx(0.5) and late['reversed_accuracy'] == late['accuracy']
+
+
+def test_table_and_checks(smoke_records):
+    table = compare.format_table(smoke_records)
+    lines = table.splitlines()
+    assert lines[0].startswith('model') and 'scene' in lines[0] and 'order' in lines[0]
+    assert lines[2].startswith('single_frame') and lines[3].startswith('late_fusion')
+    assert 'chance' in lines[-1]
+    checks = dict(compare.lesson_checks(smoke_records))
+    assert set(checks) == {'single-frame baseline >= 90 % on scene',
+                           'single-frame baseline near chance on order',
+                           'late fusion near chance on order'}
+    assert all(checks.values())
+
+
+def test_lesson_checks_fail_when_the_shape_is_wrong():
+    record = dict(model='c3d', family='order', accuracy=0.6, reversed_accuracy=0.4,
+                  shuffled_accuracy=0.5, chance=0.5)
+    assert compare.lesson_checks([record]) == [('c3d >= 90 % on order', False)]
+    record['accuracy'] = 0.95
+    assert compare.lesson_checks([record]) == [('c3d >= 90 % on order', True)]
+
+
+def test_unknown_names_are_rejected_before_training():
+    with pytest.raises(ValueError, match="unknown model 'c4d'.*single_frame"):
+        compare.run_compare(models=['c4d'])
+    with pytest.raises(ValueError, match="unknown family 'colour'.*scene, motion, order"):
+        compare.run_compare(families=['colour'])
+
+
+def test_recipes_are_per_model_and_quick_is_smaller():
+    for model in compare.MODELS:
+        for family in compare.FAMILIES:
+            full = compare.recipe_for(model, family)
+            quick = compare.recipe_for(model, family, quick=True)
+            assert quick['clips'] < full['clips'] and quick['epochs'] == full['epochs']
+            assert full['clips'] == compare.FAMILY_CLIPS[family]
+    assert compare.recipe_for('timesformer_joint', 'order') == compare.recipe_for('timesformer',
+                                                                                  'order')
+    assert compare.recipe_for('c3d', 'order', lr=0.5)['lr'] == 0.5
+    with pytest.raises(ValueError, match="no recipe for model 'resnet'"):
+        compare.recipe_for('resnet', 'order')
+    with pytest.raises(ValueError, match="unknown family 'colour'"):
+        compare.recipe_for('c3d', 'colour')
+
+
+def test_array_loader_batches_and_reshuffles_per_epoch():
+    x = np.arange(10, dtype=np.float32)[:, None]
+    y = np.arange(10)
+    loader = compare.ArrayLoader([x, y], batch_size=4, shuffle=True, seed=3)
+    assert len(loader) == 3
+    first = np.concatenate([b[1].numpy() for b in loader])
+    again = np.concatenate([b[1].numpy() for b in loader])
+    loader.set_epoch(1)
+    other = np.concatenate([b[1].numpy() for b in loader])
+    assert sorted(first) == list(range(10)) and (first == again).all()
+    assert not (first == other).all() and sorted(other) == list(range(10))
+    batch = next(iter(compare.ArrayLoader([x, y], 4)))
+    assert (batch[0].numpy()[:, 0] == batch[1].numpy()).all()
+    with pytest.raises(ValueError, match='different lengths'):
+        compare.ArrayLoader([x, y[:5]], 2)
+
+
+def test_with_flow_stack_items_and_errors():
+    data = D.SyntheticActions('motion', 4, num_frames=12, size=32)
+    wrapped = D.WithFlowStack(data, flow_length=4)
+    clip, flow, label = wrapped[0]
+    assert clip.shape == (3, 12, 32, 32) and flow.shape == (8, 32, 32) and label == 0
+    assert flow.dtype == np.float32 and wrapped.num_classes == 4 and len(wrapped) == 4
+    # the stack is the flow of the centred L + 1 frames: frames 3..7 of 12
+    frames = np.moveaxis(clip, 0, -1)
+    expected = D.flows_to_stack(D.clip_flows(frames[3:8]), 0, 4)
+    np.testing.assert_array_equal(flow, expected)
+    # 'right' moves by 1-2 px/frame: where the flow is large, it points right
+    dx, dy = flow[0::2], flow[1::2]
+    moving = np.hypot(dx, dy) > 0.5
+    assert moving.sum() > 50 and dx[moving].mean() > max(0.5, 2 * abs(dy[moving].mean()))
+    with pytest.raises(ValueError, match='needs 11 frames, the clip has 12|needs 13 frames'):
+        D.WithFlowStack(data, flow_length=12)[0]
+    with pytest.raises(ValueError, match='flow_length must be an int'):
+        D.WithFlowStack(data, flow_length=0)
+    with pytest.raises(ValueError, match=r'\(C, T, H, W\)'):
+        D.centred_flow_stack(np.zeros((12, 16, 16), np.float32), 4)
+
+
+class _SumsFlow(tl.nn.Module):
+    """Scores from the flow input alone: (sum of the flow, 0): a negative sum says class 1."""
+
+    def forward(self, clip, flow):
+        s = flow.sum(dim=(1, 2, 3))
+        return tl.stack([s, s * 0], dim=1)
+
+
+def test_temporal_diagnostic_derive_recomputes_inputs_after_reordering():
+    clips = np.random.default_rng(0).random((4, 1, 6, 2, 2)).astype(np.float32)
+    flows = np.zeros((4, 1, 2, 2), np.float32)           # scores 0, 0 -> predicts class 0
+    labels = np.array([1, 1, 1, 1])
+    loader = compare.ArrayLoader([clips, flows, labels], 2)
+    seen = []
+
+    def derive(inputs):                                   # a 'flow' that says class 1
+        seen.append(inputs[0].numpy().copy())
+        return inputs[0], -tl.ones(inputs[0].shape[0], 1, 2, 2)
+    result = temporal_diagnostic(_SumsFlow(), loader, derive=derive)
+    assert result['accuracy'] == 0.0                      # the original pass is not derived
+    assert result['reversed_accuracy'] == 1.0 and result['shuffled_accuracy'] == 1.0
+    assert len(seen) == 4                                 # 2 batches x (reversed, shuffled)
+    np.testing.assert_array_equal(seen[0], clips[:2, :, ::-1])
