@@ -563,6 +563,11 @@ def cmd_compare(args):
                                   seed=args.seed, device=args.device,
                                   progress=not args.no_progress)
     print(compare.format_table(records))
+    checks = compare.lesson_checks(records)
+    if checks:
+        print("the lesson's claims:")
+        for claim, passed in checks:
+            print(f"  {'yes' if passed else 'NO '}  {claim}")
     if args.json:
         write_json(args.json, records)
     if args.plot:

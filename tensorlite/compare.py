@@ -54,14 +54,14 @@ QUICK_FAMILY_CLIPS = {'scene': 128, 'motion': 128, 'order': 320}
 TEST_CLIPS, QUICK_TEST_CLIPS = 256, 128
 
 # Per model: the optimizer and the number of epochs, the same for every family.  AdamW at 1e-3,
-# batches of 32, no schedule.  Epochs: the cheap per-frame models and the nets that learn order in
-# one pass over 2048 clips get 1 (single-frame 12 at lr 3e-3: it needs ~40 steps for the 6 scenes and costs
-# ~1 ms a clip); SlowFast, I3D and CNN+LSTM leave the chance plateau on 'order' only after
-# 2-5 passes (measured: docs/training.md, "tensorlite compare"), so they get more.
+# batches of 32, no schedule.  Most models get one pass (C3D learns 'order' in one pass over 2048
+# clips).  Single-frame takes at least 48 steps at lr 3e-3 (what the 6 scenes need; it costs ~1 ms
+# a clip), as many epochs as that takes.  SlowFast, I3D and CNN+LSTM leave the chance plateau on
+# 'order' only after 2-5 passes, so they get more (docs/training.md, "tensorlite compare").
 DEFAULT_RECIPE = dict(optimizer='adamw', lr=1e-3, weight_decay=1e-4, batch_size=32, epochs=1,
-                      clip_grad_norm=None)
+                      min_steps=0, clip_grad_norm=None)
 RECIPES = {
-    'single_frame': dict(epochs=12, lr=3e-3),
+    'single_frame': dict(min_steps=48, lr=3e-3),
     'late_fusion': dict(),
     'early_fusion': dict(epochs=2),
     'c3d': dict(),
@@ -88,7 +88,8 @@ def base_model(name):
 def recipe_for(model, family, quick=False, **overrides):
     """The training settings of `model` on `family`: DEFAULT_RECIPE updated by RECIPES[model] (a
     variant such as 'late_fusion_max' takes its family's), the family's number of training clips
-    ('clips'; the quick run's with quick=True), then `overrides`."""
+    ('clips'; the quick run's with quick=True), then `overrides`; 'epochs' is raised until the run
+    takes at least 'min_steps' optimizer steps."""
     if family not in FAMILIES:
         raise ValueError(f"compare: unknown family {family!r}; expected one of "
                          f"{', '.join(FAMILIES)}")
@@ -96,6 +97,8 @@ def recipe_for(model, family, quick=False, **overrides):
     recipe.update(RECIPES[base_model(model)])
     recipe['clips'] = (QUICK_FAMILY_CLIPS if quick else FAMILY_CLIPS)[family]
     recipe.update(overrides)
+    batches = -(-recipe['clips'] // recipe['batch_size'])
+    recipe['epochs'] = max(recipe['epochs'], -(-recipe['min_steps'] // batches))
     return recipe
 
 
@@ -154,9 +157,14 @@ def render_family(family, num_clips, seed):
 
 
 def train_and_test(model_name, family, quick=False, seed=0, device='cpu', progress=False,
-                   data=None, **overrides):
+                   data=None, model_overrides=None, **overrides):
     """Train one tiny model on one family with its recipe and test it: one record (see the
-    module doc).  `data` may hold the family's rendered (train, test) arrays to share them."""
+    module doc).  `data` may hold the family's rendered (train, test) arrays to share them;
+    model_overrides go to build_model (e.g. {'batch_norm': False} for C3D), overrides to the
+    recipe (e.g. epochs=3).  The experiments behind the recipes are such calls:
+
+        train_and_test('c3d', 'order', model_overrides={'batch_norm': False})
+    """
     from .models import build_model
     from .random import manual_seed
     from .train import fit, temporal_diagnostic
@@ -170,7 +178,7 @@ def train_and_test(model_name, family, quick=False, seed=0, device='cpu', progre
     x_test, y_test = x_test[:test_clips], y_test[:test_clips]
 
     manual_seed(seed)
-    model = build_model(model_name, num_classes=num_classes)
+    model = build_model(model_name, num_classes=num_classes, **(model_overrides or {}))
     optimizer = _optimizer(recipe, model)
     two_stream = model_name.startswith('two_stream')
     flow_seconds = 0.0
@@ -207,7 +215,8 @@ def train_and_test(model_name, family, quick=False, seed=0, device='cpu', progre
             'train_seconds': train_seconds,
             'clips_per_second': recipe['epochs'] * len(x_train) / train_seconds,
             'epochs': recipe['epochs'], 'train_clips': len(x_train), 'test_clips': len(x_test),
-            'flow_seconds': flow_seconds, 'recipe': recipe}
+            'flow_seconds': flow_seconds, 'recipe': recipe,
+            **({'model_overrides': dict(model_overrides)} if model_overrides else {})}
 
 
 def _check_names(names, known, what):

@@ -73,8 +73,13 @@ def test_recipes_are_per_model_and_quick_is_smaller():
         for family in compare.FAMILIES:
             full = compare.recipe_for(model, family)
             quick = compare.recipe_for(model, family, quick=True)
-            assert quick['clips'] < full['clips'] and quick['epochs'] == full['epochs']
+            assert quick['clips'] < full['clips'] and quick['epochs'] >= full['epochs']
             assert full['clips'] == compare.FAMILY_CLIPS[family]
+            for r in (full, quick):      # epochs raised until there are min_steps steps
+                batches = -(-r['clips'] // r['batch_size'])
+                wanted = compare.RECIPES[model].get('epochs', compare.DEFAULT_RECIPE['epochs'])
+                assert r['epochs'] == max(wanted, -(-r['min_steps'] // batches))
+    assert compare.recipe_for('single_frame', 'scene')['epochs'] == 4      # 48 steps of 12 batches
     assert compare.recipe_for('timesformer_joint', 'order') == compare.recipe_for('timesformer',
                                                                                   'order')
     assert compare.recipe_for('c3d', 'order', lr=0.5)['lr'] == 0.5
@@ -146,3 +151,19 @@ def test_temporal_diagnostic_derive_recomputes_inputs_after_reordering():
     assert result['reversed_accuracy'] == 1.0 and result['shuffled_accuracy'] == 1.0
     assert len(seen) == 4                                 # 2 batches x (reversed, shuffled)
     np.testing.assert_array_equal(seen[0], clips[:2, :, ::-1])
+
+
+def test_cli_compare_writes_the_records_as_json(tmp_path, capsys):
+    from tensorlite.cli import main
+    path = tmp_path / 'out' / 'compare.json'
+    code = main(['compare', '--quick', '--models', 'single_frame', '--families', 'scene',
+                 '--json', str(path), '--no-progress'])
+    out = capsys.readouterr().out
+    assert code == 0
+    records = json.loads(path.read_text())
+    assert len(records) == 1 and records[0]['model'] == 'single_frame'
+    for key in ('model', 'family', 'accuracy', 'reversed_accuracy', 'shuffled_accuracy', 'chance',
+                'params', 'train_seconds'):
+        assert key in records[0]
+    assert out.splitlines()[0].startswith('model')
+    assert "the lesson's claims:" in out and 'single-frame baseline >= 90 % on scene' in out
