@@ -4,13 +4,17 @@
     python examples/caption.py --steps 800 --json runs/caption.json
     python examples/caption.py --quick               # a few steps: checks that everything runs
 
-Recipe: CaptioningModel (a small 2D CNN on each frame and its difference from the previous one,
-an LSTM over the frames whose last state, layer-normalised, initialises an LSTM decoder and is
-read beside every word) is trained with teacher forcing (`caption_loss`: the cross entropy of
-each next token, <pad> ignored) and Adam (lr 3e-3, cosine to 0, gradient norm clipped at 5) on
-2048 clips of seed `--seed`; held-out clips (seed `--seed + 1`) are decoded greedily and with
-beam search, and corpus BLEU-1..4 against the one reference sentence of each clip is printed for
-both, with a few example captions.
+Recipe: CaptioningModel with a Clip3DEncoder (four 3D conv blocks with BatchNorm, the first
+pooling space only, the others time and space, averaged into the two halves of the clip: one
+feature per event; layer-normalised, it initialises an LSTM decoder and is read beside every word)
+is trained with teacher forcing (`caption_loss`: the cross entropy of each next token, <pad>
+ignored) and Adam (lr 3e-3, cosine to 0, gradient norm clipped at 5) on 2048 clips of seed
+`--seed`; held-out clips (seed `--seed + 1`) are decoded greedily and with beam search, and corpus
+BLEU-1..4 against the one reference sentence of each clip is printed for both, with a few example
+captions.  `--encoder frames` trains the earlier FrameLSTMEncoder (a 2D CNN on each frame and its
+difference from the previous one, then an LSTM over the frames) instead, for comparison.  The
+default run (seed 0, 200 steps) gives BLEU-4 0.377 greedy and 0.370 with a beam of 3: colours,
+shapes and appear/disappear are mostly right, directions of motion often wrong.
 """
 import argparse
 import json
@@ -23,8 +27,8 @@ import tensorlite as tl
 from tensorlite._atomic import atomic_write
 from tensorlite.data import SyntheticActions
 from tensorlite.data.synthetic import BOS, EOS
-from tensorlite.models.captioning import (CaptioningModel, FrameLSTMEncoder, beam_search,
-                                          caption_loss, greedy_decode)
+from tensorlite.models.captioning import (CaptioningModel, Clip3DEncoder, FrameLSTMEncoder,
+                                          beam_search, caption_loss, greedy_decode)
 from tensorlite.optim import Adam, clip_grad_norm_
 from tensorlite.optim.lr_scheduler import CosineAnnealingLR
 from tensorlite.train.bleu import corpus_bleu
@@ -35,14 +39,20 @@ BLEU_ORDERS = (1, 2, 3, 4)
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--steps', type=int, default=None,
-                    help='training steps (default 400; 4 with --quick)')
+                    help='training steps (default 200; 4 with --quick)')
     ap.add_argument('--batch-size', type=int, default=16, help='clips per step (default 16)')
     ap.add_argument('--train-clips', type=int, default=None,
                     help='distinct training clips (default 2048; 16 with --quick)')
     ap.add_argument('--val-clips', type=int, default=None,
                     help='held-out clips (default 128; 4 with --quick)')
+    ap.add_argument('--encoder', choices=('3d', 'frames'), default='3d',
+                    help="'3d': Clip3DEncoder, a 3D CNN with BatchNorm pooled into the two halves "
+                         "of the clip (default); 'frames': FrameLSTMEncoder, a 2D CNN per frame "
+                         "and frame difference, then an LSTM")
+    ap.add_argument('--width', type=int, default=16,
+                    help="channels of the encoder's first conv (default 16)")
     ap.add_argument('--stride', type=int, default=2,
-                    help="the frame CNN's first stride (default 2: a quarter of the work)")
+                    help="FrameLSTMEncoder's first stride (default 2: a quarter of the work)")
     ap.add_argument('--beam-size', type=int, default=3, help='beam width (default 3)')
     ap.add_argument('--lr', type=float, default=3e-3, help='Adam learning rate (default 3e-3)')
     ap.add_argument('--seed', type=int, default=0,
@@ -51,11 +61,12 @@ def parse_args(argv=None):
     ap.add_argument('--json', metavar='PATH', help='write the metrics to this JSON file')
     ap.add_argument('--quick', action='store_true', help='a few steps on tiny data (smoke test)')
     args = ap.parse_args(argv)
-    defaults = dict(steps=(4, 400), train_clips=(16, 2048), val_clips=(4, 128))
+    defaults = dict(steps=(4, 200), train_clips=(16, 2048), val_clips=(4, 128))
     for name, (quick, full) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
-    for name in ('steps', 'batch_size', 'train_clips', 'val_clips', 'beam_size', 'stride'):
+    for name in ('steps', 'batch_size', 'train_clips', 'val_clips', 'beam_size', 'stride',
+                 'width'):
         if getattr(args, name) < 1:
             raise SystemExit(f"caption.py: --{name.replace('_', '-')} must be >= 1, "
                              f"got {getattr(args, name)}")
@@ -83,7 +94,11 @@ def main(argv=None):
           f"(seed {args.seed + 1}), {train.num_frames} frames of {train.size} x {train.size}, "
           f"vocabulary of {len(train.vocab)}, {time.perf_counter() - start:.1f} s")
 
-    model = CaptioningModel(len(train.vocab), encoder=FrameLSTMEncoder(stride=args.stride))
+    if args.encoder == '3d':
+        encoder = Clip3DEncoder(width=args.width)
+    else:
+        encoder = FrameLSTMEncoder(width=args.width, stride=args.stride)
+    model = CaptioningModel(len(train.vocab), encoder=encoder)
     optimizer = Adam(model.parameters(), lr=args.lr)
     scheduler = CosineAnnealingLR(optimizer, T_max=args.steps)
     model.train()

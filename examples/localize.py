@@ -4,15 +4,19 @@
     python examples/localize.py --steps 600 --json runs/localize.json
     python examples/localize.py --quick              # a few steps: checks that everything runs
 
-Recipe: SnippetLocalizer (two 3D convs with BatchNorm, stride 1 in time, for per-frame motion
-features, then a dilated temporal Conv1d head) classifies every frame of 192-frame videos of
-16 x 16 pixels into background or one of the 6 actions, trained with per-frame cross entropy and
-Adam (lr 1e-2, cosine to 0) on videos of seed `--seed`.  On held-out videos (seed `--seed + 1`),
-runs of frames whose actionness (1 - p(background)) exceeds 0.3, 0.5 or 0.7 become proposals,
-each labelled with its two most probable classes (`detect`), temporal NMS removes duplicates, and
+Recipe: SnippetLocalizer (four 3D conv blocks with BatchNorm, pooling space and time by 4, a
+mean over space, dilated temporal Conv1d layers over the 4-frame snippets, each snippet's scores
+repeated over its frames) classifies every frame of 192-frame videos of 32 x 32 pixels into
+background or one of the 6 actions.  It is trained with per-frame cross entropy and Adam (lr 3e-3,
+cosine to 0) on 32-frame windows of videos of seed `--seed`, three windows in four placed over an
+action frame (`training_windows`).  On held-out videos (seed `--seed + 1`, whole videos), runs of
+frames whose actionness (1 - p(background)) exceeds 0.3, 0.5 or 0.7 become proposals, each
+labelled with its two most probable classes (`detect`), temporal NMS removes duplicates, and
 ActivityNet-style mAP is computed at tIoU 0.3, 0.5 and 0.7; the class-agnostic mAP (every label
 set to 0) beside it tells how much of what is missing is finding the actions and how much is
-naming them.
+naming them.  The default run (seed 0, 300 steps) gives mAP 0.444 at each of the three tIoU
+thresholds and a class-agnostic mAP of 0.875: nearly every action is found, with boundaries on
+the 4-frame snippet grid, and the class is the remaining gap.
 """
 import argparse
 import json
@@ -43,26 +47,52 @@ def parse_args(argv=None):
     ap.add_argument('--frames', type=int, default=None,
                     help='frames per video (default 192; 104, the shortest, with --quick)')
     ap.add_argument('--train-videos', type=int, default=None,
-                    help='distinct training videos (default 512; 4 with --quick)')
+                    help='distinct training videos (default 256; 4 with --quick)')
     ap.add_argument('--val-videos', type=int, default=None,
                     help='held-out videos (default 64; 2 with --quick)')
-    ap.add_argument('--size', type=int, default=16, help='frame size in pixels (default 16)')
-    ap.add_argument('--lr', type=float, default=1e-2, help='Adam learning rate (default 1e-2)')
+    ap.add_argument('--crop', type=int, default=None,
+                    help='frames of each training window, cut from a training video (default 32)')
+    ap.add_argument('--width', type=int, default=8,
+                    help="channels of the localizer's first 3D conv block (default 8)")
+    ap.add_argument('--size', type=int, default=None,
+                    help='frame size in pixels (default 32; 16 with --quick)')
+    ap.add_argument('--lr', type=float, default=3e-3, help='Adam learning rate (default 3e-3)')
     ap.add_argument('--seed', type=int, default=0,
                     help='training videos and weights; held-out videos use seed + 1 (default 0)')
     ap.add_argument('--json', metavar='PATH', help='write the metrics to this JSON file')
     ap.add_argument('--quick', action='store_true', help='a few steps on tiny data (smoke test)')
     args = ap.parse_args(argv)
-    defaults = dict(steps=(4, 300), batch_size=(2, 8), frames=(104, 192), train_videos=(4, 512),
-                    val_videos=(2, 64))
+    defaults = dict(steps=(4, 300), batch_size=(2, 8), frames=(104, 192), train_videos=(4, 256),
+                    val_videos=(2, 64), crop=(32, 32), size=(16, 32))
     for name, (quick, full) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
-    for name in ('steps', 'batch_size', 'train_videos', 'val_videos'):
+    for name in ('steps', 'batch_size', 'train_videos', 'val_videos', 'crop', 'width'):
         if getattr(args, name) < 1:
             raise SystemExit(f"localize.py: --{name.replace('_', '-')} must be >= 1, "
                              f"got {getattr(args, name)}")
+    if args.crop > args.frames:
+        raise SystemExit(f"localize.py: --crop ({args.crop}) must not exceed --frames "
+                         f"({args.frames})")
     return args
+
+
+def training_windows(targets, crop, rng, action_share=0.75):
+    """Frame indices (B, crop) of one training window per video, from its per-frame targets (B, T).
+
+    The model is convolutional in time, so it trains on windows as well as on whole videos, at
+    crop / T of the work.  A window is placed at random over the video, except that with
+    probability action_share (for a video with any action) it is placed to hold a frame drawn
+    uniformly from its action frames: the classes are in the action frames, and a synthetic long
+    video is mostly background (on average 1.5 instances of 24 frames in 192 frames, a fifth)."""
+    B, T = targets.shape
+    offsets = rng.integers(0, T - crop + 1, B)
+    for b in range(B):
+        action = np.flatnonzero(targets[b] > 0)
+        if len(action) and rng.random() < action_share:
+            anchor = rng.choice(action)                     # this frame falls inside the window
+            offsets[b] = np.clip(anchor - rng.integers(0, crop), 0, T - crop)
+    return offsets[:, None] + np.arange(crop)
 
 
 def frame_probabilities(model, clips, batch_size=8):
@@ -138,7 +168,7 @@ def main(argv=None):
           f"{sum(len(a) for a in val_annotations)} held-out instances, "
           f"{time.perf_counter() - start:.1f} s")
 
-    model = SnippetLocalizer(train.num_classes, width=8, hidden=32)
+    model = SnippetLocalizer(train.num_classes, width=args.width, hidden=32)
     optimizer = Adam(model.parameters(), lr=args.lr)
     scheduler = CosineAnnealingLR(optimizer, T_max=args.steps)
     model.train()
@@ -148,7 +178,10 @@ def main(argv=None):
         if len(order) < args.batch_size:                     # a fresh shuffle once per pass
             order = np.concatenate([order, rng.permutation(len(train))])
         batch, order = order[:args.batch_size], order[args.batch_size:]
-        loss = F.cross_entropy(model(tl.tensor(clips[batch])), tl.tensor(targets[batch]))
+        window = training_windows(targets[batch], args.crop, rng)           # (B, crop)
+        x = clips[batch[:, None], :, window].transpose(0, 2, 1, 3, 4)        # (B, C, crop, H, W)
+        y = np.take_along_axis(targets[batch], window, axis=1)              # (B, crop)
+        loss = F.cross_entropy(model(tl.tensor(np.ascontiguousarray(x))), tl.tensor(y))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

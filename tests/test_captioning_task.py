@@ -9,8 +9,8 @@ import pytest
 import tensorlite as tl
 import tensorlite.functional as F
 from tensorlite.data.synthetic import SyntheticActions
-from tensorlite.models.captioning import (CaptioningModel, FrameLSTMEncoder, beam_search,
-                                          caption_loss, greedy_decode)
+from tensorlite.models.captioning import (CaptioningModel, Clip3DEncoder, FrameLSTMEncoder,
+                                          beam_search, caption_loss, greedy_decode)
 from tensorlite.optim import Adam
 from tensorlite.train.bleu import corpus_bleu
 
@@ -40,6 +40,48 @@ def test_forward_shapes_and_loss(rng):
     loss.backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and np.isfinite(p.grad.data).all(), name
+
+
+@pytest.mark.parametrize('frames, size', [(1, 16), (4, 16), (16, 32), (7, 20)])
+def test_clip3d_encoder_shapes(rng, frames, size):
+    encoder = Clip3DEncoder(width=4, channels=8, out_dim=12, segments=2)
+    x = tl.tensor(rng.random((3, 3, frames, size, size), dtype=np.float32))
+    feature, spans = encoder(x)
+    assert feature.shape == (3, 12) and spans.shape == (3, 2, 8)
+    assert feature.dtype == np.float32
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(blocks=1), r'blocks must be an int >= 2, got 1'),
+    (dict(segments=0), r'segments must be a positive int, got 0'),
+    (dict(width=2.5), r'width must be a positive int, got 2.5'),
+])
+def test_clip3d_encoder_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Clip3DEncoder(**kwargs)
+
+
+def test_clip3d_encoder_names_a_wrong_clip():
+    with pytest.raises(ValueError, match=r'expected 3 channels.*\(2, 1, 4, 16, 16\)'):
+        Clip3DEncoder()(tl.zeros(2, 1, 4, 16, 16))
+
+
+def test_captioning_model_with_the_3d_encoder(rng):
+    """Every parameter gets a gradient, and step() reproduces forward() (eval mode, so that
+    BatchNorm uses the same statistics on both paths)."""
+    tl.random.manual_seed(0)
+    model = CaptioningModel(11, embed_dim=16, hidden_size=32,
+                            encoder=Clip3DEncoder(width=4, channels=8, out_dim=16))
+    clip, tokens = random_batch(rng, n=3, frames=8, length=6)
+    caption_loss(model(clip, tokens), tokens).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and np.abs(p.grad.data).sum() > 0, name
+    model.eval()
+    expected = F.log_softmax(model(clip, tokens), 2).data
+    state = model.init_state(clip)
+    for t in range(tokens.shape[1]):
+        logp, state = model.step(tokens[:, t], state)
+        np.testing.assert_allclose(logp.data, expected[:, t], rtol=1e-4, atol=1e-5)
 
 
 def test_caption_loss_is_next_token_cross_entropy_ignoring_pad(rng):

@@ -70,8 +70,28 @@ def test_detect_groups_by_actionness_and_labels_after():
     assert len(detect(probs, thresholds=(0.3, 0.5), top_labels=1, min_length=2)) == 1
 
 
+def test_training_windows_hold_an_action_frame_when_asked():
+    training_windows = load_example('localize').training_windows
+    targets = np.zeros((3, 50), np.int64)
+    targets[0, 40:44] = 2                      # one short action near the end
+    targets[1, 0:3] = 1                        # one at the start
+    rng = np.random.default_rng(0)             # video 2 has no action: a window anywhere
+    for _ in range(20):
+        windows = training_windows(targets, 12, rng, action_share=1.0)
+        assert windows.shape == (3, 12)
+        assert windows.min() >= 0 and windows.max() < 50
+        np.testing.assert_array_equal(np.diff(windows, axis=1), 1)      # contiguous frames
+        assert (targets[0, windows[0]] > 0).any() and (targets[1, windows[1]] > 0).any()
+    # action_share=0: uniform placement, so the short action is often missed
+    starts = [training_windows(targets, 12, rng, action_share=0.0)[0, 0] for _ in range(50)]
+    assert not all((targets[0, s:s + 12] > 0).any() for s in starts)
+    # a window as long as the video is the video
+    np.testing.assert_array_equal(training_windows(targets, 50, rng), np.tile(np.arange(50), (3, 1)))
+
+
 @pytest.mark.parametrize('name, argv, message', [
     ('localize', ['--steps', '0'], '--steps must be >= 1'),
+    ('localize', ['--crop', '200'], r'--crop \(200\) must not exceed --frames \(192\)'),
     ('caption', ['--beam-size', '0'], '--beam-size must be >= 1'),
 ])
 def test_bad_options_are_named(name, argv, message):
