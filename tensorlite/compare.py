@@ -54,21 +54,21 @@ QUICK_FAMILY_CLIPS = {'scene': 128, 'motion': 128, 'order': 320}
 TEST_CLIPS, QUICK_TEST_CLIPS = 256, 128
 
 # Per model: the optimizer and the number of epochs, the same for every family.  AdamW at 1e-3,
-# batches of 32, no schedule.  Most models get one pass (C3D learns 'order' in one pass over 2048
-# clips).  Single-frame takes at least 48 steps at lr 3e-3 (what the 6 scenes need; it costs ~1 ms
-# a clip), as many epochs as that takes.  SlowFast, I3D and CNN+LSTM leave the chance plateau on
-# 'order' only after 2-5 passes, so they get more (docs/training.md, "tensorlite compare").
-DEFAULT_RECIPE = dict(optimizer='adamw', lr=1e-3, weight_decay=1e-4, batch_size=32, epochs=1,
+# batches of 16, no schedule.  Most models get one or two passes (C3D learns 'order' in one pass
+# over 2048 clips).  Single-frame takes at least 96 steps at lr 3e-3 (what the 6 scenes need; it
+# costs ~1 ms a clip), as many epochs as that takes.  I3D, SlowFast and CNN+LSTM leave the chance
+# plateau on 'order' only in their 3rd or 4th pass, so they get 4 (docs/training.md).
+DEFAULT_RECIPE = dict(optimizer='adamw', lr=1e-3, weight_decay=1e-4, batch_size=16, epochs=1,
                       min_steps=0, clip_grad_norm=None)
 RECIPES = {
-    'single_frame': dict(min_steps=48, lr=3e-3),
+    'single_frame': dict(min_steps=96, lr=3e-3),
     'late_fusion': dict(),
     'early_fusion': dict(epochs=2),
     'c3d': dict(),
     'i3d': dict(epochs=4),
     'two_stream': dict(epochs=2),
-    'slowfast': dict(epochs=3),
-    'cnn_lstm': dict(epochs=6),
+    'slowfast': dict(epochs=4),
+    'cnn_lstm': dict(epochs=4),
     'timesformer': dict(epochs=2),
     'vivit': dict(epochs=2),
 }
@@ -146,11 +146,15 @@ def _optimizer(recipe, model):
                                                weight_decay=recipe['weight_decay']),
              'adamw': lambda params: optim.AdamW(params, lr=recipe['lr'],
                                                  weight_decay=recipe['weight_decay'])}
+    if recipe['optimizer'] not in kinds:
+        raise ValueError(f"compare: optimizer must be one of {', '.join(kinds)}, got "
+                         f"{recipe['optimizer']!r}")
     return kinds[recipe['optimizer']](model.parameters())
 
 
 def render_family(family, num_clips, seed):
-    """(clips float32 (N, 3, T, H, W), labels int64 (N,), chance) of one synthetic family."""
+    """(clips float32 (N, 3, T, H, W), labels int64 (N,), chance, num_classes) of one synthetic
+    family: N clips of seed `seed`."""
     data = SyntheticActions(family, num_clips, num_frames=NUM_FRAMES, size=SIZE, seed=seed)
     clips, labels, _ = data.render(np.arange(num_clips))
     return clips, labels, data.chance, data.num_classes
@@ -174,6 +178,9 @@ def train_and_test(model_name, family, quick=False, seed=0, device='cpu', progre
         data = (render_family(family, recipe['clips'], seed),
                 render_family(family, test_clips, seed + TEST_SEED_OFFSET))
     (x_train, y_train, chance, num_classes), (x_test, y_test, _, _) = data
+    if len(x_train) < recipe['clips'] or len(x_test) < test_clips:
+        raise ValueError(f"compare: the recipe wants {recipe['clips']} training and {test_clips} "
+                         f"test clips, the data given hold {len(x_train)} and {len(x_test)}")
     x_train, y_train = x_train[:recipe['clips']], y_train[:recipe['clips']]
     x_test, y_test = x_test[:test_clips], y_test[:test_clips]
 
@@ -188,8 +195,8 @@ def train_and_test(model_name, family, quick=False, seed=0, device='cpu', progre
         train_arrays.append(_flow_stacks(x_train))
         flow_seconds += time.perf_counter() - started
     loader = ArrayLoader(train_arrays + [y_train], recipe['batch_size'], shuffle=True, seed=seed)
-    fit(model, loader, optimizer=optimizer, epochs=recipe['epochs'], device=device, clip_grad_norm=recipe['clip_grad_norm'],
-        progress=progress, seed=seed)
+    fit(model, loader, optimizer=optimizer, epochs=recipe['epochs'], device=device,
+        clip_grad_norm=recipe['clip_grad_norm'], progress=progress, seed=seed)
     train_seconds = time.perf_counter() - started
 
     test_arrays = [x_test]
@@ -199,12 +206,13 @@ def train_and_test(model_name, family, quick=False, seed=0, device='cpu', progre
         test_arrays.append(_flow_stacks(x_test))
         flow_seconds += time.perf_counter() - flow_started
 
-        def derive(inputs):           # the flow of the reordered frames, not of the original ones
+        def reflow(inputs):           # the flow of the reordered frames, not of the original ones
             nonlocal flow_seconds
             flow_started = time.perf_counter()
             flows = _flow_stacks(backend.as_numpy(inputs[0].data))
             flow_seconds += time.perf_counter() - flow_started
             return inputs[0], Tensor(flows)
+        derive = reflow
     test_loader = ArrayLoader(test_arrays + [y_test], 64)
     diagnostic = temporal_diagnostic(model, test_loader, device=device, seed=seed, derive=derive)
     return {'model': model_name, 'family': family,
@@ -243,7 +251,8 @@ def run_compare(models=None, families=None, quick=False, seed=0, device='cpu', p
     from .models import list_models
     variants = [m for m in list_models() if m not in MODELS and any(
         m.startswith(base + '_') for base in MODELS)]
-    models = _check_names(models, MODELS + tuple(variants), 'model')
+    models = list(MODELS) if models is None else _check_names(models, MODELS + tuple(variants),
+                                                               'model')
     families = _check_names(families, FAMILIES, 'family')
     test_clips = QUICK_TEST_CLIPS if quick else TEST_CLIPS
     data = {family: (render_family(family, max(recipe_for(m, family, quick)['clips']

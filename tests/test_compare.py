@@ -79,7 +79,7 @@ def test_recipes_are_per_model_and_quick_is_smaller():
                 batches = -(-r['clips'] // r['batch_size'])
                 wanted = compare.RECIPES[model].get('epochs', compare.DEFAULT_RECIPE['epochs'])
                 assert r['epochs'] == max(wanted, -(-r['min_steps'] // batches))
-    assert compare.recipe_for('single_frame', 'scene')['epochs'] == 4      # 48 steps of 12 batches
+    assert compare.recipe_for('single_frame', 'scene')['epochs'] == 4      # 96 steps of 24 batches
     assert compare.recipe_for('timesformer_joint', 'order') == compare.recipe_for('timesformer',
                                                                                   'order')
     assert compare.recipe_for('c3d', 'order', lr=0.5)['lr'] == 0.5
@@ -167,3 +167,21 @@ def test_cli_compare_writes_the_records_as_json(tmp_path, capsys):
         assert key in records[0]
     assert out.splitlines()[0].startswith('model')
     assert "the lesson's claims:" in out and 'single-frame baseline >= 90 % on scene' in out
+
+
+def test_default_run_is_the_ten_models_on_the_three_families(monkeypatch):
+    calls = []
+
+    def fake(model, family, quick, seed, device, data):
+        calls.append((model, family))
+        return dict(model=model, family=family, accuracy=0.5, reversed_accuracy=0.5,
+                    shuffled_accuracy=0.5, train_seconds=1.0)
+    monkeypatch.setattr(compare, 'train_and_test',
+                        lambda model, family, quick=False, seed=0, device='cpu', data=None:
+                        fake(model, family, quick, seed, device, data))
+    monkeypatch.setattr(compare, 'render_family', lambda family, n, seed: None)
+    compare.run_compare(progress=False)
+    assert calls == [(m, f) for m in compare.MODELS for f in compare.FAMILIES]
+    calls.clear()
+    compare.run_compare(models=['timesformer_joint'], families=['order'], progress=False)
+    assert calls == [('timesformer_joint', 'order')]
