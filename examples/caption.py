@@ -17,14 +17,12 @@ default run (seed 0, 200 steps) gives BLEU-4 0.377 greedy and 0.370 with a beam 
 shapes and appear/disappear are mostly right, directions of motion often wrong.
 """
 import argparse
-import json
-import os
 import time
 
 import numpy as np
 
 import tensorlite as tl
-from tensorlite._atomic import atomic_write
+from tensorlite.cli import write_json
 from tensorlite.data import SyntheticActions
 from tensorlite.data.synthetic import BOS, EOS
 from tensorlite.models.captioning import (CaptioningModel, Clip3DEncoder, FrameLSTMEncoder,
@@ -140,10 +138,7 @@ def main(argv=None):
               'beam_size': args.beam_size, 'seconds': seconds, 'train_clips': args.train_clips,
               'val_clips': args.val_clips, 'seed': args.seed}
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with atomic_write(args.json) as tmp:
-            with open(tmp, 'w') as f:
-                json.dump(report, f, indent=2)
+        write_json(args.json, report)   # atomic, parent folder created
     return report
 
 

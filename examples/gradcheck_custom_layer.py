@@ -31,7 +31,6 @@ What the script shows, in order:
    suffice to see the loss fall), and the betas move.
 """
 import argparse
-import json
 import time
 
 import numpy as np
@@ -41,7 +40,7 @@ import tensorlite.data as D
 import tensorlite.functional as F
 import tensorlite.nn as nn
 import tensorlite.optim as optim
-from tensorlite._atomic import atomic_write
+from tensorlite.cli import write_json
 
 
 # ---- 1. the op --------------------------------------------------------------------------------
@@ -248,9 +247,7 @@ def main(argv=None):
                'wrong_backward_error': message, 'losses': losses,
                'betas': [b.tolist() for b in betas], 'seconds': seconds}
     if args.json:
-        with atomic_write(args.json) as tmp:
-            with open(tmp, 'w', encoding='utf-8') as f:
-                json.dump(results, f, indent=1)
+        write_json(args.json, results)   # atomic, parent folder created
     return results
 
 

@@ -27,7 +27,6 @@ Steps, all on synthetic data (tensorlite.data.SyntheticActions):
    ImageNet -> Kinetics.
 """
 import argparse
-import json
 import math
 import time
 
@@ -37,7 +36,7 @@ import tensorlite as tl
 import tensorlite.data as D
 import tensorlite.nn as nn
 import tensorlite.optim as optim
-from tensorlite._atomic import atomic_write
+from tensorlite.cli import write_json
 from tensorlite.models import inflate_2d_to_3d
 from tensorlite.train import evaluate, fit
 
@@ -209,9 +208,7 @@ def main(argv=None):
                'inflated_history': inflated_history, 'scratch_history': scratch_history,
                'seconds': seconds}
     if args.json:
-        with atomic_write(args.json) as tmp:
-            with open(tmp, 'w', encoding='utf-8') as f:
-                json.dump(results, f, indent=1)
+        write_json(args.json, results)   # atomic, parent folder created
     return results
 
 

@@ -19,7 +19,6 @@ thresholds and a class-agnostic mAP of 0.875: nearly every action is found, with
 the 4-frame snippet grid, and the class is the remaining gap.
 """
 import argparse
-import json
 import os
 import time
 
@@ -27,7 +26,7 @@ import numpy as np
 
 import tensorlite as tl
 import tensorlite.functional as F
-from tensorlite._atomic import atomic_write
+from tensorlite.cli import write_json
 from tensorlite.data import SyntheticActions
 from tensorlite.models.localization import SnippetLocalizer, frame_targets
 from tensorlite.optim import Adam
@@ -205,9 +204,7 @@ def main(argv=None):
     if args.json:
         directory = os.path.dirname(os.path.abspath(args.json))
         os.makedirs(directory, exist_ok=True)
-        with atomic_write(args.json) as tmp:
-            with open(tmp, 'w') as f:
-                json.dump(report, f, indent=2)
+        write_json(args.json, report)   # atomic, parent folder created
     return report
 
 

@@ -51,6 +51,7 @@ import tensorlite as tl
 import tensorlite.data as D
 import tensorlite.optim as optim
 from tensorlite._atomic import atomic_write
+from tensorlite.cli import write_json
 from tensorlite.models import build_model, list_models
 from tensorlite.train import evaluate, fit, load_checkpoint
 
@@ -90,9 +91,7 @@ def write_demo_folder(root, family='scene', videos_per_class=16, num_frames=24, 
     with atomic_write(os.path.join(root, data.classes[0], 'unreadable.mp4')) as tmp:
         with open(tmp, 'wb') as f:
             f.write(b'this is not a video file\n')
-    with atomic_write(marker) as tmp:
-        with open(tmp, 'w', encoding='utf-8') as f:
-            json.dump(settings, f)
+    write_json(marker, settings)
     return len(data)
 
 
@@ -351,9 +350,7 @@ def run(args, root, checkpoint_dir, started):
                'multi_clip_top1': views['top1'], 'eval_clips': args.eval_clips,
                'checkpoint_epoch': info['epoch'], 'chance': chance, 'seconds': seconds}
     if args.json:
-        with atomic_write(args.json) as tmp:
-            with open(tmp, 'w', encoding='utf-8') as f:
-                json.dump(results, f, indent=1)
+        write_json(args.json, results)   # atomic, parent folder created
     return results
 
 
