@@ -5,6 +5,8 @@ Tokens are laid out as a grid (N, T, S, D): T time steps of S patch tokens of wi
 of tensorlite.nn.spacetime.  A plain token sequence (B, L, D) is the grid (B, 1, L, D): one "frame"
 of L tokens, so joint attention over it is ordinary ViT self-attention.
 
+    ConvStem          a small 3D CNN in front of the embedding (the tiny presets' "hybrid")
+                                                  (N, C, T, H, W) -> (N, C', T/2, H/4, W/4)
     PatchEmbed        TimeSformer: Conv2d P x P / P on every frame   (N, C, T, H, W) -> (N, T, S, D)
     TubeletEmbedding  ViViT: Conv3d t x P x P / t x P x P        (N, C, T, H, W) -> (N, T/t, S, D)
     MLP               fc1 -> GELU -> dropout -> fc2 -> dropout   (..., D) -> (..., D)
@@ -23,6 +25,49 @@ import math
 
 import tensorlite.nn as nn
 from tensorlite.nn import init
+
+
+class ConvStem(nn.Module):
+    """Two Conv3d 3x3x3 (padding 1) + BatchNorm3d + ReLU stages, max-pooled 1x2x2 after the first
+    and 2x2x2 after the second: (N, in_channels, T, H, W) -> (N, widths[1], T/2, H/4, W/4).
+
+    Why the tiny presets put it in front of the token embedding (a "hybrid" transformer, as ViT's
+    ResNet-stem variant): the embedding of a patch or tubelet is linear, and on the synthetic
+    families the label lives in a ~7-pixel object's motion.  From scratch and in a few passes, a
+    linear embedding read out by a class token (or a mean) stays at chance on 'motion' and 'order'
+    -- in PyTorch as well -- while two small conv layers give every token a normalized local
+    motion feature that the transformer can order in time (docs/training.md)."""
+
+    def __init__(self, in_channels, widths=(8, 16)):
+        super().__init__()
+        if len(widths) != 2:
+            raise ValueError(f"ConvStem: widths must be two channel counts, got {widths!r}")
+        a, b = widths
+        self.widths = (int(a), int(b))
+        self.conv1 = nn.Conv3d(in_channels, a, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm3d(a)
+        self.pool1 = nn.MaxPool3d((1, 2, 2))
+        self.conv2 = nn.Conv3d(a, b, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm3d(b)
+        self.pool2 = nn.MaxPool3d((2, 2, 2))
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        x = self.pool1(self.relu(self.bn1(self.conv1(x))))
+        return self.pool2(self.relu(self.bn2(self.conv2(x))))
+
+
+def pool_tokens(tokens, pool):
+    """The readout of a grid of tokens (N, T, S, D) without a class token: 'mean' or 'max' over
+    all T*S tokens -> (N, D).  The max keeps a feature that only a few tokens have (a small
+    object's), which the mean divides by T*S."""
+    N, T, S, D = tokens.shape
+    flat = tokens.reshape(N, T * S, D)
+    if pool == 'mean':
+        return flat.mean(1)
+    if pool == 'max':
+        return flat.max(1).values
+    raise ValueError(f"pool must be 'cls', 'mean' or 'max', got {pool!r}")
 
 
 class PatchEmbed(nn.Module):

@@ -61,6 +61,15 @@ MLP biases N(0, 1e-6), pos_embed N(0, 0.02), zero class tokens, zero head (weigh
 GELU is Flax's default tanh approximation.  Not implemented: stochastic depth (scenic's
 stochastic_droplayer_rate; no parameters), the central-frame initializer of the embedding (it
 matters when inflating ViT weights).
+
+Tiny preset: a hybrid, for the reason given in timesformer.py's doc (measured in docs/training.md):
+from scratch and in a few passes, tubelets of a ~7-pixel object embedded linearly and read out by
+class tokens stay at chance on 'motion' and 'order', in PyTorch as well.  The tiny preset puts a
+two-layer ConvStem in front of a 1 x 2 x 2 tubelet embedding, reads out maxima over the tokens
+(pool='max': each frame's tokens, then the temporal encoder's), and starts its position embeddings
+at std 1.0 instead of 0.02: the temporal encoder's tokens come out of a LayerNorm at unit scale, and
+a time embedding 50 times smaller left the model blind to order (50 % after 4 passes, 100 % with
+1.0).  The 'paper' preset is the paper's.
 """
 import math
 
@@ -70,21 +79,30 @@ import tensorlite.nn as nn
 from tensorlite.nn import init
 
 from ._common import check_clip
-from ._transformer import (FactorizedDotProductBlock, FactorizedSelfAttentionBlock, JointBlock,
-                           TubeletEmbedding, xavier_uniform_chunks_)
+from ._transformer import (ConvStem, FactorizedDotProductBlock, FactorizedSelfAttentionBlock,
+                           JointBlock, TubeletEmbedding, pool_tokens, xavier_uniform_chunks_)
 from .registry import register_model
 
 VARIANTS = ('joint', 'factorized_encoder', 'factorized_self_attention', 'factorized_dot_product')
 
 PRESETS = {
-    # 16 frames of 32 x 32 in 2 x 8 x 8 tubelets: 8 x 16 = 128 tokens
-    'tiny': dict(frames=16, img_size=32, tubelet=(2, 8, 8), embed_dim=32, depth=2,
-                 temporal_depth=2, num_heads=2, mlp_dim=128),
+    # 16 frames of 32 x 32 -> a conv stem (8, 16 channels) -> 8 x 8 x 8 maps in 1 x 2 x 2
+    # tubelets: 8 x 16 = 128 tokens, read out by maxima over the tokens (module doc: 'Tiny preset')
+    'tiny': dict(frames=16, img_size=32, tubelet=(1, 2, 2), embed_dim=32, depth=2,
+                 temporal_depth=2, num_heads=2, mlp_dim=128, stem=(8, 16), pool='max',
+                 pos_embed_std=1.0),
     # ViViT-B/16x2, scenic configs/kinetics400/vivit_base_factorised_encoder.py: 32 frames of
     # 224^2 in 2 x 16 x 16 tubelets, 16 x 14 x 14 = 3136 tokens; temporal encoder 4 layers
     'paper': dict(frames=32, img_size=224, tubelet=(2, 16, 16), embed_dim=768, depth=12,
                   temporal_depth=4, num_heads=12, mlp_dim=3072),
 }
+
+# How each variant reads out its tokens: the paper's (class token for models 1 and 2, the mean of
+# the tokens for 3 and 4), or a mean / max over the tokens (models 3 and 4 have no class token).
+DEFAULT_POOL = {'joint': 'cls', 'factorized_encoder': 'cls', 'factorized_self_attention': 'mean',
+                'factorized_dot_product': 'mean'}
+POOLS = {'joint': ('cls', 'mean', 'max'), 'factorized_encoder': ('cls', 'mean', 'max'),
+         'factorized_self_attention': ('mean', 'max'), 'factorized_dot_product': ('mean', 'max')}
 
 BLOCKS = {'joint': JointBlock, 'factorized_encoder': JointBlock,
           'factorized_self_attention': FactorizedSelfAttentionBlock,
@@ -134,40 +152,62 @@ class ViViT(nn.Module):
     variant: 'joint' (model 1), 'factorized_encoder' (model 2), 'factorized_self_attention'
     (model 3), 'factorized_dot_product' (model 4).  tubelet: (t, P, P).  depth: layers of the
     encoder (model 2: of the spatial encoder); temporal_depth: model 2's temporal encoder.
-    order: model 3's 'time_space' (scenic's default) or 'space_time'."""
+    order: model 3's 'time_space' (scenic's default) or 'space_time'.  stem: None (the paper:
+    tubelets of the clip) or two channel counts of a ConvStem in front of the embedding (time / 2,
+    space / 4; the tubelet then counts stem steps and pixels).  pool: None (the variant's own: class
+    token for models 1, 2, mean of the tokens for 3, 4), 'cls', 'mean' or 'max' (over the tokens
+    after the final norm, without class tokens; model 2 pools each frame's tokens, then the
+    temporal encoder's).  pos_embed_std: the std of the position embeddings at init (scenic's
+    0.02; the tiny preset's 1.0, so that time stands out against tokens of unit scale)."""
 
     def __init__(self, num_classes, variant='factorized_encoder', frames=32, img_size=224,
                  tubelet=(2, 16, 16), in_channels=3, embed_dim=768, depth=12, temporal_depth=4,
                  num_heads=12, mlp_dim=3072, dropout=0.0, attn_dropout=0.0, eps=1e-6,
-                 order='time_space'):
+                 order='time_space', stem=None, pool=None, pos_embed_std=0.02):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"ViViT: variant must be one of {VARIANTS}, got {variant!r}")
+        pool = DEFAULT_POOL[variant] if pool is None else pool
+        if pool not in POOLS[variant]:
+            raise ValueError(f"ViViT: pool for variant {variant!r} must be one of "
+                             f"{POOLS[variant]}, got {pool!r}")
+        # A stem halves time and quarters space before the tubelets are cut.
+        step_t, step_s = (2, 4) if stem is not None else (1, 1)
         t, ph, pw = tubelet
-        if frames % t or img_size % ph or img_size % pw:
-            raise ValueError(f"ViViT: frames x img_size x img_size = {frames} x {img_size} x "
-                             f"{img_size} must be multiples of the tubelet {tuple(tubelet)}")
+        if frames % (step_t * t) or img_size % (step_s * ph) or img_size % (step_s * pw):
+            size = f"{frames} x {img_size} x {img_size}"
+            if stem is not None:                       # say what the tubelets are cut from
+                size = (f"{frames // step_t} x {img_size // step_s} x {img_size // step_s} (the "
+                        f"stem {tuple(stem)}'s maps of {size} clips)")
+            raise ValueError(f"ViViT: frames x img_size x img_size = {size} must be multiples of "
+                             f"the tubelet {tuple(tubelet)}")
         self.variant, self.frames, self.img_size = variant, frames, img_size
-        self.in_channels, self.embed_dim = in_channels, embed_dim
-        T, S = frames // t, (img_size // ph) * (img_size // pw)
+        self.in_channels, self.embed_dim, self.pool = in_channels, embed_dim, pool
+        self.pos_embed_std = pos_embed_std
+        self.stem = ConvStem(in_channels, stem) if stem is not None else None
+        T = frames // step_t // t
+        S = (img_size // step_s // ph) * (img_size // step_s // pw)
         self.tokens = (T, S)
-        self.embedding = TubeletEmbedding(in_channels, embed_dim, tubelet)
+        self.embedding = TubeletEmbedding(stem[-1] if stem is not None else in_channels,
+                                          embed_dim, tubelet)
         common = dict(embed_dim=embed_dim, num_heads=num_heads, mlp_dim=mlp_dim, dropout=dropout,
                       attn_dropout=attn_dropout, eps=eps)
+        with_cls = pool == 'cls'
         if variant == 'factorized_encoder':
-            self.spatial_transformer = Encoder(JointBlock, (1, S), depth=depth, **common)
-            self.temporal_transformer = Encoder(JointBlock, (1, T), depth=temporal_depth, **common)
+            self.spatial_transformer = Encoder(JointBlock, (1, S), depth=depth,
+                                               cls_token=with_cls, **common)
+            self.temporal_transformer = Encoder(JointBlock, (1, T), depth=temporal_depth,
+                                                cls_token=with_cls, **common)
         else:
             block = BLOCKS[variant]
             if variant == 'factorized_self_attention':
                 block = _with_order(order)
-            self.transformer = Encoder(block, (T, S), depth=depth,
-                                       cls_token=(variant == 'joint'), **common)
+            self.transformer = Encoder(block, (T, S), depth=depth, cls_token=with_cls, **common)
         self.head = nn.Linear(embed_dim, num_classes)
         self._init_weights()
 
     def _init_weights(self):
-        fan_in = self.in_channels * math.prod(self.embedding.tubelet)
+        fan_in = self.embedding.in_channels * math.prod(self.embedding.tubelet)
         init.trunc_normal_(self.embedding.weight, std=1 / math.sqrt(fan_in) / .87962566103423978,
                            a=-2 / math.sqrt(fan_in) / .87962566103423978,
                            b=2 / math.sqrt(fan_in) / .87962566103423978)  # Flax lecun_normal
@@ -183,7 +223,7 @@ class ViViT(nn.Module):
                 else:
                     init.zeros_(m.bias)
             elif isinstance(m, Encoder):
-                init.normal_(m.pos_embed, std=0.02)
+                init.normal_(m.pos_embed, std=self.pos_embed_std)
         init.zeros_(self.head.weight)
         init.zeros_(self.head.bias)
 
@@ -193,16 +233,22 @@ class ViViT(nn.Module):
 
     def forward(self, x):
         check_clip(self.model_name, x, self.in_channels, self.frames, size=self.img_size)
+        if self.stem is not None:
+            x = self.stem(x)                                           # (N, C', T/2, H/4, W/4)
         tokens = self.embedding(x)                                     # (N, T', S, D)
         N, T, S, D = tokens.shape
         if self.variant == 'factorized_encoder':
             frames = tokens.reshape(N * T, 1, S, D)                    # each frame alone
-            _, cls = self.spatial_transformer(frames)                  # (N*T', D): a token a frame
-            _, cls = self.temporal_transformer(cls.reshape(N, 1, T, D))  # (N, D)
+            frames, cls = self.spatial_transformer(frames)             # (N*T', D): a token a frame
+            if cls is None:
+                cls = pool_tokens(frames, self.pool)
+            steps, cls = self.temporal_transformer(cls.reshape(N, 1, T, D))
+            if cls is None:
+                cls = pool_tokens(steps, self.pool)                    # (N, D)
             return self.head(cls)
         tokens, cls = self.transformer(tokens)                         # (N, T', S, D), cls
         if cls is None:                                                # models 3, 4: mean of tokens
-            cls = tokens.mean((1, 2))                                  # (N, D)
+            cls = pool_tokens(tokens, self.pool)                       # (N, D)
         return self.head(cls)
 
 

@@ -19,9 +19,14 @@ ALL = TIMESFORMERS + VIVITS
 # miniatures for gradcheck and the token-influence tests: 2 frames x 4 patches (TimeSformer),
 # 2 tubelet frames x 4 patches (ViViT), width 8, 2 heads
 MINI_TIMESFORMER = dict(frames=2, img_size=8, patch_size=4, embed_dim=8, depth=2, num_heads=2,
-                        mlp_dim=16)
+                        mlp_dim=16, stem=None, pool='cls')
 MINI_VIVIT = dict(frames=4, img_size=8, tubelet=(2, 4, 4), embed_dim=8, depth=1,
-                  temporal_depth=1, num_heads=2, mlp_dim=16)
+                  temporal_depth=1, num_heads=2, mlp_dim=16, stem=None, pool=None,
+                  pos_embed_std=0.02)
+# the tiny presets are hybrids (conv stem, max readout); these overrides give the papers' design
+# at tiny size: linear patch / tubelet embedding and class-token (ViViT 3, 4: mean) readout
+PLAIN_TIMESFORMER = dict(stem=None, pool='cls', patch_size=8)
+PLAIN_VIVIT = dict(stem=None, pool=None, tubelet=(2, 8, 8), pos_embed_std=0.02)
 
 
 def mini(name, **overrides):
@@ -156,7 +161,7 @@ def test_wrong_shapes_name_the_expected_shape(name, shape, expected):
 def test_timesformer_init_and_names():
     """Official initialization and state-dict keys: temporal_fc zero in every block but the first,
     time_embed zero, keys of facebookresearch/TimeSformer's VisionTransformer."""
-    model = build_model('timesformer', 4, depth=3)
+    model = build_model('timesformer', 4, depth=3, **PLAIN_TIMESFORMER)
     assert np.abs(model.blocks[0].temporal_fc.weight.numpy()).sum() > 0
     for blk in list(model.blocks)[1:]:
         assert not blk.temporal_fc.weight.numpy().any() and not blk.temporal_fc.bias.numpy().any()
@@ -169,12 +174,12 @@ def test_timesformer_init_and_names():
               'blocks.0.temporal_fc.weight', 'blocks.0.norm2.weight', 'blocks.0.mlp.fc1.weight',
               'blocks.2.mlp.fc2.bias']:
         assert k in keys, k
-    space_only = set(build_model('timesformer_space_only', 4).state_dict())
+    space_only = set(build_model('timesformer_space_only', 4, **PLAIN_TIMESFORMER).state_dict())
     assert 'time_embed' not in space_only
     assert not any('temporal' in k for k in space_only)
     # an official checkpoint's keys carry the wrapper's 'model.' prefix
     official = {'model.' + k: v.numpy() for k, v in model.state_dict().items()}
-    other = build_model('timesformer', 4, depth=3)
+    other = build_model('timesformer', 4, depth=3, **PLAIN_TIMESFORMER)
     other.load_state_dict(from_official_state_dict(official))
     x = tl.randn(1, 3, 16, 32, 32)
     np.testing.assert_array_equal(other(x).numpy(), model(x).numpy())
@@ -253,9 +258,9 @@ def _changed_tokens(encode, x, y):
 
 
 def test_vivit_shapes_tiny():
-    """Tokens at each stage of the tiny presets: 16 x 32 x 32 clips, 2 x 8 x 8 tubelets."""
+    """Tokens at each stage of 16 x 32 x 32 clips in 2 x 8 x 8 tubelets (the papers' design)."""
     x = tl.randn(2, 3, 16, 32, 32)
-    fe = build_model('vivit', 4)
+    fe = build_model('vivit', 4, **PLAIN_VIVIT)
     tokens = fe.embedding(x)
     assert tokens.shape == (2, 8, 16, 32)                              # (N, T', S, D)
     frames, cls = fe.spatial_transformer(tokens.reshape(16, 1, 16, 32))
@@ -263,7 +268,7 @@ def test_vivit_shapes_tiny():
     _, cls = fe.temporal_transformer(cls.reshape(2, 1, 8, 32))
     assert cls.shape == (2, 32)
     for name in ['vivit_joint', 'vivit_factorized_self_attention', 'vivit_factorized_dot_product']:
-        model = build_model(name, 4)
+        model = build_model(name, 4, **PLAIN_VIVIT)
         out, cls = model.transformer(model.embedding(x))
         assert out.shape == (2, 8, 16, 32)
         assert (cls is None) == (name != 'vivit_joint')
@@ -332,7 +337,7 @@ def test_vivit_factorized_self_attention_time_then_space(silenced, reach, rng):
 
 def test_vivit_init_and_names():
     """scenic's zero head and zero class tokens; keys mirror scenic's module tree."""
-    model = build_model('vivit', 4)
+    model = build_model('vivit', 4, **PLAIN_VIVIT)
     assert not model.head.weight.numpy().any() and not model.head.bias.numpy().any()
     assert not model.spatial_transformer.cls_token.numpy().any()
     keys = set(model.state_dict())
@@ -343,7 +348,7 @@ def test_vivit_init_and_names():
               'temporal_transformer.norm.bias', 'head.weight']:
         assert k in keys, k
     assert model.embedding.weight.shape == (32, 3, 2, 8, 8)
-    fsa = set(build_model('vivit_factorized_self_attention', 4).state_dict())
+    fsa = set(build_model('vivit_factorized_self_attention', 4, **PLAIN_VIVIT).state_dict())
     for k in ['transformer.pos_embed', 'transformer.blocks.0.temporal_norm.weight',
               'transformer.blocks.0.temporal_attn.qkv.weight',
               'transformer.blocks.0.spatial_norm.bias',
@@ -352,4 +357,75 @@ def test_vivit_init_and_names():
               'transformer.norm.weight']:
         assert k in fsa, k
     assert 'transformer.cls_token' not in fsa
-    assert 'transformer.cls_token' in set(build_model('vivit_joint', 4).state_dict())
+    assert 'transformer.cls_token' in set(build_model('vivit_joint', 4, **PLAIN_VIVIT).state_dict())
+
+
+# ---- the tiny presets' hybrid: conv stem and max readout -----------------------------------------
+
+def test_tiny_presets_are_hybrids_and_paper_presets_are_not():
+    """Tiny: ConvStem (8, 16) -> 16 x 8 x 8 maps -> 8 time steps x 16 tokens, max readout, no class
+    token; paper: no stem, class token."""
+    x = tl.randn(2, 3, 16, 32, 32)
+    ts = build_model('timesformer', 4)
+    assert ts.stem.widths == (8, 16) and ts.cls_token is None and ts.pool == 'max'
+    assert ts.stem(x).shape == (2, 16, 8, 8, 8)
+    assert ts.patch_embed(ts.stem(x)).shape == (2, 8, 16, 32)
+    assert ts.time_embed.shape == (1, 8, 32) and ts.pos_embed.shape == (1, 16, 32)
+    vv = build_model('vivit', 4)
+    assert vv.stem.widths == (8, 16) and vv.spatial_transformer.cls_token is None
+    assert vv.embedding(vv.stem(x)).shape == (2, 8, 16, 32) and vv.tokens == (8, 16)
+    assert abs(float(vv.temporal_transformer.pos_embed.numpy().std()) - 1.0) < 0.3
+    for name in ('timesformer', 'vivit'):
+        paper = build_model(name, 4, preset='paper')
+        assert paper.stem is None and paper.pool == 'cls'
+
+
+MINI_STEM = dict(stem=(2, 3), pool='max')          # 4 x 8 x 8 clips -> (3, 2, 2, 2) stem maps
+
+
+@pytest.mark.parametrize('name, config', [
+    ('timesformer', dict(MINI_TIMESFORMER, frames=4, patch_size=1, **MINI_STEM)),
+    ('timesformer_joint', dict(MINI_TIMESFORMER, frames=4, patch_size=1, stem=(2, 3),
+                               pool='mean')),
+    ('vivit_factorized_encoder', dict(MINI_VIVIT, tubelet=(1, 1, 1), **MINI_STEM)),
+    ('vivit_joint', dict(MINI_VIVIT, tubelet=(1, 1, 1), stem=(2, 3), pool='mean')),
+    ('vivit_factorized_self_attention', dict(MINI_VIVIT, tubelet=(1, 1, 1), **MINI_STEM)),
+])
+def test_gradcheck_hybrid_miniature(name, config, rng):
+    """float64 gradcheck through the stem (BatchNorm in eval mode) and the mean / max readout."""
+    tl.manual_seed(0)
+    model = build_model(name, 3, **config).double().eval()
+    randomize(model)
+    for m in model.modules():                       # running statistics away from 0 / 1 too
+        if isinstance(m, tl.nn.BatchNorm3d):
+            m.running_mean.data[...] = rng.standard_normal(m.running_mean.shape) * 0.1
+            m.running_var.data[...] = 1 + rng.random(m.running_var.shape)
+    x = tl.tensor(rng.standard_normal((2, 3, 4, 8, 8)), requires_grad=True)
+    params = [p for _, p in model.named_parameters()]
+    assert tl.gradcheck(lambda x, *ps: model(x), [x] + params, fast_mode=True)
+
+
+def test_pool_tokens_against_numpy(rng):
+    from tensorlite.models._transformer import pool_tokens
+    x = rng.standard_normal((2, 3, 5, 4))
+    np.testing.assert_allclose(pool_tokens(tl.tensor(x), 'mean').numpy(),
+                               x.reshape(2, 15, 4).mean(1), rtol=1e-12)
+    np.testing.assert_array_equal(pool_tokens(tl.tensor(x), 'max').numpy(),
+                                  x.reshape(2, 15, 4).max(1))
+
+
+def test_hybrid_sees_order_and_bad_options_are_named(rng):
+    model = build_model('vivit', 3, **dict(MINI_VIVIT, tubelet=(1, 1, 1), **MINI_STEM)).double()
+    x = rng.standard_normal((2, 3, 4, 8, 8))
+    randomize(model)
+    gap = model(tl.tensor(x)).numpy() - model(tl.tensor(x[:, :, ::-1].copy())).numpy()
+    assert np.abs(gap).max() > 1e-4
+    with pytest.raises(ValueError, match=r"pool must be one of.*'avg'"):
+        build_model('timesformer', 3, pool='avg')
+    with pytest.raises(ValueError, match=r"factorized_self_attention.*\('mean', 'max'\).*'cls'"):
+        build_model('vivit_factorized_self_attention', 3, pool='cls')
+    with pytest.raises(ValueError, match=r"8 x 8 x 8 \(the stem \(8, 16\).s maps of 16 x 32 x 32 "
+                                         r"clips\) must be multiples of the tubelet \(1, 3, 3\)"):
+        build_model('vivit', 3, tubelet=(1, 3, 3))
+    with pytest.raises(ValueError, match=r"4 x patch_size \(3\)"):
+        build_model('timesformer', 3, patch_size=3)
