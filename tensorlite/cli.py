@@ -559,9 +559,10 @@ def cmd_compare(args):
             raise usage_error(f"--families must be comma-separated names among "
                               f"{', '.join(CLASS_FAMILIES)}, got {args.families!r}")
     from . import compare
+    jobs = args.jobs if args.jobs is not None else compare.default_jobs()
     records = compare.run_compare(models=models, families=families, quick=args.quick,
                                   seed=args.seed, device=args.device,
-                                  progress=not args.no_progress)
+                                  progress=not args.no_progress, jobs=jobs)
     print(compare.format_table(records))
     checks = compare.lesson_checks(records)
     if checks:
@@ -907,6 +908,9 @@ def build_parser():
     p.add_argument('--families', help=f"comma-separated, among {','.join(CLASS_FAMILIES)} "
                                       "(default: all)")
     p.add_argument('--seed', type=_non_negative_int, default=0)
+    p.add_argument('--jobs', type=_positive(int, '--jobs'), default=None,
+                   help='cells trained at once, one process each (default: the CPU cores, at '
+                        'most 4)')
     device(p)
     p.add_argument('--no-progress', action='store_true')
     p.add_argument('--json', help='write the records here')

@@ -185,3 +185,19 @@ def test_default_run_is_the_ten_models_on_the_three_families(monkeypatch):
     calls.clear()
     compare.run_compare(models=['timesformer_joint'], families=['order'], progress=False)
     assert calls == [('timesformer_joint', 'order')]
+
+
+def test_worker_processes_give_the_same_records(smoke_records):
+    """jobs=2: the cells run in two spawned workers (each rendering its own copy of the data);
+    records come back in model-major order with the accuracies of the in-process run."""
+    records = compare.run_compare(models=['single_frame', 'late_fusion'],
+                                  families=['scene', 'order'], quick=True, progress=False, jobs=2)
+    assert [(r['model'], r['family']) for r in records] == \
+        [(r['model'], r['family']) for r in smoke_records]
+    for r, s in zip(records, smoke_records):
+        for key in ('accuracy', 'reversed_accuracy', 'shuffled_accuracy'):
+            assert abs(r[key] - s[key]) <= 2 / compare.QUICK_TEST_CLIPS, (r['model'], key)
+        assert r['params'] == s['params'] and r['train_seconds'] > 0
+    with pytest.raises(ValueError, match=r"jobs must be a positive int, got 0"):
+        compare.run_compare(models=['single_frame'], families=['scene'], jobs=0)
+    assert 1 <= compare.default_jobs() <= 4
