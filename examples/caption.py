@@ -1,6 +1,6 @@
 """Video captioning on the synthetic 'captioning' clips, trained and measured by corpus BLEU.
 
-    python examples/caption.py                       # the default run (timings in the report)
+    python examples/caption.py                       # the default run: about 77 CPU-seconds
     python examples/caption.py --steps 800 --json runs/caption.json
     python examples/caption.py --quick               # a few steps: checks that everything runs
 
@@ -13,8 +13,10 @@ ignored) and Adam (lr 3e-3, cosine to 0, gradient norm clipped at 5) on 2048 cli
 BLEU-1..4 against the one reference sentence of each clip is printed for both, with a few example
 captions.  `--encoder frames` trains the earlier FrameLSTMEncoder (a 2D CNN on each frame and its
 difference from the previous one, then an LSTM over the frames) instead, for comparison.  The
-default run (seed 0, 200 steps) gives BLEU-4 0.377 greedy and 0.370 with a beam of 3: colours,
-shapes and appear/disappear are mostly right, directions of motion often wrong.
+default run (seed 0, 300 steps of 16 clips; 74 s user + 4 s system single-threaded, Numba kernels
+cached) gives BLEU-1..4 0.729 / 0.614 / 0.505 / 0.416 greedy and 0.739 / 0.628 / 0.522 / 0.436
+with a beam of 3 (200 steps, 52 CPU-seconds: BLEU-4 0.373 with the beam): colours, shapes and
+appear/disappear are mostly right, directions of motion often wrong.
 """
 import argparse
 import time
@@ -37,7 +39,7 @@ BLEU_ORDERS = (1, 2, 3, 4)
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--steps', type=int, default=None,
-                    help='training steps (default 200; 4 with --quick)')
+                    help='training steps (default 300; 4 with --quick)')
     ap.add_argument('--batch-size', type=int, default=16, help='clips per step (default 16)')
     ap.add_argument('--train-clips', type=int, default=None,
                     help='distinct training clips (default 2048; 16 with --quick)')
@@ -59,7 +61,7 @@ def parse_args(argv=None):
     ap.add_argument('--json', metavar='PATH', help='write the metrics to this JSON file')
     ap.add_argument('--quick', action='store_true', help='a few steps on tiny data (smoke test)')
     args = ap.parse_args(argv)
-    defaults = dict(steps=(4, 200), train_clips=(16, 2048), val_clips=(4, 128))
+    defaults = dict(steps=(4, 300), train_clips=(16, 2048), val_clips=(4, 128))
     for name, (quick, full) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)

@@ -1,7 +1,7 @@
 """Temporal action localization on the synthetic long videos, trained and measured by mAP.
 
-    python examples/localize.py                      # the default run (timings in the report)
-    python examples/localize.py --steps 600 --json runs/localize.json
+    python examples/localize.py                      # the default run: about 63 CPU-seconds
+    python examples/localize.py --steps 300 --json runs/localize.json
     python examples/localize.py --quick              # a few steps: checks that everything runs
 
 Recipe: SnippetLocalizer (four 3D conv blocks with BatchNorm, pooling space and time by 4, a
@@ -14,9 +14,12 @@ frames whose actionness (1 - p(background)) exceeds 0.3, 0.5 or 0.7 become propo
 labelled with its two most probable classes (`detect`), temporal NMS removes duplicates, and
 ActivityNet-style mAP is computed at tIoU 0.3, 0.5 and 0.7; the class-agnostic mAP (every label
 set to 0) beside it tells how much of what is missing is finding the actions and how much is
-naming them.  The default run (seed 0, 300 steps) gives mAP 0.444 at each of the three tIoU
-thresholds and a class-agnostic mAP of 0.875: nearly every action is found, with boundaries on
-the 4-frame snippet grid, and the class is the remaining gap.
+naming them.  The default run (seed 0, 500 steps of 8 windows; 58 s user + 4.5 s system
+single-threaded, Numba kernels cached) gives mAP 0.899 / 0.899 / 0.891 at tIoU 0.3 / 0.5 / 0.7
+and a class-agnostic mAP of 0.994 / 0.986 / 0.972: nearly every action is found, with boundaries
+on the 4-frame snippet grid, and the class is the remaining gap.  With 300 steps (41
+CPU-seconds) the same run gave mAP 0.648 and class-agnostic 0.918 at every threshold: the
+classes are what the longer training buys.
 """
 import argparse
 import os
@@ -40,7 +43,7 @@ TIOU_THRESHOLDS = (0.3, 0.5, 0.7)
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--steps', type=int, default=None,
-                    help='training steps (default 300; 4 with --quick)')
+                    help='training steps (default 500; 4 with --quick)')
     ap.add_argument('--batch-size', type=int, default=None,
                     help='videos per step (default 8; 2 with --quick)')
     ap.add_argument('--frames', type=int, default=None,
@@ -61,7 +64,7 @@ def parse_args(argv=None):
     ap.add_argument('--json', metavar='PATH', help='write the metrics to this JSON file')
     ap.add_argument('--quick', action='store_true', help='a few steps on tiny data (smoke test)')
     args = ap.parse_args(argv)
-    defaults = dict(steps=(4, 300), batch_size=(2, 8), frames=(104, 192), train_videos=(4, 256),
+    defaults = dict(steps=(4, 500), batch_size=(2, 8), frames=(104, 192), train_videos=(4, 256),
                     val_videos=(2, 64), crop=(32, 32), size=(16, 32))
     for name, (quick, full) in defaults.items():
         if getattr(args, name) is None:
