@@ -33,3 +33,16 @@ settings.load_profile(os.environ.get('HYPOTHESIS_PROFILE', 'default'))
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def _sigint_left_as_found():
+    """A test must not leave the test process ignoring Ctrl-C: child processes inherit SIG_IGN, and
+    a Python child that starts with SIGINT ignored never raises KeyboardInterrupt."""
+    import signal
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    after = signal.getsignal(signal.SIGINT)
+    if after is not before:
+        signal.signal(signal.SIGINT, before)
+        pytest.fail(f"the test changed the SIGINT handler from {before!r} to {after!r}")
