@@ -57,8 +57,8 @@ ATTENTION_TYPES = ('divided', 'joint', 'space_only')
 POOLS = ('cls', 'mean', 'max')
 
 PRESETS = {
-    # 16 frames of 32 x 32 -> a conv stem (8, 16 channels) -> 16 x 8 x 8 maps in 2 x 2 patches:
-    # 16 tokens a step, 128 a clip, read out by a max over the tokens (module doc: 'Tiny preset')
+    # 16 frames of 32 x 32 -> a conv stem (8, 16 channels) -> 8 steps of 8 x 8 maps in 2 x 2
+    # patches: 16 tokens a step, 128 a clip, read out by a max over the tokens (module doc)
     'tiny': dict(frames=16, img_size=32, patch_size=2, embed_dim=32, depth=2, num_heads=2,
                  mlp_dim=128, stem=(8, 16), pool='max'),
     # TimeSformer-Base 8 x 224^2 (K400 config TimeSformer_divST_8x32_224.yaml)

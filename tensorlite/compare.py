@@ -295,7 +295,7 @@ _WORKER_DATA = {}
 
 def default_jobs():
     """The CLI's default number of worker processes: the CPU cores this process may use, at most
-    4 (each worker holds one family's clips, about 0.5 GB for 'order')."""
+    4 (each worker keeps the clips of the families it has trained on: up to about 1 GB)."""
     import os
     cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
     return max(1, min(4, cores or 1))
@@ -304,8 +304,7 @@ def default_jobs():
 def _worker_cell(task):
     model, family, clips, quick, seed, device = task
     key = (family, clips, quick, seed)
-    if key not in _WORKER_DATA:
-        _WORKER_DATA.clear()                    # one family at a time: bounded memory per worker
+    if key not in _WORKER_DATA:                 # cells of all families come in any order
         test_clips = QUICK_TEST_CLIPS if quick else TEST_CLIPS
         _WORKER_DATA[key] = (render_family(family, clips, seed),
                              render_family(family, test_clips, seed + TEST_SEED_OFFSET))
