@@ -247,7 +247,7 @@ class ViViT(nn.Module):
                 cls = pool_tokens(steps, self.pool)                    # (N, D)
             return self.head(cls)
         tokens, cls = self.transformer(tokens)                         # (N, T', S, D), cls
-        if cls is None:                                                # models 3, 4: mean of tokens
+        if cls is None:                                # models 3, 4, or pool 'mean' / 'max'
             cls = pool_tokens(tokens, self.pool)                       # (N, D)
         return self.head(cls)
 
