@@ -3,13 +3,44 @@
 'cpu' means NumPy (plus Numba's @njit kernels); 'cuda' means CuPy (plus Numba's @cuda.jit kernels).
 Everything above this file asks `array_module(x)` for the module that owns an array and never
 imports CuPy itself, so one code path serves both devices.
+
+With `TENSORLITE_SIMULATE_CUDA=1` in the environment, device 'cuda' is simulated: its module is the
+NumPy-backed stand-in `tensorlite.testing.simcupy` and its kernels run in Numba's CUDA simulator
+(docs/gpu.md says what that proves).  The flag is read when device 'cuda' is asked for, so a test
+can switch it on with `monkeypatch.setenv`; Numba's simulator itself must be chosen before
+`numba.cuda` is imported, which `prepare_simulation()` does when tensorlite is imported.
 """
+import os
+import sys
+
 import numpy as np
 
 DEVICES = ('cpu', 'cuda')
+SIMULATE_FLAG = 'TENSORLITE_SIMULATE_CUDA'
 
 _cupy = None            # the cupy module once imported successfully
 _cupy_error = None      # why importing it failed, kept for the error message
+_modules = {}           # device array type -> its array module (cupy and/or the stand-in)
+
+
+def simulation_requested():
+    """True when TENSORLITE_SIMULATE_CUDA is set to anything but '' or '0'."""
+    return os.environ.get(SIMULATE_FLAG, '') not in ('', '0')
+
+
+def prepare_simulation():
+    """Under the simulation flag, select Numba's CUDA simulator before numba.cuda is imported.
+    Returns False when it is too late (numba.cuda already imported for real hardware)."""
+    if not simulation_requested():
+        return True
+    os.environ.setdefault('NUMBA_ENABLE_CUDASIM', '1')
+    if 'numba' in sys.modules:
+        from numba.core import config
+        if not config.ENABLE_CUDASIM:
+            if 'numba.cuda' in sys.modules:
+                return False
+            config.reload_config()
+    return True
 
 
 def _import_cupy():
@@ -18,9 +49,23 @@ def _import_cupy():
         try:
             import cupy
             _cupy = cupy
+            _modules[cupy.ndarray] = cupy
         except Exception as e:          # ImportError, or a CUDA library missing at import time
             _cupy_error = e
     return _cupy
+
+
+def _simulated_module():
+    """The stand-in module, with Numba's simulator taught the array hand-off; raises RuntimeError
+    when the simulator was not selected in time."""
+    from .testing import simcupy
+    if not prepare_simulation():
+        raise RuntimeError(f"{SIMULATE_FLAG}=1 needs Numba's CUDA simulator, but numba.cuda was "
+                           "imported for real hardware first: set the variable before importing "
+                           "tensorlite or numba")
+    simcupy.install_numba_handoff()
+    _modules[simcupy.ndarray] = simcupy
+    return simcupy
 
 
 def cupy_available():
@@ -29,6 +74,9 @@ def cupy_available():
 
 
 def gpu_count():
+    """GPUs CuPy sees (1 under simulation)."""
+    if simulation_requested():
+        return 1
     cp = _import_cupy()
     if cp is None:
         return 0
@@ -38,14 +86,35 @@ def gpu_count():
         return 0
 
 
+def unavailable_reason():
+    """None when device 'cuda' can be used; else one line saying what is missing."""
+    if simulation_requested():
+        try:
+            _simulated_module()
+        except RuntimeError as e:
+            return str(e)
+        return None
+    if _import_cupy() is None:
+        return (f"CuPy is not installed or failed to import ({_cupy_error!r}): install it with "
+                "pip install -e '.[gpu]' on a machine with an NVIDIA GPU, or set "
+                f"{SIMULATE_FLAG}=1 to simulate device 'cuda'")
+    if gpu_count() == 0:
+        return (f"CuPy is installed but found no CUDA device (set {SIMULATE_FLAG}=1 to simulate "
+                "device 'cuda')")
+    return None
+
+
 def check_cuda():
     """Raise a RuntimeError that says which part of the CUDA stack is missing."""
-    if _import_cupy() is None:
-        raise RuntimeError(
-            "device 'cuda' needs CuPy, which is not installed or failed to import "
-            f"({_cupy_error!r}); install it with pip install 'tensorlite[gpu]'")
-    if gpu_count() == 0:
-        raise RuntimeError("device 'cuda' needs a GPU: CuPy is installed but it found no CUDA device")
+    reason = unavailable_reason()
+    if reason is not None:
+        raise RuntimeError(f"device 'cuda' is not available: {reason}")
+
+
+def cuda_module():
+    """The array module of device 'cuda': CuPy, or the stand-in under simulation."""
+    check_cuda()
+    return _simulated_module() if simulation_requested() else _cupy
 
 
 def normalize_device(device):
@@ -61,34 +130,40 @@ def normalize_device(device):
 
 
 def is_cupy_array(x):
-    return _cupy is not None and isinstance(x, _cupy.ndarray)
+    """True for an array of device 'cuda' (CuPy's, or the simulated stand-in's)."""
+    return type(x) in _modules
 
 
 def array_module(x):
     """NumPy or CuPy, whichever owns the array `x` (DeZero's get_array_module)."""
-    return _cupy if is_cupy_array(x) else np
+    return _modules.get(type(x), np)
 
 
 def device_of(x):
-    return 'cuda' if is_cupy_array(x) else 'cpu'
+    return 'cuda' if type(x) in _modules else 'cpu'
 
 
 def xp_for(device):
-    if device == 'cuda':
-        check_cuda()
-        return _cupy
-    return np
+    return cuda_module() if device == 'cuda' else np
 
 
 def to_device(array, device):
     """Copy an array to 'cpu' or 'cuda' (no copy if already there)."""
     if device == 'cuda':
-        check_cuda()
-        return _cupy.asarray(array)
-    if is_cupy_array(array):
-        return _cupy.asnumpy(array)
-    return np.asarray(array)
+        xp = cuda_module()
+        if type(array) in _modules and _modules[type(array)] is not xp:
+            array = as_numpy(array)         # from a simulated device to a real one, or back
+        return xp.asarray(array)
+    return as_numpy(array)
+
+
+def synchronize():
+    """Wait for the real GPU's queued work (CuPy's and Numba's launches are asynchronous); nothing
+    to wait for on the CPU or the simulated device, whose calls finish before they return."""
+    if _cupy is not None and not simulation_requested() and gpu_count() > 0:
+        _cupy.cuda.runtime.deviceSynchronize()
 
 
 def as_numpy(x):
-    return _cupy.asnumpy(x) if is_cupy_array(x) else np.asarray(x)
+    xp = _modules.get(type(x))
+    return xp.asnumpy(x) if xp is not None else np.asarray(x)

@@ -1,0 +1,343 @@
+"""A NumPy-backed stand-in for the part of CuPy that tensorlite uses: device 'cuda' without a GPU.
+
+With `TENSORLITE_SIMULATE_CUDA=1`, `tensorlite.backend` takes this module where it would take
+`cupy`, and Numba runs the @cuda.jit kernels in its CUDA simulator.  Everything above the backend
+then runs exactly the code it runs on a GPU: arrays of device 'cuda' are instances of this module's
+`ndarray`, `array_module(x)` returns this module, and every kernel call goes to the CUDA twin.
+
+What it models, because those are the mistakes a GPU run would otherwise be the first to find:
+
+- a separate array type.  `numpy.asarray(x)` on a device array raises TypeError, as CuPy's does:
+  data reach the host only through `asnumpy(x)` or `x.get()`;
+- no mixing: a NumPy array given to a device function or operator raises TypeError (a host array
+  must be moved with `asarray` first).  Python and NumPy scalars are fine, as in CuPy;
+- reductions and scalar indexing return 0-d device arrays, not Python numbers;
+- memory reaches a Numba kernel only through `__cuda_array_interface__`: Numba's simulator does
+  not read that protocol, so `install_numba_handoff()` teaches it to, by building a NumPy view on
+  the pointer, shape, strides and type string the interface gives -- what a real Numba does with
+  a real device pointer.
+
+What it does not model:
+
+- asynchrony: every call has finished when it returns, so a missing synchronization never shows;
+- memory limits: device memory is host memory, so nothing runs out at GPU sizes;
+- streams, events, pinned memory, several devices;
+- CuPy's own numerics: results are NumPy's (cuBLAS and CuPy's reductions can differ in the last
+  bits) and every function of the module is NumPy's, for the functions listed in `FUNCTIONS`;
+- speed: the simulator runs each kernel thread as Python, thousands of times slower than a GPU.
+
+Only the names tensorlite calls are here (`FUNCTIONS`, `UFUNCS`, `ndarray.METHODS`); asking for
+another raises AttributeError naming it, so a new call in tensorlite shows up as missing from the
+stand-in instead of silently working on the host.
+"""
+import numbers
+
+import numpy as np
+
+# NumPy's dtypes and constants, which CuPy re-exports unchanged (cupy.float32 is numpy.float32)
+NUMPY_NAMES = ('bool_', 'dtype', 'e', 'finfo', 'float16', 'float32', 'float64', 'iinfo', 'inf',
+               'int8', 'int16', 'int32', 'int64', 'intp', 'nan', 'newaxis', 'pi', 'uint8')
+for _name in NUMPY_NAMES:
+    globals()[_name] = getattr(np, _name)
+
+_IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct "
+             "a NumPy array explicitly.")
+
+
+def _host_refused(a, where):
+    return TypeError(f"{where}: got a NumPy array (shape {tuple(a.shape)}, dtype {a.dtype}) where a "
+                     "device array was expected; move it with cupy.asarray() first")
+
+
+def _unwrap(obj, where):
+    """The NumPy array behind a device array; numbers and slices pass; host arrays are refused."""
+    if type(obj) is ndarray:
+        return obj._a
+    if isinstance(obj, np.ndarray):
+        raise _host_refused(obj, where)
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_unwrap(o, where) for o in obj)
+    return obj
+
+
+def _wrap(result):
+    """NumPy results become device arrays; NumPy scalars become 0-d device arrays, as in CuPy."""
+    if isinstance(result, np.ndarray):
+        return ndarray(result)
+    if isinstance(result, np.generic):
+        return ndarray(np.asarray(result))
+    if isinstance(result, tuple):
+        return tuple(_wrap(r) for r in result)
+    return result
+
+
+def _device_call(fn, name, args, kwargs):
+    out = kwargs.get('out')
+    result = fn(*_unwrap(args, name), **{k: _unwrap(v, name) for k, v in kwargs.items()})
+    if type(out) is ndarray and result is out._a:
+        return out
+    return _wrap(result)
+
+
+class ndarray:
+    """A device array: a NumPy array that only this module's functions may touch."""
+    __slots__ = ('_a', '__weakref__')
+    __array_ufunc__ = None           # NumPy's ufuncs and operators refuse it (no silent host work)
+
+    # Methods CuPy's ndarray has and tensorlite calls; each runs NumPy's on the wrapped array.
+    METHODS = ('all', 'any', 'argmax', 'argmin', 'astype', 'copy', 'cumsum', 'fill', 'max', 'mean',
+               'min', 'nonzero', 'prod', 'ravel', 'repeat', 'reshape', 'squeeze', 'std', 'sum',
+               'swapaxes', 'take', 'transpose', 'var', 'view')
+
+    def __init__(self, array):
+        self._a = array
+
+    def __getattr__(self, name):
+        if name in ndarray.METHODS:
+            method = getattr(self._a, name)
+            return lambda *args, **kwargs: _device_call(method, f'ndarray.{name}', args, kwargs)
+        raise AttributeError(f"the simulated CuPy ndarray does not model .{name} (see "
+                             "tensorlite/testing/simcupy.py)")
+
+    # ---- attributes -------------------------------------------------------------------------
+    shape = property(lambda self: self._a.shape)
+    dtype = property(lambda self: self._a.dtype)
+    ndim = property(lambda self: self._a.ndim)
+    size = property(lambda self: self._a.size)
+    itemsize = property(lambda self: self._a.itemsize)
+    nbytes = property(lambda self: self._a.nbytes)
+    strides = property(lambda self: self._a.strides)
+    flags = property(lambda self: self._a.flags)
+    T = property(lambda self: ndarray(self._a.T))
+    device = property(lambda self: 'cuda:0 (simulated)')
+
+    @property
+    def base(self):
+        """None for an array that owns its memory, else (as in CuPy) the array it views."""
+        return None if self._a.base is None else _wrap(self._a.base)
+
+    @property
+    def __cuda_array_interface__(self):
+        a = self._a
+        return {'shape': a.shape, 'typestr': a.dtype.str,
+                'data': (a.__array_interface__['data'][0], not a.flags.writeable),
+                'strides': None if a.flags.c_contiguous else a.strides, 'version': 3}
+
+    # ---- host transfers ---------------------------------------------------------------------
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(_IMPLICIT)
+
+    def get(self):
+        """A host (NumPy) copy."""
+        return self._a.copy()
+
+    def item(self):
+        return self._a.item()
+
+    def tolist(self):
+        return self._a.tolist()
+
+    def __bool__(self):
+        return bool(self._a)
+
+    def __float__(self):
+        return float(self._a)
+
+    def __int__(self):
+        return int(self._a)
+
+    def __index__(self):
+        return self._a.__index__()
+
+    def __len__(self):
+        return len(self._a)
+
+    def __iter__(self):
+        return (_wrap(row) for row in self._a)
+
+    def __repr__(self):
+        return repr(self._a) + '  # on the simulated device'
+
+    # ---- indexing ---------------------------------------------------------------------------
+    def __getitem__(self, key):
+        return _wrap(self._a[_unwrap(key, 'ndarray.__getitem__')])
+
+    def __setitem__(self, key, value):
+        self._a[_unwrap(key, 'ndarray.__setitem__')] = _unwrap(value, 'ndarray.__setitem__')
+
+
+def _operator(name):
+    op = getattr(np.ndarray, name)
+
+    def method(self, other):
+        if isinstance(other, np.ndarray):
+            raise _host_refused(other, name)
+        if not (type(other) is ndarray or isinstance(other, (numbers.Number, np.generic))):
+            return NotImplemented
+        result = op(self._a, _unwrap(other, name))
+        return self if result is self._a else _wrap(result)
+    method.__name__ = name
+    return method
+
+
+for _name in ('add', 'sub', 'mul', 'truediv', 'floordiv', 'mod', 'pow', 'matmul', 'and', 'or',
+              'xor', 'eq', 'ne', 'lt', 'le', 'gt', 'ge'):
+    for _form in (f'__{_name}__', f'__r{_name}__', f'__i{_name}__'):
+        if hasattr(np.ndarray, _form):
+            setattr(ndarray, _form, _operator(_form))
+for _form in ('__neg__', '__pos__', '__abs__', '__invert__'):
+    setattr(ndarray, _form, (lambda op: lambda self: _wrap(op(self._a)))(getattr(np.ndarray, _form)))
+ndarray.__hash__ = None
+
+
+# ---- the module's functions ---------------------------------------------------------------------------
+# Functions of CuPy that tensorlite calls on device arrays, each NumPy's on the wrapped arrays.
+FUNCTIONS = ('abs', 'arctan', 'argmax', 'broadcast_to', 'clip', 'concatenate', 'copyto', 'einsum',
+             'expand_dims', 'floor', 'indices', 'isfinite', 'matmul', 'pad', 'sign', 'split',
+             'sqrt', 'stack', 'take_along_axis', 'where', 'tri')
+# Creation functions whose arguments are shapes and dtypes, not arrays.
+CREATION = ('arange', 'empty', 'full', 'ones', 'zeros')
+# Universal functions (called, or used with .at).
+UFUNCS = ('add', 'subtract', 'multiply', 'true_divide', 'maximum', 'minimum', 'exp', 'log', 'tanh',
+          'equal', 'not_equal', 'less', 'less_equal', 'greater', 'greater_equal', 'logical_and',
+          'logical_or', 'logical_not', 'negative', 'power')
+
+
+def _function(name):
+    fn = getattr(np, name)
+
+    def device_function(*args, **kwargs):
+        return _device_call(fn, name, args, kwargs)
+    device_function.__name__ = device_function.__qualname__ = name
+    device_function.__doc__ = f"cupy.{name}, simulated by numpy.{name} on the wrapped arrays."
+    return device_function
+
+
+class ufunc:
+    """A universal function: callable, and `.at` for unbuffered in-place updates (add.at)."""
+
+    def __init__(self, name):
+        self.__name__ = name
+        self._np = getattr(np, name)
+
+    def __call__(self, *args, **kwargs):
+        return _device_call(self._np, self.__name__, args, kwargs)
+
+    def at(self, a, indices, b=None):
+        where = f'{self.__name__}.at'
+        if type(a) is not ndarray:
+            raise TypeError(f"{where}: expected a device array to update, got {type(a).__name__}")
+        args = (indices,) if b is None else (indices, b)
+        self._np.at(a._a, *_unwrap(args, where))
+
+    def __repr__(self):
+        return f"<simulated ufunc '{self.__name__}'>"
+
+
+for _name in FUNCTIONS + CREATION:
+    globals()[_name] = _function(_name)
+for _name in UFUNCS:
+    globals()[_name] = ufunc(_name)
+
+
+def _like(np_fn):
+    def like(a, dtype=None, **kwargs):
+        if type(a) is not ndarray:
+            raise TypeError(f"{np_fn.__name__}: expected a device array, got {type(a).__name__}")
+        return ndarray(np_fn(a._a, dtype=dtype, **kwargs))
+    like.__name__ = np_fn.__name__
+    return like
+
+
+empty_like, zeros_like, ones_like, full_like = (_like(f) for f in (np.empty_like, np.zeros_like,
+                                                                   np.ones_like, np.full_like))
+
+
+def array(obj, dtype=None, copy=True, order='K', ndmin=0):
+    """A new device array from a device array, a host array, or (nested) Python numbers."""
+    if type(obj) is ndarray:
+        return ndarray(np.array(obj._a, dtype=dtype, copy=copy, order=order, ndmin=ndmin))
+    if isinstance(obj, (list, tuple)) and any(type(o) is ndarray for o in obj):
+        stacked = _device_call(np.stack, 'array', (obj,), {})
+        return stacked if dtype is None else stacked.astype(dtype)
+    return ndarray(np.array(obj, dtype=dtype, copy=True, order=order, ndmin=ndmin))
+
+
+def asarray(a, dtype=None, order=None):
+    """`a` itself when it is a device array of that dtype; else a device copy (host -> device)."""
+    if type(a) is ndarray:
+        return a if dtype is None or a.dtype == np.dtype(dtype) else ndarray(a._a.astype(dtype))
+    return ndarray(np.array(a, dtype=dtype, order=order or 'K', copy=True))
+
+
+def ascontiguousarray(a, dtype=None):
+    if type(a) is not ndarray:
+        raise TypeError(f"ascontiguousarray: expected a device array, got {type(a).__name__}")
+    c = np.ascontiguousarray(a._a, dtype=dtype)
+    return a if c is a._a else ndarray(c)
+
+
+def asnumpy(a, out=None):
+    """A host copy of a device array (a host array passes through, as in CuPy)."""
+    host = a._a.copy() if type(a) is ndarray else np.asarray(a)
+    if out is not None:
+        out[...] = host
+        return out
+    return host
+
+
+def get_array_module(*args):
+    """This module when any argument is a device array, else numpy."""
+    import sys
+    return sys.modules[__name__] if any(type(a) is ndarray for a in args) else np
+
+
+def __getattr__(name):
+    raise AttributeError(f"the simulated CuPy does not model cupy.{name} (tensorlite never called it "
+                         "when this stand-in was written; add it to tensorlite/testing/simcupy.py)")
+
+
+# ---- the hand-off to Numba ----------------------------------------------------------------------------
+class _InterfaceView:
+    """Holds a CUDA array interface under the name of NumPy's host protocol, and its owner."""
+
+    def __init__(self, owner, iface):
+        self.owner = owner
+        self.__array_interface__ = {'shape': iface['shape'], 'typestr': iface['typestr'],
+                                    'data': iface['data'], 'strides': iface['strides'],
+                                    'version': 3}
+
+
+def host_view(obj):
+    """A NumPy array on the memory `obj.__cuda_array_interface__` describes (no copy)."""
+    return np.asarray(_InterfaceView(obj, obj.__cuda_array_interface__))
+
+
+_handoff_installed = False
+
+
+def _exposes_interface(a):
+    return not isinstance(a, np.ndarray) and hasattr(type(a), '__cuda_array_interface__')
+
+
+def install_numba_handoff():
+    """Make Numba's CUDA simulator accept kernel arguments that expose `__cuda_array_interface__`.
+
+    A real Numba turns such an argument into a device array on its pointer; the simulator knows
+    only NumPy arrays, so each such argument is replaced by `host_view(arg)` before the launch.
+    Needs the simulator (NUMBA_ENABLE_CUDASIM=1 before numba.cuda is imported)."""
+    global _handoff_installed
+    if _handoff_installed:
+        return
+    from numba.core import config
+    if not config.ENABLE_CUDASIM:
+        raise RuntimeError("the simulated CUDA device needs Numba's CUDA simulator, but it is off: "
+                           "set NUMBA_ENABLE_CUDASIM=1 (or TENSORLITE_SIMULATE_CUDA=1) before "
+                           "numba is imported")
+    from numba.cuda.simulator.kernel import FakeCUDAKernel
+    launch = FakeCUDAKernel.__call__
+
+    def call(kernel, *args):
+        return launch(kernel, *(host_view(a) if _exposes_interface(a) else a for a in args))
+    FakeCUDAKernel.__call__ = call
+    _handoff_installed = True
