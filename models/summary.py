@@ -21,39 +21,10 @@ One forward runs on zeros without a graph.  Per module it records:
 The lesson's point in numbers: a 3x3x3 filter on RGB has 81 weights against 27 for a 3x3 2D
 filter, and does 3x the multiply-adds per output value.
 """
-import math
-
 import tensorlite as tl
 from tensorlite.autograd import function as _function
+from tensorlite.profiler import forward_macs
 
-
-def _macs(fn, args, outs):
-    """Multiply-adds of one Function forward, or 0 for the ones not counted."""
-    name = fn.__name__
-    if name == 'Conv':
-        x, w = args[0], args[1]
-        return outs[0].size * math.prod(w.shape[1:])
-    if name == 'ConvTranspose':
-        x, w = args[0], args[1]
-        return x.size * math.prod(w.shape[1:])
-    if name == 'Linear':
-        return outs[0].size * args[1].shape[1]
-    if name == 'MatMul':
-        a = args[0]
-        return outs[0].size * (a.shape[-1] if a.ndim > 1 else a.shape[0])
-    if name in ('PlainAttention', 'BlockwiseAttention'):
-        pb = args[4]
-        return pb.B * pb.L * pb.S * (pb.E + pb.Ev)
-    if name in ('LSTMSequence', 'GRUSequence'):
-        x, w_ih, w_hh = args[0], args[3 if name == 'LSTMSequence' else 2], \
-            args[4 if name == 'LSTMSequence' else 3]
-        T, N = x.shape[0], x.shape[1]
-        return T * N * w_ih.shape[0] * (w_ih.shape[1] + w_hh.shape[1])
-    if name in ('LSTMCellFunction', 'GRUCellFunction'):
-        x = args[0]
-        w_ih, w_hh = (args[3], args[4]) if name == 'LSTMCellFunction' else (args[2], args[3])
-        return x.shape[0] * w_ih.shape[0] * (w_ih.shape[1] + w_hh.shape[1])
-    return 0
 
 
 class Row:
@@ -141,7 +112,7 @@ def summary(model, input_shape, dtype='float32', device='cpu'):
 
     def observe(fn, args, outs):
         if stack:
-            rows[stack[-1]].macs += int(_macs(fn, args, outs))
+            rows[stack[-1]].macs += int(forward_macs(fn, args, outs))
 
     was_training = model.training
     _function.forward_observers.append(observe)

@@ -4,7 +4,12 @@ kernels, for studying and training video-understanding models.
     import tensorlite as tl
     import tensorlite.functional as F
 """
-from . import autograd, backend, cuda, dtypes, functional, kernels, nn, optim, plots, random, viz  # noqa: F401
+from . import backend as _backend
+
+_backend.prepare_simulation()       # TENSORLITE_SIMULATE_CUDA=1: Numba's simulator, chosen in time
+
+from . import (autograd, backend, cuda, dtypes, functional, kernels, nn, optim, plots,  # noqa: F401
+               profiler, random, viz)
 from .autograd import (Function, GradcheckError, Tensor, enable_grad, gradcheck,  # noqa: F401
                        gradgradcheck, is_grad_enabled, no_grad, set_grad_enabled)
 from .creation import (arange, as_tensor, empty, empty_like, from_numpy, full, full_like,  # noqa: F401

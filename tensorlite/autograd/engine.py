@@ -9,7 +9,7 @@
 
 `backward()` accumulates into leaves' `.grad`; `grad()` returns the gradients instead.
 """
-from .. import backend
+from .. import _recorder, backend
 from .grad_mode import set_grad_enabled
 from .tensor import Tensor, _wrap
 
@@ -210,7 +210,11 @@ def _call_backward(node, grads):
             shape, dtype, xp = node.output_meta[j]
             g = Tensor(xp.zeros(shape, dtype=dtype))
         full.append(g)
-    results = node.fn.backward(node, *full)
+    recorder = _recorder.active
+    if recorder is None:
+        results = node.fn.backward(node, *full)
+    else:
+        results = recorder.record_backward(node, full)
     if not isinstance(results, tuple):
         results = (results,)
     n = len(node.input_meta)

@@ -18,7 +18,7 @@ Tensors (an axis, a flag) pass through to `forward` unchanged and get `None` as 
 """
 import numpy as np
 
-from .. import backend
+from .. import _recorder, backend
 from .grad_mode import is_grad_enabled
 from .tensor import Tensor
 
@@ -144,14 +144,11 @@ class Function:
             else:
                 arrays.append(a)
         ctx = Context(cls, args)
-        try:
-            raw = cls.forward(ctx, *arrays)
-        except ValueError as e:
-            shapes = ', '.join(str(tuple(a.shape)) for a in args if isinstance(a, Tensor))
-            msg = str(e)
-            if not msg.startswith(cls.__name__.lower()) and not msg.startswith(cls.__name__):
-                msg = f"{cls.__name__}: {msg} (input shapes {shapes})"
-            raise ValueError(msg) from None
+        recorder = _recorder.active
+        if recorder is None:
+            raw = cls._forward(ctx, args, arrays)
+        else:
+            raw = recorder.record_forward(cls, ctx, args, arrays, device or 'cpu')
         is_tuple = isinstance(raw, tuple)
         outs = raw_outs = raw if is_tuple else (raw,)
         for observe in forward_observers:
@@ -183,6 +180,19 @@ class Function:
         ctx._saved = _resolve_saved(ctx, args, arrays, raw_outs, outs, results)
         ctx._to_save = ()
         return results if is_tuple else results[0]
+
+
+    @classmethod
+    def _forward(cls, ctx, args, arrays):
+        """`forward` on the raw arrays; a ValueError gets the op's name and the input shapes."""
+        try:
+            return cls.forward(ctx, *arrays)
+        except ValueError as e:
+            shapes = ', '.join(str(tuple(a.shape)) for a in args if isinstance(a, Tensor))
+            msg = str(e)
+            if not msg.startswith(cls.__name__.lower()) and not msg.startswith(cls.__name__):
+                msg = f"{cls.__name__}: {msg} (input shapes {shapes})"
+            raise ValueError(msg) from None
 
 
 def _resolve_saved(ctx, args, arrays, raw_outs, outs, results):

@@ -20,7 +20,7 @@ cannot be kept: the convolution then raises a ValueError that says so.
 """
 import importlib
 
-from .. import backend
+from .. import _recorder, backend
 
 _column_buffer_bytes = 256 * 2**20
 
@@ -40,9 +40,12 @@ def set_column_buffer_bytes(nbytes):
 
 
 def twin(family, array):
-    """The module of kernel `family` ('activation', ...) for the device that holds `array`."""
+    """The module of kernel `family` ('activation', ...) for the device that holds `array`; while
+    a profiler records, a stand-in for it that reports every launch."""
     side = 'cuda' if backend.is_cupy_array(array) else 'cpu'
-    return importlib.import_module(f'{__name__}.{side}.{family}')
+    module = importlib.import_module(f'{__name__}.{side}.{family}')
+    recorder = _recorder.active
+    return module if recorder is None else recorder.kernel_twin(family, side, module)
 
 
 def activation(array):
