@@ -523,8 +523,7 @@ def test_cuda_vol2col_and_col2vol_match_cpu_twins(case, dtype):
         np.testing.assert_allclose(g_cuda, g_cpu, rtol=1e-5, atol=1e-5)
 
 
-# depthwise_bwd_weight runs one block per weight element, and the simulator runs every thread of
-# every block in Python: these kernels are small on purpose
+# the simulator runs every CUDA thread as a Python thread: these kernels are small on purpose
 DEPTHWISE_CASES = [   # kernel, stride, padding, dilation, volume, channels, mult
     ((1, 2, 2), (1, 2, 1), (0, 1, 0), (1, 1, 2), (2, 3, 4), 2, 1),
     ((2, 1, 2), (2, 1, 1), (1, 0, 1), (1, 1, 1), (3, 2, 3), 1, 2),
