@@ -1,25 +1,25 @@
-"""Fused activation kernels (CUDA twins of kernels/cpu/activation.py: same names, same signatures)."""
+"""Fused activation kernels (CUDA twins of kernels/cpu/activation.py: same names, same signatures).
+
+Elementwise over the flattened arrays: each kernel is a grid-stride loop, one value at a time.
+"""
 import math
 
 from numba import cuda
 
 from .._launch import check_elementwise
 from ..cpu.activation import INV_SQRT_2PI, SQRT_HALF, TANH_C, TANH_K
-
-THREADS = 256
+from . import _grid
 
 
 @cuda.jit(cache=True)
 def _erf(x, out):
-    i = cuda.grid(1)
-    if i < x.size:
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         out[i] = math.erf(x[i])
 
 
 @cuda.jit(cache=True)
 def _gelu_fwd(x, y, approximate):
-    i = cuda.grid(1)
-    if i < x.size:
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         v = x[i]
         if approximate:
             y[i] = 0.5 * v * (1.0 + math.tanh(TANH_K * (v + TANH_C * v * v * v)))
@@ -29,8 +29,7 @@ def _gelu_fwd(x, y, approximate):
 
 @cuda.jit(cache=True)
 def _gelu_bwd(x, gy, gx, approximate):
-    i = cuda.grid(1)
-    if i < x.size:
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         v = x[i]
         if approximate:
             t = math.tanh(TANH_K * (v + TANH_C * v * v * v))
@@ -40,23 +39,20 @@ def _gelu_bwd(x, gy, gx, approximate):
         gx[i] = gy[i] * d
 
 
-def _grid(n):
-    return (max(n, 1) + THREADS - 1) // THREADS, THREADS
-
-
 def erf(x, out):
     check_elementwise('erf', ('x', 'out'), (x, out))
     if x.size:
-        _erf[_grid(x.size)](x.reshape(-1), out.reshape(-1))
+        _erf[_grid.grid(x.size)](x.reshape(-1), out.reshape(-1))
 
 
 def gelu_fwd(x, y, approximate):
     check_elementwise('gelu_fwd', ('x', 'y'), (x, y))
     if x.size:
-        _gelu_fwd[_grid(x.size)](x.reshape(-1), y.reshape(-1), bool(approximate))
+        _gelu_fwd[_grid.grid(x.size)](x.reshape(-1), y.reshape(-1), bool(approximate))
 
 
 def gelu_bwd(x, gy, gx, approximate):
     check_elementwise('gelu_bwd', ('x', 'gy', 'gx'), (x, gy, gx))
     if x.size:
-        _gelu_bwd[_grid(x.size)](x.reshape(-1), gy.reshape(-1), gx.reshape(-1), bool(approximate))
+        _gelu_bwd[_grid.grid(x.size)](x.reshape(-1), gy.reshape(-1), gx.reshape(-1),
+                                      bool(approximate))

@@ -1,98 +1,92 @@
 """Fused attention softmax kernels (CUDA twins of kernels/cpu/attention.py: same names, same
 signatures, same checks).
 
-One thread per row: a row of scores is read and written by a single thread, as the CPU twin's
-inner loops do, so the two compute the same sums in the same order.  Rows are many (B * L for the
-plain path, a tile's rows for the blockwise one) and short enough for this to keep a GPU busy;
-a block-per-row version with shared-memory reductions, as kernels/cuda/norm.py has, is the next
-step if profiles on a device ask for it.  math.exp here is the device's exp.
+Each row belongs to one thread: the threads take rows in a grid-stride loop (a thread may do
+several rows, _grid.grid caps the grid) and a row of scores is read and written by a single
+thread, as the CPU twin's inner loops do, so the two compute the same sums in the same order.
+Rows are many (B * L for the plain path, a tile's rows for the blockwise one) and short enough for
+this to keep a GPU busy; a block-per-row version with shared-memory reductions, as
+kernels/cuda/norm.py has, is the next step if profiles on a device ask for it.  math.exp here is
+the device's exp.
 """
 import math
 
-from numba import config, cuda
+from numba import cuda
 
 from ..cpu.attention import _check_block, check_mask
 from ..cpu.norm import check_arrays
-
-# fewer under the simulator, which runs each thread as a Python thread
-THREADS = 8 if config.ENABLE_CUDASIM else 128
+from . import _grid
 
 
 @cuda.jit(cache=True)
 def _softmax_rows_fwd(scores, mask, mask_index, scale, causal, probs):
     B, L, S = scores.shape
-    row = cuda.grid(1)
-    if row >= B * L:
-        return
-    b, i = row // L, row % L
     has_mask = mask.shape[0] > 0
-    mb = mask_index[b] if has_mask else 0
-    mi = 0 if mask.shape[1] == 1 else i
     col_bcast = mask.shape[2] == 1
-    end = min(i + 1, S) if causal else S
-    mx = -math.inf
-    for j in range(end):                    # pass 1: logits into probs, their max
-        z = scale * scores[b, i, j]
-        if has_mask:
-            z += mask[mb, mi, 0 if col_bcast else j]
-        probs[b, i, j] = z
-        mx = max(mx, z)
-    if mx == -math.inf:                     # every key masked: no softmax, the row is 0
-        for j in range(S):
+    row_bcast = mask.shape[1] == 1
+    for row in range(cuda.grid(1), B * L, cuda.gridsize(1)):
+        b, i = row // L, row % L
+        mb = mask_index[b] if has_mask else 0
+        mi = 0 if row_bcast else i
+        end = min(i + 1, S) if causal else S
+        mx = -math.inf
+        for j in range(end):                    # pass 1: logits into probs, their max
+            z = scale * scores[b, i, j]
+            if has_mask:
+                z += mask[mb, mi, 0 if col_bcast else j]
+            probs[b, i, j] = z
+            mx = max(mx, z)
+        if mx == -math.inf:                     # every key masked: no softmax, the row is 0
+            for j in range(S):
+                probs[b, i, j] = 0.0
+            continue
+        total = 0.0
+        for j in range(end):
+            e = math.exp(probs[b, i, j] - mx)
+            probs[b, i, j] = e
+            total += e
+        r = 1.0 / total
+        for j in range(end):
+            probs[b, i, j] *= r
+        for j in range(end, S):
             probs[b, i, j] = 0.0
-        return
-    total = 0.0
-    for j in range(end):
-        e = math.exp(probs[b, i, j] - mx)
-        probs[b, i, j] = e
-        total += e
-    r = 1.0 / total
-    for j in range(end):
-        probs[b, i, j] *= r
-    for j in range(end, S):
-        probs[b, i, j] = 0.0
 
 
 @cuda.jit(cache=True)
 def _softmax_rows_bwd(probs, grad_probs, grad_scores):
     B, L, S = probs.shape
-    row = cuda.grid(1)
-    if row >= B * L:
-        return
-    b, i = row // L, row % L
-    d = 0.0
-    for j in range(S):
-        d += grad_probs[b, i, j] * probs[b, i, j]
-    for j in range(S):
-        grad_scores[b, i, j] = probs[b, i, j] * (grad_probs[b, i, j] - d)
+    for row in range(cuda.grid(1), B * L, cuda.gridsize(1)):
+        b, i = row // L, row % L
+        d = 0.0
+        for j in range(S):
+            d += grad_probs[b, i, j] * probs[b, i, j]
+        for j in range(S):
+            grad_scores[b, i, j] = probs[b, i, j] * (grad_probs[b, i, j] - d)
 
 
 @cuda.jit(cache=True)
 def _online_softmax_block(s, m, l, alpha):
     R, C = s.shape
-    i = cuda.grid(1)
-    if i >= R:
-        return
-    mx = m[i]
-    for j in range(C):
-        mx = max(mx, s[i, j])
-    shift = mx if mx != -math.inf else 0.0
-    a = math.exp(m[i] - shift)
-    t = 0.0
-    for j in range(C):
-        e = math.exp(s[i, j] - shift)
-        s[i, j] = e
-        t += e
-    l[i] = l[i] * a + t
-    alpha[i] = a
-    m[i] = mx
+    for i in range(cuda.grid(1), R, cuda.gridsize(1)):
+        mx = m[i]
+        for j in range(C):
+            mx = max(mx, s[i, j])
+        shift = mx if mx != -math.inf else 0.0
+        a = math.exp(m[i] - shift)
+        t = 0.0
+        for j in range(C):
+            e = math.exp(s[i, j] - shift)
+            s[i, j] = e
+            t += e
+        l[i] = l[i] * a + t
+        alpha[i] = a
+        m[i] = mx
 
 
 @cuda.jit(cache=True)
 def _shifted_exp_rows(s, shift):
     R, C = s.shape
-    i = cuda.grid(1)
-    if i < R:
+    for i in range(cuda.grid(1), R, cuda.gridsize(1)):
         k = shift[i]
         for j in range(C):
             s[i, j] = math.exp(s[i, j] - k)
@@ -101,15 +95,10 @@ def _shifted_exp_rows(s, shift):
 @cuda.jit(cache=True)
 def _softmax_grad_block(p, dp, d):
     R, C = p.shape
-    i = cuda.grid(1)
-    if i < R:
+    for i in range(cuda.grid(1), R, cuda.gridsize(1)):
         k = d[i]
         for j in range(C):
             dp[i, j] = p[i, j] * (dp[i, j] - k)
-
-
-def _grid(rows):
-    return (max(rows, 1) + THREADS - 1) // THREADS, THREADS
 
 
 def softmax_fwd(scores, mask, mask_index, scale, causal, probs):
@@ -119,7 +108,8 @@ def softmax_fwd(scores, mask, mask_index, scale, causal, probs):
     B, L, S = scores.shape
     check_arrays('softmax_fwd', [('scores', scores, scores.shape), ('probs', probs, scores.shape)])
     check_mask('softmax_fwd', mask, mask_index, B, L, S, scores.dtype)
-    _softmax_rows_fwd[_grid(B * L)](scores, mask, mask_index, float(scale), bool(causal), probs)
+    _softmax_rows_fwd[_grid.grid(B * L)](scores, mask, mask_index, float(scale), bool(causal),
+                                         probs)
 
 
 def softmax_bwd(probs, grad_probs, grad_scores):
@@ -129,23 +119,23 @@ def softmax_bwd(probs, grad_probs, grad_scores):
     check_arrays('softmax_bwd', [('probs', probs, probs.shape),
                                  ('grad_probs', grad_probs, probs.shape),
                                  ('grad_scores', grad_scores, probs.shape)])
-    _softmax_rows_bwd[_grid(probs.shape[0] * probs.shape[1])](probs, grad_probs, grad_scores)
+    _softmax_rows_bwd[_grid.grid(probs.shape[0] * probs.shape[1])](probs, grad_probs, grad_scores)
 
 
 def online_softmax_block(s, m, l, alpha):
     R = s.shape[0] if s.ndim == 2 else -1
     _check_block('online_softmax_block', ('s', s),
                  [('m', m, (R,)), ('l', l, (R,)), ('alpha', alpha, (R,))])
-    _online_softmax_block[_grid(R)](s, m, l, alpha)
+    _online_softmax_block[_grid.grid(R)](s, m, l, alpha)
 
 
 def shifted_exp_rows(s, shift):
     R = s.shape[0] if s.ndim == 2 else -1
     _check_block('shifted_exp_rows', ('s', s), [('shift', shift, (R,))])
-    _shifted_exp_rows[_grid(R)](s, shift)
+    _shifted_exp_rows[_grid.grid(R)](s, shift)
 
 
 def softmax_grad_block(p, dp, d):
     R = p.shape[0] if p.ndim == 2 else -1
     _check_block('softmax_grad_block', ('p', p), [('dp', dp, p.shape), ('d', d, (R,))])
-    _softmax_grad_block[_grid(R)](p, dp, d)
+    _softmax_grad_block[_grid.grid(R)](p, dp, d)

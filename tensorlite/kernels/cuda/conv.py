@@ -36,6 +36,7 @@ PREFERRED_TILE_BYTES = None
 @cuda.jit(cache=True)
 def _vol2col(x, kt_, kh_, kw_, st, sh, sw, pt, ph, pw, dt, dh, dw, o_t, o_h, o_w, row0, col):
     n, ck, length = col.shape
+    t_in, h_in, w_in = x.shape[2], x.shape[3], x.shape[4]     # read once: see _grid.py
     k = kt_ * kh_ * kw_
     for i in range(cuda.grid(1), n * ck * length, cuda.gridsize(1)):
         b = i // (ck * length)
@@ -55,7 +56,7 @@ def _vol2col(x, kt_, kh_, kw_, st, sh, sw, pt, ph, pw, dt, dh, dw, o_t, o_h, o_w
         it = ot * st - pt + kt * dt
         ih = oh * sh - ph + kh * dh
         iw = ow * sw - pw + kw * dw
-        if 0 <= it < x.shape[2] and 0 <= ih < x.shape[3] and 0 <= iw < x.shape[4]:
+        if 0 <= it < t_in and 0 <= ih < h_in and 0 <= iw < w_in:
             col[b, row_ck, j] = x[b, c, it, ih, iw]
         else:
             col[b, row_ck, j] = 0
@@ -96,8 +97,10 @@ def _col2vol(col, kt_, kh_, kw_, st, sh, sw, pt, ph, pw, dt, dh, dw, o_t, o_h, o
 @cuda.jit(cache=True)
 def _depthwise_fwd(x, w, st, sh, sw, pt, ph, pw, dt, dh, dw, zero, y):
     n, c_out, o_t, o_h, o_w = y.shape
-    mult = c_out // x.shape[1]
-    for i in range(cuda.grid(1), y.size, cuda.gridsize(1)):
+    _, c_in, t_in, h_in, w_in = x.shape
+    kt_, kh_, kw_ = w.shape[2], w.shape[3], w.shape[4]
+    mult = c_out // c_in
+    for i in range(cuda.grid(1), n * c_out * o_t * o_h * o_w, cuda.gridsize(1)):
         ow = i % o_w
         oh = (i // o_w) % o_h
         ot = (i // (o_w * o_h)) % o_t
@@ -105,17 +108,17 @@ def _depthwise_fwd(x, w, st, sh, sw, pt, ph, pw, dt, dh, dw, zero, y):
         b = i // (o_w * o_h * o_t * c_out)
         c = co // mult
         acc = zero                                  # y is not read: it may hold anything
-        for kt in range(w.shape[2]):
+        for kt in range(kt_):
             it = ot * st - pt + kt * dt
-            if it < 0 or it >= x.shape[2]:
+            if it < 0 or it >= t_in:
                 continue
-            for kh in range(w.shape[3]):
+            for kh in range(kh_):
                 ih = oh * sh - ph + kh * dh
-                if ih < 0 or ih >= x.shape[3]:
+                if ih < 0 or ih >= h_in:
                     continue
-                for kw in range(w.shape[4]):
+                for kw in range(kw_):
                     iw = ow * sw - pw + kw * dw
-                    if 0 <= iw < x.shape[4]:
+                    if 0 <= iw < w_in:
                         acc += w[co, 0, kt, kh, kw] * x[b, c, it, ih, iw]
         y[b, co, ot, oh, ow] = acc
 
@@ -125,7 +128,8 @@ def _depthwise_bwd_input(gy, w, st, sh, sw, pt, ph, pw, dt, dh, dw, zero, gx):
     n, c_in, t_in, h_in, w_in = gx.shape
     mult = gy.shape[1] // c_in
     o_t, o_h, o_w = gy.shape[2], gy.shape[3], gy.shape[4]
-    for i in range(cuda.grid(1), gx.size, cuda.gridsize(1)):
+    kt_, kh_, kw_ = w.shape[2], w.shape[3], w.shape[4]
+    for i in range(cuda.grid(1), n * c_in * t_in * h_in * w_in, cuda.gridsize(1)):
         iw = i % w_in
         ih = (i // w_in) % h_in
         it = (i // (w_in * h_in)) % t_in
@@ -134,15 +138,15 @@ def _depthwise_bwd_input(gy, w, st, sh, sw, pt, ph, pw, dt, dh, dw, zero, gx):
         acc = zero                                  # gx is not read: it may hold anything
         for j in range(mult):
             co = c * mult + j
-            for kt in range(w.shape[2]):
+            for kt in range(kt_):
                 num_t = it + pt - kt * dt
                 if num_t < 0 or num_t % st != 0 or num_t // st >= o_t:
                     continue
-                for kh in range(w.shape[3]):
+                for kh in range(kh_):
                     num_h = ih + ph - kh * dh
                     if num_h < 0 or num_h % sh != 0 or num_h // sh >= o_h:
                         continue
-                    for kw in range(w.shape[4]):
+                    for kw in range(kw_):
                         num_w = iw + pw - kw * dw
                         if num_w < 0 or num_w % sw != 0 or num_w // sw >= o_w:
                             continue
@@ -156,11 +160,12 @@ def _depthwise_bwd_weight(x, gy, st, sh, sw, pt, ph, pw, dt, dh, dw, gw):
     c_out, _, kt_, kh_, kw_ = gw.shape
     k = kt_ * kh_ * kw_
     tid = cuda.threadIdx.x
-    mult = c_out // x.shape[1]
+    _, c_in, t_in, h_in, w_in = x.shape
+    mult = c_out // c_in
     n, _, o_t, o_h, o_w = gy.shape
     total = n * o_t * o_h * o_w
     buf = cuda.shared.array(REDUCE_THREADS, numba.float64)
-    for job in range(cuda.blockIdx.x, gw.size, cuda.gridDim.x):    # weight elements, per block
+    for job in range(cuda.blockIdx.x, c_out * k, cuda.gridDim.x):    # weight elements, per block
         co = job // k
         kk = job - co * k
         kt = kk // (kh_ * kw_)
@@ -176,7 +181,7 @@ def _depthwise_bwd_weight(x, gy, st, sh, sw, pt, ph, pw, dt, dh, dw, gw):
             it = ot * st - pt + kt * dt
             ih = oh * sh - ph + kh * dh
             iw = ow * sw - pw + kw * dw
-            if 0 <= it < x.shape[2] and 0 <= ih < x.shape[3] and 0 <= iw < x.shape[4]:
+            if 0 <= it < t_in and 0 <= ih < h_in and 0 <= iw < w_in:
                 acc += gy[b, co, ot, oh, ow] * x[b, c, it, ih, iw]
         buf[tid] = acc
         cuda.syncthreads()

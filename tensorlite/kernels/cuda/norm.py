@@ -2,29 +2,37 @@
 
 Sums are block reductions: a block of THREADS threads strides over one (n, c) slab (batch_norm)
 or one row (layer_norm), then a tree sum in shared memory, in float64 as on the CPU; the per-slab
-sums are combined by the CPU twin's helpers, on the device's array module.  Elementwise passes use
-one thread per value.  The weight and bias gradients of layer_norm sum over rows, so they get a
-kernel of their own: one thread per column (adjacent threads read adjacent memory) and one block
-row per block of rows, combined afterwards.
+sums are combined by the CPU twin's helpers, on the device's array module.  The blocks take their
+slabs or rows in a block-stride loop (the grid is capped by _grid.MAX_BLOCKS, so a block may do
+several), with a barrier at the end of each so the shared buffer can be reused.  Elementwise
+passes are grid-stride loops, one value at a time.  The weight and bias gradients of layer_norm
+sum over rows, so they get a kernel of their own: the rows are split into at most ROW_BLOCKS
+blocks of rows (a function of the shape alone, so the result does not depend on the launch),
+summed separately and combined afterwards; the grid strides over columns along x (adjacent
+threads read adjacent memory) and over the blocks of rows along y.
 """
 import math
 
-from numba import config, cuda, float64
+from numba import cuda, float64
 
 from ... import backend
 from ..cpu.norm import check_arrays, check_x, combine_grad_sums, combine_stats
+from . import _grid
 
-# a power of two (the tree sum halves it); smaller under the simulator, which runs each thread as a
-# Python thread: 32 still exercises the strided loops and five levels of the tree sum
-THREADS = 32 if config.ENABLE_CUDASIM else 128
+# threads of a reduction block: a power of two (the tree sum halves it) and a compile-time constant
+# (the size of the shared buffer), so _grid.use_gpu_launch does not change it; under the simulator,
+# which runs each thread as a Python thread, _grid.SIM_THREADS (32): that still exercises the
+# strided loops and five levels of the tree sum
+THREADS = _grid.SIM_THREADS if _grid.SIMULATED else 128
 ROW_BLOCKS = 64     # blocks of rows summed separately for layer_norm's weight/bias gradients
 
 
 @cuda.jit(device=True)
 def _block_sum2(buf, a, b):
     """The sums of `a` and of `b` over the threads of the block, both in one tree (half the
-    barriers of two); every thread must call it, once per kernel (buf is not reusable after it
-    without another barrier).  buf: shared (2, THREADS) float64."""
+    barriers of two); every thread must call it, once per loop iteration, and the iteration must
+    end with a barrier (cuda.syncthreads()) before buf is written again: the result is read from
+    buf[:, 0].  buf: shared (2, THREADS) float64."""
     t = cuda.threadIdx.x
     buf[0, t] = a
     buf[1, t] = b
@@ -43,27 +51,29 @@ def _block_sum2(buf, a, b):
 
 @cuda.jit(cache=True)
 def _channel_shifted_sums(x, shift, part):
-    # one block per (c, n) slab, as the CPU twin's loop: N * C blocks, not C
+    # one block per (c, n) slab at a time, as the CPU twin's loop: N * C slabs, not C; blocks
+    # stride over c along x and over n along y
     N, C, S = x.shape
-    c, n = cuda.blockIdx.x, cuda.blockIdx.y
     buf = cuda.shared.array((2, THREADS), float64)
-    k = shift[c]
-    s, ss = 0.0, 0.0
-    for i in range(cuda.threadIdx.x, S, THREADS):
-        d = x[n, c, i] - k
-        s += d
-        ss += d * d
-    s, ss = _block_sum2(buf, s, ss)
-    if cuda.threadIdx.x == 0:
-        part[n, c, 0] = s
-        part[n, c, 1] = ss
+    for n in range(cuda.blockIdx.y, N, cuda.gridDim.y):
+        for c in range(cuda.blockIdx.x, C, cuda.gridDim.x):
+            k = shift[c]
+            s, ss = 0.0, 0.0
+            for i in range(cuda.threadIdx.x, S, THREADS):
+                d = x[n, c, i] - k
+                s += d
+                ss += d * d
+            s, ss = _block_sum2(buf, s, ss)
+            if cuda.threadIdx.x == 0:
+                part[n, c, 0] = s
+                part[n, c, 1] = ss
+            cuda.syncthreads()      # every thread has read buf before the next slab writes it
 
 
 @cuda.jit(cache=True)
 def _channel_affine(x, mean, scale, shift, y):
     N, C, S = x.shape
-    e = cuda.grid(1)
-    if e < x.size:
+    for e in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         n, rest = e // (C * S), e % (C * S)
         c, i = rest // S, rest % S
         y[n, c, i] = (x[n, c, i] - mean[c]) * scale[c] + shift[c]
@@ -72,25 +82,26 @@ def _channel_affine(x, mean, scale, shift, y):
 @cuda.jit(cache=True)
 def _channel_grad_sums(x, dy, mean, part):
     N, C, S = x.shape
-    c, n = cuda.blockIdx.x, cuda.blockIdx.y
     buf = cuda.shared.array((2, THREADS), float64)
-    m = mean[c]
-    s, sx = 0.0, 0.0
-    for i in range(cuda.threadIdx.x, S, THREADS):
-        g = dy[n, c, i]
-        s += g
-        sx += g * (x[n, c, i] - m)
-    s, sx = _block_sum2(buf, s, sx)
-    if cuda.threadIdx.x == 0:
-        part[n, c, 0] = s
-        part[n, c, 1] = sx
+    for n in range(cuda.blockIdx.y, N, cuda.gridDim.y):
+        for c in range(cuda.blockIdx.x, C, cuda.gridDim.x):
+            m = mean[c]
+            s, sx = 0.0, 0.0
+            for i in range(cuda.threadIdx.x, S, THREADS):
+                g = dy[n, c, i]
+                s += g
+                sx += g * (x[n, c, i] - m)
+            s, sx = _block_sum2(buf, s, sx)
+            if cuda.threadIdx.x == 0:
+                part[n, c, 0] = s
+                part[n, c, 1] = sx
+            cuda.syncthreads()      # every thread has read buf before the next slab writes it
 
 
 @cuda.jit(cache=True)
 def _channel_input_grad(x, dy, mean, rstd, weight, sum_dy, sum_dy_xhat, dx):
     N, C, S = x.shape
-    e = cuda.grid(1)
-    if e < x.size:
+    for e in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         n, rest = e // (C * S), e % (C * S)
         c, i = rest // S, rest % S
         r = rstd[c]
@@ -99,8 +110,10 @@ def _channel_input_grad(x, dy, mean, rstd, weight, sum_dy, sum_dy_xhat, dx):
                                        - xh * sum_dy_xhat[c] / (N * S))
 
 
-def _grid(n):
-    return (max(n, 1) + THREADS - 1) // THREADS, THREADS
+def _slab_blocks(C, N):
+    """The (x, y) grid of a kernel over (c, n) slabs: at most _grid.MAX_BLOCKS blocks in all."""
+    bx = _grid.row_blocks(C)
+    return bx, max(1, min(N, _grid.MAX_BLOCKS // bx))
 
 
 def batch_norm_stats(x, eps, mean, var, rstd):
@@ -111,7 +124,7 @@ def batch_norm_stats(x, eps, mean, var, rstd):
     xp = backend.array_module(x)
     shift = x[0, :, 0].astype(xp.float64)
     part = xp.empty((x.shape[0], C, 2))
-    _channel_shifted_sums[(C, x.shape[0]), THREADS](x, shift, part)
+    _channel_shifted_sums[_slab_blocks(C, x.shape[0]), THREADS](x, shift, part)
     combine_stats(xp, part, shift, x.shape[0] * x.shape[2], eps, mean, var, rstd)
 
 
@@ -121,7 +134,7 @@ def batch_norm_apply(x, mean, scale, shift, y):
     check_arrays('batch_norm_apply', [('x', x, x.shape), ('mean', mean, (C,)),
                                       ('scale', scale, (C,)), ('shift', shift, (C,)),
                                       ('y', y, x.shape)])
-    _channel_affine[_grid(x.size)](x, mean, scale, shift, y)
+    _channel_affine[_grid.grid(x.size)](x, mean, scale, shift, y)
 
 
 def batch_norm_grad_sums(x, dy, mean, rstd, sum_dy, sum_dy_xhat):
@@ -132,7 +145,7 @@ def batch_norm_grad_sums(x, dy, mean, rstd, sum_dy, sum_dy_xhat):
                                           ('sum_dy', sum_dy, (C,)),
                                           ('sum_dy_xhat', sum_dy_xhat, (C,))])
     part = backend.array_module(x).empty((x.shape[0], C, 2))
-    _channel_grad_sums[(C, x.shape[0]), THREADS](x, dy, mean, part)
+    _channel_grad_sums[_slab_blocks(C, x.shape[0]), THREADS](x, dy, mean, part)
     combine_grad_sums(part, rstd, sum_dy, sum_dy_xhat)
 
 
@@ -143,7 +156,7 @@ def batch_norm_input_grad(x, dy, mean, rstd, weight, sum_dy, sum_dy_xhat, dx):
                                            ('mean', mean, (C,)), ('rstd', rstd, (C,)),
                                            ('weight', weight, (C,)), ('sum_dy', sum_dy, (C,)),
                                            ('sum_dy_xhat', sum_dy_xhat, (C,)), ('dx', dx, x.shape)])
-    _channel_input_grad[_grid(x.size)](x, dy, mean, rstd, weight, sum_dy, sum_dy_xhat, dx)
+    _channel_input_grad[_grid.grid(x.size)](x, dy, mean, rstd, weight, sum_dy, sum_dy_xhat, dx)
 
 
 # ---- layer_norm: x (R, D) ------------------------------------------------------------------------
@@ -151,62 +164,65 @@ def batch_norm_input_grad(x, dy, mean, rstd, weight, sum_dy, sum_dy_xhat, dx):
 @cuda.jit(cache=True)
 def _row_norm_fwd(x, weight, bias, eps, y, mean, var, rstd):
     R, D = x.shape
-    r = cuda.blockIdx.x
     t = cuda.threadIdx.x
     buf = cuda.shared.array((2, THREADS), float64)
-    k = float64(x[r, 0])            # shifted sums in one reduction, as batch_norm's
-    s, ss = 0.0, 0.0
-    for j in range(t, D, THREADS):
-        d = x[r, j] - k
-        s += d
-        ss += d * d
-    s, ss = _block_sum2(buf, s, ss)
-    if t == 0:
-        m = s / D
-        v = max(ss / D - m * m, 0.0)
-        mean[r] = k + m
-        var[r] = v
-        rstd[r] = 1.0 / math.sqrt(v + eps)
-    cuda.syncthreads()              # thread 0's writes are visible to the block after this
-    mr, rr = mean[r], rstd[r]       # as stored, as backward sees them
-    for j in range(t, D, THREADS):
-        y[r, j] = (x[r, j] - mr) * rr * weight[j] + bias[j]
+    for r in range(cuda.blockIdx.x, R, cuda.gridDim.x):
+        k = float64(x[r, 0])            # shifted sums in one reduction, as batch_norm's
+        s, ss = 0.0, 0.0
+        for j in range(t, D, THREADS):
+            d = x[r, j] - k
+            s += d
+            ss += d * d
+        s, ss = _block_sum2(buf, s, ss)
+        if t == 0:
+            m = s / D
+            v = max(ss / D - m * m, 0.0)
+            mean[r] = k + m
+            var[r] = v
+            rstd[r] = 1.0 / math.sqrt(v + eps)
+        cuda.syncthreads()              # thread 0's writes are visible to the block after this
+        mr, rr = mean[r], rstd[r]       # as stored, as backward sees them
+        for j in range(t, D, THREADS):
+            y[r, j] = (x[r, j] - mr) * rr * weight[j] + bias[j]
+        cuda.syncthreads()              # the end of the row: buf is free for the next one
 
 
 @cuda.jit(cache=True)
 def _row_norm_input_grad(x, dy, mean, rstd, weight, dx):
     R, D = x.shape
-    r = cuda.blockIdx.x
     t = cuda.threadIdx.x
     buf = cuda.shared.array((2, THREADS), float64)
-    m, rs = mean[r], rstd[r]
-    a, b = 0.0, 0.0
-    for j in range(t, D, THREADS):
-        g = dy[r, j] * weight[j]
-        a += g
-        b += g * (x[r, j] - m) * rs
-    a, b = _block_sum2(buf, a, b)
-    a, b = a / D, b / D
-    for j in range(t, D, THREADS):
-        dx[r, j] = rs * (dy[r, j] * weight[j] - a - (x[r, j] - m) * rs * b)
+    for r in range(cuda.blockIdx.x, R, cuda.gridDim.x):
+        m, rs = mean[r], rstd[r]
+        a, b = 0.0, 0.0
+        for j in range(t, D, THREADS):
+            g = dy[r, j] * weight[j]
+            a += g
+            b += g * (x[r, j] - m) * rs
+        a, b = _block_sum2(buf, a, b)
+        a, b = a / D, b / D
+        for j in range(t, D, THREADS):
+            dx[r, j] = rs * (dy[r, j] * weight[j] - a - (x[r, j] - m) * rs * b)
+        cuda.syncthreads()              # every thread has read buf before the next row writes it
 
 
 @cuda.jit(cache=True)
 def _row_norm_param_grad(x, dy, mean, rstd, part_w, part_b):
-    # thread j of block (bx, by) sums column j over the by-th block of rows
+    # the rows are split into part_w.shape[0] blocks of rows, a function of R alone, so the partial
+    # sums (and their rounding) do not depend on the launch: the blocks along y stride over the
+    # blocks of rows, the threads along x over the columns (adjacent threads, adjacent columns)
     R, D = x.shape
-    j = cuda.grid(1)
     blocks = part_w.shape[0]
     per = (R + blocks - 1) // blocks
-    t = cuda.blockIdx.y
-    if j < D:
-        sw, sb = 0.0, 0.0
-        for r in range(t * per, min(R, (t + 1) * per)):
-            g = dy[r, j]
-            sw += g * (x[r, j] - mean[r]) * rstd[r]
-            sb += g
-        part_w[t, j] = sw
-        part_b[t, j] = sb
+    for t in range(cuda.blockIdx.y, blocks, cuda.gridDim.y):
+        for j in range(cuda.grid(1), D, cuda.gridsize(1)):
+            sw, sb = 0.0, 0.0
+            for r in range(t * per, min(R, (t + 1) * per)):
+                g = dy[r, j]
+                sw += g * (x[r, j] - mean[r]) * rstd[r]
+                sb += g
+            part_w[t, j] = sw
+            part_b[t, j] = sb
 
 
 def layer_norm_fwd(x, weight, bias, eps, y, mean, var, rstd):
@@ -215,7 +231,7 @@ def layer_norm_fwd(x, weight, bias, eps, y, mean, var, rstd):
     check_arrays('layer_norm_fwd', [('x', x, x.shape), ('weight', weight, (D,)),
                                     ('bias', bias, (D,)), ('y', y, x.shape), ('mean', mean, (R,)),
                                     ('var', var, (R,)), ('rstd', rstd, (R,))])
-    _row_norm_fwd[R, THREADS](x, weight, bias, float(eps), y, mean, var, rstd)
+    _row_norm_fwd[_grid.row_blocks(R), THREADS](x, weight, bias, float(eps), y, mean, var, rstd)
 
 
 def layer_norm_bwd(x, dy, mean, rstd, weight, dx, dweight, dbias):
@@ -225,10 +241,12 @@ def layer_norm_bwd(x, dy, mean, rstd, weight, dx, dweight, dbias):
                                     ('rstd', rstd, (R,)), ('weight', weight, (D,)),
                                     ('dx', dx, x.shape), ('dweight', dweight, (D,)),
                                     ('dbias', dbias, (D,))])
-    _row_norm_input_grad[R, THREADS](x, dy, mean, rstd, weight, dx)
+    _row_norm_input_grad[_grid.row_blocks(R), THREADS](x, dy, mean, rstd, weight, dx)
     xp = backend.array_module(x)
     blocks = min(R, ROW_BLOCKS)
     part_w, part_b = xp.empty((blocks, D)), xp.empty((blocks, D))
-    _row_norm_param_grad[(_grid(D)[0], blocks), THREADS](x, dy, mean, rstd, part_w, part_b)
+    col_blocks, threads = _grid.grid(D)
+    _row_norm_param_grad[(col_blocks, _grid.row_blocks(blocks)), threads](x, dy, mean, rstd,
+                                                                         part_w, part_b)
     dweight[...] = part_w.sum(axis=0)
     dbias[...] = part_b.sum(axis=0)

@@ -1,17 +1,17 @@
 """Fused LSTM and GRU kernels for one time step (CUDA twins of kernels/cpu/recurrent.py: same
 names, same signatures, same equations -- see the CPU module and docs/recurrent.md).
 
-One thread per (sample, hidden unit): it reads that unit's four (LSTM) or three (GRU) gates, so the
-in-place act = x_gates is safe here too.  math.tanh is a fast device function on a GPU, so the
-nonlinearities are written directly (sigmoid(x) = 0.5 tanh(x / 2) + 0.5, no overflow).
+Each (sample, hidden unit) belongs to one thread, which takes them in a grid-stride loop over the
+N * H units: it reads that unit's four (LSTM) or three (GRU) gates, so the in-place act = x_gates
+is safe here too.  math.tanh is a fast device function on a GPU, so the nonlinearities are
+written directly (sigmoid(x) = 0.5 tanh(x / 2) + 0.5, no overflow).
 """
 import math
 
 from numba import cuda
 
 from ..cpu.recurrent import check_arrays, check_valid, gate_sizes
-
-THREADS = 256
+from . import _grid
 
 
 @cuda.jit(device=True)
@@ -22,108 +22,96 @@ def _sigmoid(x):
 @cuda.jit(cache=True)
 def _lstm_fwd(x_gates, h_gates, h_prev, c_prev, valid, act, h, c, tanh_c):
     N, H = h.shape
-    e = cuda.grid(1)
-    if e >= N * H:
-        return
-    n, j = e // H, e % H
-    if not valid[n]:
-        h[n, j] = h_prev[n, j]
-        c[n, j] = c_prev[n, j]
-        return
-    i = _sigmoid(x_gates[n, j] + h_gates[n, j])
-    f = _sigmoid(x_gates[n, H + j] + h_gates[n, H + j])
-    g = math.tanh(x_gates[n, 2 * H + j] + h_gates[n, 2 * H + j])
-    o = _sigmoid(x_gates[n, 3 * H + j] + h_gates[n, 3 * H + j])
-    cn = f * c_prev[n, j] + i * g
-    tc = math.tanh(cn)
-    act[n, j] = i
-    act[n, H + j] = f
-    act[n, 2 * H + j] = g
-    act[n, 3 * H + j] = o
-    c[n, j] = cn
-    tanh_c[n, j] = tc
-    h[n, j] = o * tc
+    for e in range(cuda.grid(1), N * H, cuda.gridsize(1)):
+        n, j = e // H, e % H
+        if not valid[n]:
+            h[n, j] = h_prev[n, j]
+            c[n, j] = c_prev[n, j]
+            continue
+        i = _sigmoid(x_gates[n, j] + h_gates[n, j])
+        f = _sigmoid(x_gates[n, H + j] + h_gates[n, H + j])
+        g = math.tanh(x_gates[n, 2 * H + j] + h_gates[n, 2 * H + j])
+        o = _sigmoid(x_gates[n, 3 * H + j] + h_gates[n, 3 * H + j])
+        cn = f * c_prev[n, j] + i * g
+        tc = math.tanh(cn)
+        act[n, j] = i
+        act[n, H + j] = f
+        act[n, 2 * H + j] = g
+        act[n, 3 * H + j] = o
+        c[n, j] = cn
+        tanh_c[n, j] = tc
+        h[n, j] = o * tc
 
 
 @cuda.jit(cache=True)
 def _lstm_bwd(dy, dh_rec, act, tanh_c, c_prev, valid, dh, dc, dgates):
     N, H = dh.shape
-    e = cuda.grid(1)
-    if e >= N * H:
-        return
-    n, j = e // H, e % H
-    if not valid[n]:
-        dh[n, j] += dh_rec[n, j]
-        for k in range(4):
-            dgates[n, k * H + j] = 0
-        return
-    i = act[n, j]
-    f = act[n, H + j]
-    g = act[n, 2 * H + j]
-    o = act[n, 3 * H + j]
-    tc = tanh_c[n, j]
-    gh = dy[n, j] + dh_rec[n, j] + dh[n, j]
-    gc = dc[n, j] + gh * o * (1 - tc * tc)
-    dgates[n, j] = gc * g * i * (1 - i)
-    dgates[n, H + j] = gc * c_prev[n, j] * f * (1 - f)
-    dgates[n, 2 * H + j] = gc * i * (1 - g * g)
-    dgates[n, 3 * H + j] = gh * tc * o * (1 - o)
-    dc[n, j] = gc * f
-    dh[n, j] = 0
+    for e in range(cuda.grid(1), N * H, cuda.gridsize(1)):
+        n, j = e // H, e % H
+        if not valid[n]:
+            dh[n, j] += dh_rec[n, j]
+            for k in range(4):
+                dgates[n, k * H + j] = 0
+            continue
+        i = act[n, j]
+        f = act[n, H + j]
+        g = act[n, 2 * H + j]
+        o = act[n, 3 * H + j]
+        tc = tanh_c[n, j]
+        gh = dy[n, j] + dh_rec[n, j] + dh[n, j]
+        gc = dc[n, j] + gh * o * (1 - tc * tc)
+        dgates[n, j] = gc * g * i * (1 - i)
+        dgates[n, H + j] = gc * c_prev[n, j] * f * (1 - f)
+        dgates[n, 2 * H + j] = gc * i * (1 - g * g)
+        dgates[n, 3 * H + j] = gh * tc * o * (1 - o)
+        dc[n, j] = gc * f
+        dh[n, j] = 0
 
 
 @cuda.jit(cache=True)
 def _gru_fwd(x_gates, h_gates, b_hn, h_prev, valid, act, hn, h):
     N, H = h.shape
-    e = cuda.grid(1)
-    if e >= N * H:
-        return
-    n, j = e // H, e % H
-    if not valid[n]:
-        h[n, j] = h_prev[n, j]
-        return
-    r = _sigmoid(x_gates[n, j] + h_gates[n, j])
-    z = _sigmoid(x_gates[n, H + j] + h_gates[n, H + j])
-    a = h_gates[n, 2 * H + j] + b_hn[j]
-    nn = math.tanh(x_gates[n, 2 * H + j] + r * a)
-    act[n, j] = r
-    act[n, H + j] = z
-    act[n, 2 * H + j] = nn
-    hn[n, j] = a
-    h[n, j] = nn + z * (h_prev[n, j] - nn)
+    for e in range(cuda.grid(1), N * H, cuda.gridsize(1)):
+        n, j = e // H, e % H
+        if not valid[n]:
+            h[n, j] = h_prev[n, j]
+            continue
+        r = _sigmoid(x_gates[n, j] + h_gates[n, j])
+        z = _sigmoid(x_gates[n, H + j] + h_gates[n, H + j])
+        a = h_gates[n, 2 * H + j] + b_hn[j]
+        nn = math.tanh(x_gates[n, 2 * H + j] + r * a)
+        act[n, j] = r
+        act[n, H + j] = z
+        act[n, 2 * H + j] = nn
+        hn[n, j] = a
+        h[n, j] = nn + z * (h_prev[n, j] - nn)
 
 
 @cuda.jit(cache=True)
 def _gru_bwd(dy, dh_rec, act, hn, h_prev, valid, dh, dgates_x, dgates_h):
     N, H = dh.shape
-    e = cuda.grid(1)
-    if e >= N * H:
-        return
-    n, j = e // H, e % H
-    if not valid[n]:
-        dh[n, j] += dh_rec[n, j]
-        for k in range(3):
-            dgates_x[n, k * H + j] = 0
-            dgates_h[n, k * H + j] = 0
-        return
-    r = act[n, j]
-    z = act[n, H + j]
-    nn = act[n, 2 * H + j]
-    gh = dy[n, j] + dh_rec[n, j] + dh[n, j]
-    dzn = gh * (1 - z) * (1 - nn * nn)
-    dr = dzn * hn[n, j] * r * (1 - r)
-    dz = gh * (h_prev[n, j] - nn) * z * (1 - z)
-    dgates_x[n, j] = dr
-    dgates_x[n, H + j] = dz
-    dgates_x[n, 2 * H + j] = dzn
-    dgates_h[n, j] = dr
-    dgates_h[n, H + j] = dz
-    dgates_h[n, 2 * H + j] = dzn * r
-    dh[n, j] = gh * z
-
-
-def _grid(n):
-    return (max(n, 1) + THREADS - 1) // THREADS, THREADS
+    for e in range(cuda.grid(1), N * H, cuda.gridsize(1)):
+        n, j = e // H, e % H
+        if not valid[n]:
+            dh[n, j] += dh_rec[n, j]
+            for k in range(3):
+                dgates_x[n, k * H + j] = 0
+                dgates_h[n, k * H + j] = 0
+            continue
+        r = act[n, j]
+        z = act[n, H + j]
+        nn = act[n, 2 * H + j]
+        gh = dy[n, j] + dh_rec[n, j] + dh[n, j]
+        dzn = gh * (1 - z) * (1 - nn * nn)
+        dr = dzn * hn[n, j] * r * (1 - r)
+        dz = gh * (h_prev[n, j] - nn) * z * (1 - z)
+        dgates_x[n, j] = dr
+        dgates_x[n, H + j] = dz
+        dgates_x[n, 2 * H + j] = dzn
+        dgates_h[n, j] = dr
+        dgates_h[n, H + j] = dz
+        dgates_h[n, 2 * H + j] = dzn * r
+        dh[n, j] = gh * z
 
 
 def lstm_fwd(x_gates, h_gates, h_prev, c_prev, valid, act, h, c, tanh_c):
@@ -134,7 +122,7 @@ def lstm_fwd(x_gates, h_gates, h_prev, c_prev, valid, act, h, c, tanh_c):
                               ('tanh_c', tanh_c, (N, H))])
     check_valid('lstm_fwd', valid, N)
     if N * H:
-        _lstm_fwd[_grid(N * H)](x_gates, h_gates, h_prev, c_prev, valid, act, h, c, tanh_c)
+        _lstm_fwd[_grid.grid(N * H)](x_gates, h_gates, h_prev, c_prev, valid, act, h, c, tanh_c)
 
 
 def lstm_bwd(dy, dh_rec, act, tanh_c, c_prev, valid, dh, dc, dgates):
@@ -145,7 +133,7 @@ def lstm_bwd(dy, dh_rec, act, tanh_c, c_prev, valid, dh, dc, dgates):
                               ('dgates', dgates, (N, 4 * H))])
     check_valid('lstm_bwd', valid, N)
     if N * H:
-        _lstm_bwd[_grid(N * H)](dy, dh_rec, act, tanh_c, c_prev, valid, dh, dc, dgates)
+        _lstm_bwd[_grid.grid(N * H)](dy, dh_rec, act, tanh_c, c_prev, valid, dh, dc, dgates)
 
 
 def gru_fwd(x_gates, h_gates, b_hn, h_prev, valid, act, hn, h):
@@ -155,7 +143,7 @@ def gru_fwd(x_gates, h_gates, b_hn, h_prev, valid, act, hn, h):
                              ('act', act, (N, 3 * H)), ('hn', hn, (N, H)), ('h', h, (N, H))])
     check_valid('gru_fwd', valid, N)
     if N * H:
-        _gru_fwd[_grid(N * H)](x_gates, h_gates, b_hn, h_prev, valid, act, hn, h)
+        _gru_fwd[_grid.grid(N * H)](x_gates, h_gates, b_hn, h_prev, valid, act, hn, h)
 
 
 def gru_bwd(dy, dh_rec, act, hn, h_prev, valid, dh, dgates_x, dgates_h):
@@ -167,4 +155,4 @@ def gru_bwd(dy, dh_rec, act, hn, h_prev, valid, dh, dgates_x, dgates_h):
                              ('dgates_h', dgates_h, (N, 3 * H))])
     check_valid('gru_bwd', valid, N)
     if N * H:
-        _gru_bwd[_grid(N * H)](dy, dh_rec, act, hn, h_prev, valid, dh, dgates_x, dgates_h)
+        _gru_bwd[_grid.grid(N * H)](dy, dh_rec, act, hn, h_prev, valid, dh, dgates_x, dgates_h)
