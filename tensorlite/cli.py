@@ -102,8 +102,8 @@ def write_json(path, value):
 
 
 def check_device(device):
-    """'cpu' passes; 'cuda' passes only when CuPy imports and sees a GPU, else a usage error saying
-    which of the two is missing."""
+    """'cpu' passes; 'cuda' passes only when CuPy imports and sees a GPU (or the device is
+    simulated), else a usage error saying what is missing."""
     if device == 'cuda':
         from . import backend
         try:
@@ -783,13 +783,8 @@ def collect_info():
     from . import __version__, backend, cuda
     from .data.synthetic import SyntheticActions
     from .models import list_models
-    cuda_available = cuda.is_available()
-    reason = None
-    if not cuda_available:
-        try:
-            backend.check_cuda()
-        except RuntimeError as e:
-            reason = str(e)
+    reason = cuda.unavailable_reason()
+    cuda_available = reason is None
     try:
         usable_cpus = len(os.sched_getaffinity(0))
     except AttributeError:                      # not on Linux
@@ -840,7 +835,8 @@ def build_parser():
 
     def device(p):
         p.add_argument('--device', choices=('cpu', 'cuda'), default='cpu',
-                       help='cpu (default) or cuda (needs CuPy and a GPU)')
+                       help='cpu (default) or cuda (needs CuPy and a GPU, or '
+                            'TENSORLITE_SIMULATE_CUDA=1)')
 
     # train
     p = command('train', cmd_train, 'train a model with tensorlite.train.fit')

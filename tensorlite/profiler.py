@@ -20,8 +20,8 @@ asynchronous launch (this makes the profiled run slower than an unprofiled one, 
 `CUDA_LAUNCH_BLOCKING=1` would).  Under the simulated device times are the simulator's.
 
 FLOPs are known for the Functions whose arithmetic dominates (2 x the multiply-adds of
-convolution, linear, matmul, attention and the fused LSTM/GRU: `forward_macs`), and None for the
-rest.  Bytes are the sizes of the arrays an event was given and returned: what it must read and
+convolution and its weight gradient, linear, matmul, attention and the fused LSTM/GRU:
+`forward_macs`), and None for the rest.  Bytes are the sizes of the arrays an event was given and returned: what it must read and
 write at least once.
 """
 import json
@@ -44,6 +44,8 @@ def forward_macs(fn, args, outs):
         return outs[0].size * math.prod(args[1].shape[1:])
     if name == 'ConvTranspose':
         return args[0].size * math.prod(args[1].shape[1:])
+    if name == 'ConvWeightGrad':                     # Conv's weight gradient: gy against x
+        return args[1].size * math.prod(outs[0].shape[1:])
     if name == 'Linear':
         return outs[0].size * args[1].shape[1]
     if name == 'MatMul':

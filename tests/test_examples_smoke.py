@@ -139,3 +139,14 @@ def test_train_on_folder_rejects_bad_arguments(folder_example, capsys, argv, exp
 def test_train_on_folder_names_an_unknown_model(folder_example):
     with pytest.raises(SystemExit, match="cannot build model 'no_such_net'"):
         folder_example.build_for_clips('no_such_net', 3, 8, 32)
+
+
+def test_profile_step_lists_the_kernels_of_one_step(tmp_path, capsys):
+    example = load_example('profile_step')
+    trace = tmp_path / 'step.json'
+    example.main(['--model', 'c3d', '--rows', '40', '--trace', str(trace)])
+    printed = capsys.readouterr().out
+    assert 'kernel launches on the cpu twin(s)' in printed
+    for name in ('conv.vol2col', 'Conv ', 'ConvBackward', 'pool.max_pool_fwd'):
+        assert name in printed
+    assert json.loads(trace.read_text())['traceEvents']
