@@ -805,7 +805,9 @@ def cmd_info(args):
     print(f"platform   {info['platform']}")
     print(f"CPUs       {info['cpu_count']} ({info['usable_cpus']} usable by this process)")
     print(f"CuPy       {'importable' if info['cupy_importable'] else 'not importable'}")
-    print(f"CUDA       {'available' if info['cuda_available'] else 'not available'}"
+    from . import cuda
+    simulated = ' (simulated: TENSORLITE_SIMULATE_CUDA=1)' if cuda.is_simulated() else ''
+    print(f"CUDA       {'available' + simulated if info['cuda_available'] else 'not available'}"
           + (f": {info['cuda_unavailable_reason']}" if info['cuda_unavailable_reason'] else ''))
     print(f"models     {', '.join(info['models'])}")
     for family, classes in info['synthetic_families'].items():
