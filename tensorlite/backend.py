@@ -131,7 +131,12 @@ def normalize_device(device):
 
 def is_cupy_array(x):
     """True for an array of device 'cuda' (CuPy's, or the simulated stand-in's)."""
-    return type(x) in _modules
+    t = type(x)
+    if t in _modules:
+        return True
+    # a CuPy array made by the user before tensorlite needed CuPy: register CuPy now
+    return (t is not np.ndarray and t.__module__.startswith('cupy') and _import_cupy() is not None
+            and t in _modules)
 
 
 def array_module(x):
