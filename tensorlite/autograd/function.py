@@ -181,7 +181,6 @@ class Function:
         ctx._to_save = ()
         return results if is_tuple else results[0]
 
-
     @classmethod
     def _forward(cls, ctx, args, arrays):
         """`forward` on the raw arrays; a ValueError gets the op's name and the input shapes."""
