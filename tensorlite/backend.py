@@ -63,7 +63,7 @@ def _simulated_module():
         raise RuntimeError(f"{SIMULATE_FLAG}=1 needs Numba's CUDA simulator, but numba.cuda was "
                            "imported for real hardware first: set the variable before importing "
                            "tensorlite or numba")
-    simcupy.install_numba_handoff()
+    simcupy.patch_numba_simulator()
     _modules[simcupy.ndarray] = simcupy
     return simcupy
 

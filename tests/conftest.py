@@ -22,12 +22,12 @@ if not _has_gpu():
         assert 'numba.cuda' not in sys.modules, 'numba.cuda was imported before the simulator was set'
         from numba.core import config
         config.reload_config()
-    # every simulated launch (the twin tests' NumPy arrays and the simulated device's arrays):
-    # the __cuda_array_interface__ hand-off and a short thread switch interval
+    # every simulated launch (the twin tests' NumPy arrays and the simulated device's arrays): the
+    # __cuda_array_interface__ hand-off, a short thread switch interval, race-free shared arrays
     from numba.core import config as _numba_config
     if _numba_config.ENABLE_CUDASIM:
         from tensorlite.testing import simcupy
-        simcupy.install_numba_handoff()
+        simcupy.patch_numba_simulator()
 
 # Small, deterministic property tests: the suite must stay fast on 2 cores.
 settings.register_profile('default', max_examples=12, deadline=None, derandomize=True,

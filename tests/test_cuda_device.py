@@ -10,6 +10,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -119,6 +121,34 @@ def test_the_stand_in_names_what_it_does_not_model(cuda):
     assert a[0].item() == 7.0
     simcupy.add.at(a, simcupy.asarray(np.array([1, 1])), 1.0)
     assert a.get().tolist() == [7.0, 3.0, 2.0, 3.0]
+
+
+@pytest.mark.skipif(REAL_GPU, reason='the simulator only')
+def test_the_simulators_shared_array_is_one_per_block_when_threads_race(monkeypatch):
+    from numba.core import config
+    if not config.ENABLE_CUDASIM:
+        pytest.skip('the simulator is off')
+    from numba.cuda.simulator.kernelapi import FakeCUDAShared
+    simcupy.patch_numba_simulator()
+    empty = np.empty
+
+    def slow_empty(*args, **kwargs):       # the other threads run inside the allocation (without
+        time.sleep(0.001)                  # the lock every round gets several arrays)
+        return empty(*args, **kwargs)
+    monkeypatch.setattr(np, 'empty', slow_empty)
+    for _ in range(3):
+        shared, got = FakeCUDAShared(0), []
+        start = threading.Barrier(16)
+
+        def thread():
+            start.wait()
+            got.append(shared.array(8, np.float64))        # one call site: one array per block
+        threads = [threading.Thread(target=thread) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(got) == 16 and all(a is got[0] for a in got)
 
 
 def test_device_mixing_is_refused_naming_both_devices(cuda):

@@ -13,7 +13,7 @@ What it models, because those are the mistakes a GPU run would otherwise be the 
   must be moved with `asarray` first).  Python and NumPy scalars are fine, as in CuPy;
 - reductions and scalar indexing return 0-d device arrays, not Python numbers;
 - memory reaches a Numba kernel only through `__cuda_array_interface__`: Numba's simulator does
-  not read that protocol, so `install_numba_handoff()` teaches it to, by building a NumPy view on
+  not read that protocol, so `patch_numba_simulator()` teaches it to, by building a NumPy view on
   the pointer, shape, strides and type string the interface gives -- what a real Numba does with
   a real device pointer.
 
@@ -32,6 +32,7 @@ stand-in instead of silently working on the host.
 """
 import numbers
 import sys
+import threading
 
 import numpy as np
 
@@ -313,7 +314,7 @@ def host_view(obj):
     return np.asarray(_InterfaceView(obj, obj.__cuda_array_interface__))
 
 
-_handoff_installed = False
+_simulator_patched = False
 
 # The simulator runs a block's threads as Python threads and waits for them at a barrier by polling
 # while holding the GIL: with Python's default 5 ms switch interval a barrier round costs 7-23 ms.
@@ -325,14 +326,23 @@ def _exposes_interface(a):
     return not isinstance(a, np.ndarray) and hasattr(type(a), '__cuda_array_interface__')
 
 
-def install_numba_handoff():
-    """Make Numba's CUDA simulator accept kernel arguments that expose `__cuda_array_interface__`.
+def patch_numba_simulator():
+    """Three changes to Numba's CUDA simulator (0.59 to at least 0.68), made once:
 
-    A real Numba turns such an argument into a device array on its pointer; the simulator knows
-    only NumPy arrays, so each such argument is replaced by `host_view(arg)` before the launch.
-    Launches also run with a short thread switch interval (SWITCH_INTERVAL).  Needs the simulator (NUMBA_ENABLE_CUDASIM=1 before numba.cuda is imported)."""
-    global _handoff_installed
-    if _handoff_installed:
+    - the hand-off: kernel arguments that expose `__cuda_array_interface__` are accepted.  A real
+      Numba turns such an argument into a device array on its pointer; the simulator knows only
+      NumPy arrays, so each is replaced by `host_view(arg)` before the launch;
+    - launches run with a short thread switch interval (SWITCH_INTERVAL);
+    - `cuda.shared.array` is made atomic.  The simulator allocates a block's shared array when the
+      first of its threads asks, keyed by the calling line, with no lock: two threads can both find
+      no array and each allocate one, and then a block reduction sums half of its threads'
+      values.  (One CI run saw depthwise_bwd_weight's twin wrong in every element one block
+      computed; 300 reruns did not reproduce it, so this race is a likely cause, not a proven
+      one.)  The same allocation, under a lock.
+
+    Needs the simulator (NUMBA_ENABLE_CUDASIM=1 before numba.cuda is imported)."""
+    global _simulator_patched
+    if _simulator_patched:
         return
     from numba.core import config
     if not config.ENABLE_CUDASIM:
@@ -340,7 +350,12 @@ def install_numba_handoff():
                            "set NUMBA_ENABLE_CUDASIM=1 (or TENSORLITE_SIMULATE_CUDA=1) before "
                            "numba is imported")
     from numba.cuda.simulator.kernel import FakeCUDAKernel
+    from numba.cuda.simulator.kernelapi import FakeCUDAShared
+    from numba.core import types as numba_types
+    from numba.np import numpy_support
     launch = FakeCUDAKernel.__call__
+    allocate = FakeCUDAShared.array
+    lock = threading.Lock()
 
     def call(kernel, *args):
         args = tuple(host_view(a) if _exposes_interface(a) else a for a in args)
@@ -352,5 +367,20 @@ def install_numba_handoff():
             return launch(kernel, *args)
         finally:
             sys.setswitchinterval(interval)
+
+    def shared_array(shared, shape, dtype):
+        if shape == 0:                      # dynamic shared memory: one fixed buffer, no race
+            return allocate(shared, shape, dtype)
+        caller = sys._getframe(1)           # the kernel line asking, as the simulator keys it
+        key = (caller.f_code.co_filename, caller.f_lineno)
+        with lock:
+            array = shared._allocations.get(key)
+            if array is None:
+                if isinstance(dtype, numba_types.Type):
+                    dtype = numpy_support.as_dtype(dtype)
+                array = shared._allocations[key] = np.empty(shape, dtype)
+        return array
+
     FakeCUDAKernel.__call__ = call
-    _handoff_installed = True
+    FakeCUDAShared.array = shared_array
+    _simulator_patched = True
