@@ -26,9 +26,10 @@ What it does not model:
   bits) and every function of the module is NumPy's, for the functions listed in `FUNCTIONS`;
 - speed: the simulator runs each kernel thread as Python, thousands of times slower than a GPU.
 
-Only the names tensorlite calls are here (`FUNCTIONS`, `UFUNCS`, `ndarray.METHODS`); asking for
-another raises AttributeError naming it, so a new call in tensorlite shows up as missing from the
-stand-in instead of silently working on the host.
+Only CuPy names that tensorlite calls or may call on a device array are here (`FUNCTIONS`,
+`UFUNCS`, `ndarray.METHODS`: its `xp.` calls and the array methods of its ops); asking for another
+raises AttributeError naming it, so a new call in tensorlite shows up as missing from the stand-in
+instead of silently working on the host.
 """
 import numbers
 import sys
@@ -111,7 +112,6 @@ class ndarray:
     strides = property(lambda self: self._a.strides)
     flags = property(lambda self: self._a.flags)
     T = property(lambda self: ndarray(self._a.T))
-    device = property(lambda self: 'cuda:0 (simulated)')
 
     @property
     def base(self):
