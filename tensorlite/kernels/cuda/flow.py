@@ -1,27 +1,33 @@
 """Optical-flow kernels (CUDA twins of kernels/cpu/flow.py: same names, same signatures, same
 planar (C, H, W) float32 layout and replicated borders).
 
-One thread per output pixel on a 2-D grid: x along threadIdx.x, so the threads of a warp read and
-write adjacent memory of one row; y (and the channel, for the multi-channel passes) along the grid's
-second axis.  Every pixel's work is independent, so no kernel needs shared memory or a barrier.
+A 2-D grid-stride loop over the output pixels (kernels/cuda/_grid.py): x along threadIdx.x, so the
+threads of a warp read and write adjacent memory of one row; y (and the channel, for the
+multi-channel passes) along the grid's second axis.  On a GPU one thread per pixel (the grid capped
+at _grid.MAX_BLOCKS blocks); under the simulator 2 blocks.  Every pixel's work is independent, so
+no kernel needs shared memory or a barrier.
 The host-side filters (Gaussian taps, the inverse Gram matrix of the polynomial basis) are computed
 by the CPU twin's helpers and copied to the device.
 """
 import numba
-from numba import config, cuda
+from numba import cuda
 
 from ... import backend
 from ..cpu.flow import (COEFFS, MATRICES, check_planar, check_taps, poly_expansion_filters)
+from . import _grid
 
 # threads per block along x and y; smaller under the simulator, which runs each thread as a Python
-# thread (8 x 8 still exercises blocks that straddle the image edge)
-BLOCK = (8, 8) if config.ENABLE_CUDASIM else (32, 8)
+# thread (8 x 4 still exercises blocks that straddle the image edge)
+BLOCK = (8, 4) if _grid.SIMULATED else (32, 8)
 
 
-def _grid(width, rows):
-    """Blocks covering `width` x `rows` threads."""
+def _launch(width, rows):
+    """(blocks, threads) for a grid-stride loop over `width` x `rows` pixels: one thread per pixel,
+    at most _grid.MAX_BLOCKS blocks in all."""
     bx, by = BLOCK
-    return ((max(width, 1) + bx - 1) // bx, (max(rows, 1) + by - 1) // by), BLOCK
+    nx = max(1, min((width + bx - 1) // bx, _grid.MAX_BLOCKS))
+    ny = max(1, min((rows + by - 1) // by, _grid.MAX_BLOCKS // nx))
+    return (nx, ny), BLOCK
 
 
 # ---- polynomial expansion ------------------------------------------------------------------------
@@ -29,44 +35,46 @@ def _grid(width, rows):
 @cuda.jit(cache=True)
 def _poly_rows(image, taps, rows):
     H, W = image.shape
-    x, y = cuda.grid(2)
-    if x >= W or y >= H:
-        return
+    start_x, start_y = cuda.grid(2)
+    step_x, step_y = cuda.gridsize(2)
     n = (taps.shape[1] - 1) // 2
-    s0 = s1 = s2 = numba.float32(0)
-    for k in range(-n, n + 1):
-        v = image[y, min(max(x + k, 0), W - 1)]
-        s0 += taps[0, k + n] * v
-        s1 += taps[1, k + n] * v
-        s2 += taps[2, k + n] * v
-    rows[0, y, x] = s0
-    rows[1, y, x] = s1
-    rows[2, y, x] = s2
+    for y in range(start_y, H, step_y):
+        for x in range(start_x, W, step_x):
+            s0 = s1 = s2 = numba.float32(0)
+            for k in range(-n, n + 1):
+                v = image[y, min(max(x + k, 0), W - 1)]
+                s0 += taps[0, k + n] * v
+                s1 += taps[1, k + n] * v
+                s2 += taps[2, k + n] * v
+            rows[0, y, x] = s0
+            rows[1, y, x] = s1
+            rows[2, y, x] = s2
 
 
 @cuda.jit(cache=True)
 def _poly_cols(rows, taps, consts, coeffs):
     _, H, W = rows.shape
-    x, y = cuda.grid(2)
-    if x >= W or y >= H:
-        return
+    start_x, start_y = cuda.grid(2)
+    step_x, step_y = cuda.gridsize(2)
     n = (taps.shape[1] - 1) // 2
-    f1 = fx = fy = fxx = fyy = fxy = numba.float32(0)
-    for k in range(-n, n + 1):
-        yy = min(max(y + k, 0), H - 1)
-        g, tg, ttg = taps[0, k + n], taps[1, k + n], taps[2, k + n]
-        r0, r1, r2 = rows[0, yy, x], rows[1, yy, x], rows[2, yy, x]
-        f1 += g * r0
-        fx += g * r1
-        fxx += g * r2
-        fy += tg * r0
-        fxy += tg * r1
-        fyy += ttg * r0
-    coeffs[0, y, x] = fx * consts[0]
-    coeffs[1, y, x] = fy * consts[0]
-    coeffs[2, y, x] = consts[2] * f1 + consts[3] * fxx + consts[4] * fyy
-    coeffs[3, y, x] = consts[2] * f1 + consts[4] * fxx + consts[3] * fyy
-    coeffs[4, y, x] = fxy * consts[1]
+    for y in range(start_y, H, step_y):
+        for x in range(start_x, W, step_x):
+            f1 = fx = fy = fxx = fyy = fxy = numba.float32(0)
+            for k in range(-n, n + 1):
+                yy = min(max(y + k, 0), H - 1)
+                g, tg, ttg = taps[0, k + n], taps[1, k + n], taps[2, k + n]
+                r0, r1, r2 = rows[0, yy, x], rows[1, yy, x], rows[2, yy, x]
+                f1 += g * r0
+                fx += g * r1
+                fxx += g * r2
+                fy += tg * r0
+                fxy += tg * r1
+                fyy += ttg * r0
+            coeffs[0, y, x] = fx * consts[0]
+            coeffs[1, y, x] = fy * consts[0]
+            coeffs[2, y, x] = consts[2] * f1 + consts[3] * fxx + consts[4] * fyy
+            coeffs[3, y, x] = consts[2] * f1 + consts[4] * fxx + consts[3] * fyy
+            coeffs[4, y, x] = fxy * consts[1]
 
 
 def poly_expansion(image, n, sigma, coeffs):
@@ -79,8 +87,8 @@ def poly_expansion(image, n, sigma, coeffs):
     taps, consts = xp.asarray(taps), xp.asarray(consts)
     rows = xp.empty((3,) + image.shape, xp.float32)
     H, W = image.shape
-    _poly_rows[_grid(W, H)](image, taps, rows)
-    _poly_cols[_grid(W, H)](rows, taps, consts, coeffs)
+    _poly_rows[_launch(W, H)](image, taps, rows)
+    _poly_cols[_launch(W, H)](rows, taps, consts, coeffs)
 
 
 # ---- separable smoothing -------------------------------------------------------------------------
@@ -88,29 +96,31 @@ def poly_expansion(image, n, sigma, coeffs):
 @cuda.jit(cache=True)
 def _blur_rows(src, taps, dst):
     C, H, W = src.shape
-    x, cy = cuda.grid(2)
-    if x >= W or cy >= C * H:
-        return
-    c, y = cy // H, cy % H
+    start_x, start_y = cuda.grid(2)
+    step_x, step_y = cuda.gridsize(2)
     n = (taps.shape[0] - 1) // 2
-    s = numba.float32(0)
-    for k in range(-n, n + 1):
-        s += taps[k + n] * src[c, y, min(max(x + k, 0), W - 1)]
-    dst[c, y, x] = s
+    for cy in range(start_y, C * H, step_y):
+        for x in range(start_x, W, step_x):
+            c, y = cy // H, cy % H
+            s = numba.float32(0)
+            for k in range(-n, n + 1):
+                s += taps[k + n] * src[c, y, min(max(x + k, 0), W - 1)]
+            dst[c, y, x] = s
 
 
 @cuda.jit(cache=True)
 def _blur_cols(src, taps, dst):
     C, H, W = src.shape
-    x, cy = cuda.grid(2)
-    if x >= W or cy >= C * H:
-        return
-    c, y = cy // H, cy % H
+    start_x, start_y = cuda.grid(2)
+    step_x, step_y = cuda.gridsize(2)
     n = (taps.shape[0] - 1) // 2
-    s = numba.float32(0)
-    for k in range(-n, n + 1):
-        s += taps[k + n] * src[c, min(max(y + k, 0), H - 1), x]
-    dst[c, y, x] = s
+    for cy in range(start_y, C * H, step_y):
+        for x in range(start_x, W, step_x):
+            c, y = cy // H, cy % H
+            s = numba.float32(0)
+            for k in range(-n, n + 1):
+                s += taps[k + n] * src[c, min(max(y + k, 0), H - 1), x]
+            dst[c, y, x] = s
 
 
 def separable_blur(src, taps, dst):
@@ -120,8 +130,8 @@ def separable_blur(src, taps, dst):
     xp = backend.array_module(src)
     tmp = xp.empty_like(src)
     C, H, W = src.shape
-    _blur_rows[_grid(W, C * H)](src, taps, tmp)
-    _blur_cols[_grid(W, C * H)](tmp, taps, dst)
+    _blur_rows[_launch(W, C * H)](src, taps, tmp)
+    _blur_cols[_launch(W, C * H)](tmp, taps, dst)
 
 
 # ---- bilinear resampling -------------------------------------------------------------------------
@@ -130,28 +140,29 @@ def separable_blur(src, taps, dst):
 def _resize_bilinear(src, value_scale, dst):
     C, H, W = src.shape
     _, h, w = dst.shape
-    j, ci = cuda.grid(2)
-    if j >= w or ci >= C * h:
-        return
-    c, i = ci // h, ci % h
-    fy = min(max((i + 0.5) * (H / h) - 0.5, 0.0), H - 1.0)
-    y0 = min(int(fy), H - 2) if H > 1 else 0
-    ay = fy - y0
-    y1 = min(y0 + 1, H - 1)
-    fx = min(max((j + 0.5) * (W / w) - 0.5, 0.0), W - 1.0)
-    x0 = min(int(fx), W - 2) if W > 1 else 0
-    ax = fx - x0
-    x1 = min(x0 + 1, W - 1)
-    top = (1 - ax) * src[c, y0, x0] + ax * src[c, y0, x1]
-    bottom = (1 - ax) * src[c, y1, x0] + ax * src[c, y1, x1]
-    dst[c, i, j] = value_scale * ((1 - ay) * top + ay * bottom)
+    start_x, start_y = cuda.grid(2)
+    step_x, step_y = cuda.gridsize(2)
+    for ci in range(start_y, C * h, step_y):
+        for j in range(start_x, w, step_x):
+            c, i = ci // h, ci % h
+            fy = min(max((i + 0.5) * (H / h) - 0.5, 0.0), H - 1.0)
+            y0 = min(int(fy), H - 2) if H > 1 else 0
+            ay = fy - y0
+            y1 = min(y0 + 1, H - 1)
+            fx = min(max((j + 0.5) * (W / w) - 0.5, 0.0), W - 1.0)
+            x0 = min(int(fx), W - 2) if W > 1 else 0
+            ax = fx - x0
+            x1 = min(x0 + 1, W - 1)
+            top = (1 - ax) * src[c, y0, x0] + ax * src[c, y0, x1]
+            bottom = (1 - ax) * src[c, y1, x0] + ax * src[c, y1, x1]
+            dst[c, i, j] = value_scale * ((1 - ay) * top + ay * bottom)
 
 
 def resize_bilinear(src, value_scale, dst):
     check_planar('resize_bilinear', 'src', src)
     check_planar('resize_bilinear', 'dst', dst, channels=src.shape[0])
     C, h, w = dst.shape
-    _resize_bilinear[_grid(w, C * h)](src, numba.float32(value_scale), dst)
+    _resize_bilinear[_launch(w, C * h)](src, numba.float32(value_scale), dst)
 
 
 # ---- the displacement step -----------------------------------------------------------------------
@@ -179,43 +190,44 @@ def _cubic_weight(i, t):
 @cuda.jit(cache=True)
 def _update_matrices(coeffs0, coeffs1, flow, border, matrices):
     _, H, W = coeffs0.shape
-    x, y = cuda.grid(2)
-    if x >= W or y >= H:
-        return
-    dx, dy = flow[0, y, x], flow[1, y, x]
-    fx, fy = x + dx, y + dy
-    w = _border_weight(y, x, H, W, border)
-    if not (fx >= 0 and fy >= 0 and fx <= W - 1 and fy <= H - 1):
-        for k in range(MATRICES):
-            matrices[k, y, x] = 0
-        return
-    ix, iy = int(fx), int(fy)
-    tx, ty = fx - ix, fy - iy
-    c1 = c2 = c3 = c4 = c5 = numba.float32(0)
-    for i in range(4):
-        yi = min(max(iy - 1 + i, 0), H - 1)
-        wy = _cubic_weight(i, ty)
-        for j in range(4):
-            xj = min(max(ix - 1 + j, 0), W - 1)
-            wij = wy * _cubic_weight(j, tx)
-            c1 += wij * coeffs1[0, yi, xj]
-            c2 += wij * coeffs1[1, yi, xj]
-            c3 += wij * coeffs1[2, yi, xj]
-            c4 += wij * coeffs1[3, yi, xj]
-            c5 += wij * coeffs1[4, yi, xj]
-    axx = (coeffs0[2, y, x] + c3) * 0.5
-    ayy = (coeffs0[3, y, x] + c4) * 0.5
-    axy = (coeffs0[4, y, x] + c5) * 0.25
-    rx = w * ((coeffs0[0, y, x] - c1) * 0.5 + axx * dx + axy * dy)
-    ry = w * ((coeffs0[1, y, x] - c2) * 0.5 + axy * dx + ayy * dy)
-    axx *= w
-    ayy *= w
-    axy *= w
-    matrices[0, y, x] = axx * axx + axy * axy
-    matrices[1, y, x] = axy * (axx + ayy)
-    matrices[2, y, x] = axy * axy + ayy * ayy
-    matrices[3, y, x] = axx * rx + axy * ry
-    matrices[4, y, x] = axy * rx + ayy * ry
+    start_x, start_y = cuda.grid(2)
+    step_x, step_y = cuda.gridsize(2)
+    for y in range(start_y, H, step_y):
+        for x in range(start_x, W, step_x):
+            dx, dy = flow[0, y, x], flow[1, y, x]
+            fx, fy = x + dx, y + dy
+            w = _border_weight(y, x, H, W, border)
+            if not (fx >= 0 and fy >= 0 and fx <= W - 1 and fy <= H - 1):
+                for k in range(MATRICES):
+                    matrices[k, y, x] = 0
+                continue
+            ix, iy = int(fx), int(fy)
+            tx, ty = fx - ix, fy - iy
+            c1 = c2 = c3 = c4 = c5 = numba.float32(0)
+            for i in range(4):
+                yi = min(max(iy - 1 + i, 0), H - 1)
+                wy = _cubic_weight(i, ty)
+                for j in range(4):
+                    xj = min(max(ix - 1 + j, 0), W - 1)
+                    wij = wy * _cubic_weight(j, tx)
+                    c1 += wij * coeffs1[0, yi, xj]
+                    c2 += wij * coeffs1[1, yi, xj]
+                    c3 += wij * coeffs1[2, yi, xj]
+                    c4 += wij * coeffs1[3, yi, xj]
+                    c5 += wij * coeffs1[4, yi, xj]
+            axx = (coeffs0[2, y, x] + c3) * 0.5
+            ayy = (coeffs0[3, y, x] + c4) * 0.5
+            axy = (coeffs0[4, y, x] + c5) * 0.25
+            rx = w * ((coeffs0[0, y, x] - c1) * 0.5 + axx * dx + axy * dy)
+            ry = w * ((coeffs0[1, y, x] - c2) * 0.5 + axy * dx + ayy * dy)
+            axx *= w
+            ayy *= w
+            axy *= w
+            matrices[0, y, x] = axx * axx + axy * axy
+            matrices[1, y, x] = axy * (axx + ayy)
+            matrices[2, y, x] = axy * axy + ayy * ayy
+            matrices[3, y, x] = axx * rx + axy * ry
+            matrices[4, y, x] = axy * rx + ayy * ry
 
 
 def update_matrices(coeffs0, coeffs1, flow, border, matrices):
@@ -224,24 +236,25 @@ def update_matrices(coeffs0, coeffs1, flow, border, matrices):
     check_planar('update_matrices', 'coeffs1', coeffs1, shape)
     check_planar('update_matrices', 'flow', flow, (2,) + shape[1:])
     check_planar('update_matrices', 'matrices', matrices, (MATRICES,) + shape[1:])
-    _update_matrices[_grid(shape[2], shape[1])](coeffs0, coeffs1, flow, int(border), matrices)
+    _update_matrices[_launch(shape[2], shape[1])](coeffs0, coeffs1, flow, int(border), matrices)
 
 
 @cuda.jit(cache=True)
 def _solve_flow(matrices, reg, reg_prior, flow):
     _, H, W = matrices.shape
-    x, y = cuda.grid(2)
-    if x >= W or y >= H:
-        return
-    gxx = matrices[0, y, x] + reg + reg_prior
-    gxy = matrices[1, y, x]
-    gyy = matrices[2, y, x] + reg + reg_prior
-    hx = matrices[3, y, x] + reg_prior * flow[0, y, x]
-    hy = matrices[4, y, x] + reg_prior * flow[1, y, x]
-    det = gxx * gyy - gxy * gxy
-    if det > 0:
-        flow[0, y, x] = (gyy * hx - gxy * hy) / det
-        flow[1, y, x] = (gxx * hy - gxy * hx) / det
+    start_x, start_y = cuda.grid(2)
+    step_x, step_y = cuda.gridsize(2)
+    for y in range(start_y, H, step_y):
+        for x in range(start_x, W, step_x):
+            gxx = matrices[0, y, x] + reg + reg_prior
+            gxy = matrices[1, y, x]
+            gyy = matrices[2, y, x] + reg + reg_prior
+            hx = matrices[3, y, x] + reg_prior * flow[0, y, x]
+            hy = matrices[4, y, x] + reg_prior * flow[1, y, x]
+            det = gxx * gyy - gxy * gxy
+            if det > 0:
+                flow[0, y, x] = (gyy * hx - gxy * hy) / det
+                flow[1, y, x] = (gxx * hy - gxy * hx) / det
 
 
 def solve_flow(matrices, reg, reg_prior, flow):
@@ -251,4 +264,4 @@ def solve_flow(matrices, reg, reg_prior, flow):
         raise ValueError(f"solve_flow: reg and reg_prior must be >= 0, got {reg!r} and "
                          f"{reg_prior!r}")
     _, H, W = matrices.shape
-    _solve_flow[_grid(W, H)](matrices, numba.float32(reg), numba.float32(reg_prior), flow)
+    _solve_flow[_launch(W, H)](matrices, numba.float32(reg), numba.float32(reg_prior), flow)
