@@ -7,6 +7,7 @@ kernels, for studying and training video-understanding models.
 from . import backend as _backend
 
 _backend.prepare_simulation()       # TENSORLITE_SIMULATE_CUDA=1: Numba's simulator, chosen in time
+_backend.prepare_cpu_threads()      # OpenMP's passive wait policy, before Numba starts its pool
 
 from . import (autograd, backend, cuda, dtypes, functional, kernels, nn, optim, plots,  # noqa: F401
                profiler, random, viz)

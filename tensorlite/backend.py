@@ -43,6 +43,49 @@ def prepare_simulation():
     return True
 
 
+# ---- CPU threads: OpenMP's wait policy ---------------------------------------------------------
+# Numba's parallel kernels run on OpenMP (libgomp) and alternate with OpenBLAS's GEMMs all through
+# a training step.  With libgomp's default (active) policy its idle workers spin for a while after
+# every parallel region and hold the core the next GEMM's thread needs: a parallel vol2col
+# alternating with a GEMM took 8.2 ms a pair against 1.5 ms for the two alone, and whole tiny-model
+# steps (batch 16) ran at I3D 189 ms active against 89 ms passive, SlowFast 221 against 131 ms
+# (interleaved medians, docs/performance.md "Both cores").  So tensorlite asks for the passive
+# policy, which libgomp reads once, when it is loaded: before Numba's first parallel launch.
+OMP_POLICY_VARIABLES = ('OMP_WAIT_POLICY', 'GOMP_SPINCOUNT')
+_omp_policy = {'policy': None, 'set_by_tensorlite': False, 'libgomp_loaded_before': None}
+
+
+def _libgomp_loaded():
+    """True/False when /proc/self/maps says whether libgomp is mapped; None where it cannot."""
+    try:
+        with open('/proc/self/maps') as f:
+            return 'libgomp' in f.read()
+    except OSError:
+        return None
+
+
+def prepare_cpu_threads():
+    """Set OMP_WAIT_POLICY=PASSIVE unless the user chose a policy (OMP_WAIT_POLICY or
+    GOMP_SPINCOUNT in the environment).  Too late, and said so by `cpu_threads()`, when libgomp was
+    loaded before tensorlite (e.g. by importing torch first): it read the environment then."""
+    _omp_policy['libgomp_loaded_before'] = _libgomp_loaded()
+    if not any(name in os.environ for name in OMP_POLICY_VARIABLES):
+        os.environ['OMP_WAIT_POLICY'] = 'PASSIVE'
+        _omp_policy['set_by_tensorlite'] = True
+    _omp_policy['policy'] = os.environ.get('OMP_WAIT_POLICY')
+
+
+def cpu_threads():
+    """How the CPU kernels' threads wait: {'omp_wait_policy', 'gomp_spincount',
+    'set_by_tensorlite', 'in_effect'}; in_effect is False when libgomp was loaded before tensorlite
+    set the policy (it then keeps the policy it started with), None when that cannot be told."""
+    loaded_before = _omp_policy['libgomp_loaded_before']
+    return {'omp_wait_policy': os.environ.get('OMP_WAIT_POLICY'),
+            'gomp_spincount': os.environ.get('GOMP_SPINCOUNT'),
+            'set_by_tensorlite': _omp_policy['set_by_tensorlite'],
+            'in_effect': None if loaded_before is None else not loaded_before}
+
+
 def _import_cupy():
     global _cupy, _cupy_error
     if _cupy is None and _cupy_error is None:

@@ -793,7 +793,8 @@ def collect_info():
             'python': platform.python_version(), 'platform': platform.platform(),
             'cpu_count': os.cpu_count(), 'usable_cpus': usable_cpus,
             'cupy_importable': backend.cupy_available(), 'cuda_available': cuda_available,
-            'cuda_unavailable_reason': reason, 'models': list_models(),
+            'cuda_unavailable_reason': reason, 'cpu_threads': backend.cpu_threads(),
+            'numba_threads': numba.get_num_threads(), 'models': list_models(),
             'synthetic_families': {f: list(SyntheticActions(f, 0).classes)
                                    for f in CLASS_FAMILIES}}
 
@@ -804,6 +805,12 @@ def cmd_info(args):
           f"python {info['python']}")
     print(f"platform   {info['platform']}")
     print(f"CPUs       {info['cpu_count']} ({info['usable_cpus']} usable by this process)")
+    threads = info['cpu_threads']
+    policy = threads['omp_wait_policy'] or 'libgomp default (active)'
+    print(f"threads    {info['numba_threads']} Numba threads; OpenMP wait policy {policy}"
+          + (' (set by tensorlite)' if threads['set_by_tensorlite'] else '')
+          + ('; NOT in effect: libgomp was loaded before tensorlite'
+             if threads['in_effect'] is False else ''))
     print(f"CuPy       {'importable' if info['cupy_importable'] else 'not importable'}")
     from . import cuda
     simulated = ' (simulated: TENSORLITE_SIMULATE_CUDA=1)' if cuda.is_simulated() else ''

@@ -214,9 +214,12 @@ def test_info_json(tmp_path):
     out = tmp_path / 'i.json'
     assert cli.main(['info', '--json', str(out)]) == 0
     info = read_json(out)
-    assert sorted(info) == ['cpu_count', 'cuda_available', 'cuda_unavailable_reason',
-                            'cupy_importable', 'models', 'numba', 'numpy', 'platform', 'python',
-                            'synthetic_families', 'tensorlite', 'usable_cpus']
+    assert sorted(info) == ['cpu_count', 'cpu_threads', 'cuda_available',
+                            'cuda_unavailable_reason', 'cupy_importable', 'models', 'numba',
+                            'numba_threads', 'numpy', 'platform', 'python', 'synthetic_families',
+                            'tensorlite', 'usable_cpus']
+    assert sorted(info['cpu_threads']) == ['gomp_spincount', 'in_effect', 'omp_wait_policy',
+                                           'set_by_tensorlite']
     assert info['models'] == list_models()
     assert info['synthetic_families']['order'] == list(D.SyntheticActions('order', 0).classes)
     assert info['numpy'] == np.__version__ and isinstance(info['cpu_count'], int)
