@@ -58,17 +58,17 @@ def _threads(n):
 PREFERRED_TILE_BYTES = 8 * 2**20
 
 
-def check_arrays(kernel, names, arrays):
-    """Every array C-contiguous and of one float dtype; else an error naming the kernel and the
-    argument.  A kernel indexes raw memory: a strided view would be misread, a copy made by
-    ravel() would lose the kernel's writes."""
+def check_arrays(kernel, names, arrays, contiguous=True):
+    """Every array C-contiguous (unless contiguous=False) and of one float dtype; else an error
+    naming the kernel and the argument.  A kernel indexes raw memory: a strided view would be
+    misread, a copy made by ravel() would lose the kernel's writes."""
     first = arrays[0]
     for name, a in zip(names, arrays):
         if a.dtype.name not in FLOAT_DTYPES:
             raise TypeError(f"{kernel}: {name} has dtype {a.dtype}, expected float32 or float64")
         if a.dtype != first.dtype:
             raise TypeError(f"{kernel}: {name} has dtype {a.dtype}, {names[0]} has {first.dtype}")
-        if not a.flags.c_contiguous:
+        if contiguous and not a.flags.c_contiguous:
             raise ValueError(f"{kernel}: {name} (shape {tuple(a.shape)}) is not C-contiguous")
 
 
@@ -140,16 +140,32 @@ def _dot(u, u0, v, v0, v_step, count):
     return acc
 
 
+@numba.njit(inline='always')
+def _zero(a, start, count):
+    """a[start:start + count] = 0, with unsigned indices."""
+    s = np.uint64(start)
+    for i in range(np.uint64(count)):
+        a[s + i] = 0
+
+
+# vol2col indexes flat memory: the columns' (sample, row) element offsets come from sb and sr, so
+# one kernel writes both layouts (see `column_strides`).  Index arithmetic in plain ints per row
+# and unsigned inner loops, no array views: a view costs tens of ns, which dominated the short
+# rows of small volumes.  Measured against the previous kernel (slices of per-row views), one
+# thread, medians of 11: (1, 64, 8, 28, 28) 7.7 -> 3.3 ms, (4, 32, 8, 8, 8) 1.19 -> 0.77 ms,
+# (16, 32, 4, 4, 4) 2.1 -> 1.2 ms, (1, 3, 16, 56, 56) 1.12 -> 0.96 ms (docs/performance.md).
 @numba.njit(parallel=True, cache=True)
-def _vol2col(x, kt_, kh_, kw_, st, sh, sw, pt, ph, pw, dt, dh, dw, o_t, o_h, o_w, row0, col):
+def _vol2col(x, kt_, kh_, kw_, st, sh, sw, pt, ph, pw, dt, dh, dw, o_t, o_h, o_w, row0, rows,
+             col, sb, sr):
     n, c_in, t_in, h_in, w_in = x.shape
+    xf = x.reshape(-1)
     k = kt_ * kh_ * kw_
-    rows = col.shape[2] // o_w
+    plane = h_in * w_in
     # stride 1 in H and W and oW == W (a 'same' convolution, the common case): the rows one kernel
     # offset reads from one input plane are consecutive in memory, so a whole band is one copy;
     # the few elements that wrap into the neighbouring row are zeroed afterwards
     flat = sw == 1 and sh == 1 and w_in == o_w
-    for job in numba.prange(n * c_in * k):
+    for job in numba.prange(n * c_in * k):          # one (sample, channel, kernel offset) row
         b = job // (c_in * k)
         ck = job - b * (c_in * k)
         c = ck // k
@@ -158,9 +174,11 @@ def _vol2col(x, kt_, kh_, kw_, st, sh, sw, pt, ph, pw, dt, dh, dw, o_t, o_h, o_w
         kh = (kk // kw_) % kh_
         kw = kk % kw_
         off_w = kw * dw - pw
+        off_h = kh * dh - ph
         lo, hi = _valid_range(w_in, o_w, off_w, sw)
-        oh_lo, oh_hi = _valid_range(h_in, o_h, kh * dh - ph, sh)
-        dst = col[b, ck]                            # one row of the column matrix, contiguous
+        oh_lo, oh_hi = _valid_range(h_in, o_h, off_h, sh)
+        dst0 = b * sb + ck * sr
+        vol0 = (b * c_in + c) * t_in * plane
         r = 0
         while r < rows:                             # one (ot, oh-band) piece per pass
             row = row0 + r
@@ -168,38 +186,36 @@ def _vol2col(x, kt_, kh_, kw_, st, sh, sw, pt, ph, pw, dt, dh, dw, o_t, o_h, o_w
             oh0 = row - ot * o_h
             n_r = min(o_h - oh0, rows - r)
             it = ot * st - pt + kt * dt
-            if it < 0 or it >= t_in:
-                dst[r * o_w:(r + n_r) * o_w] = 0
+            band = dst0 + r * o_w
+            if it < 0 or it >= t_in or hi <= lo:    # a padding plane, or this kw reads only padding
+                _zero(col, band, n_r * o_w)
                 r += n_r
                 continue
             a = min(max(oh_lo, oh0), oh0 + n_r)     # rows [a, e) read inside the volume
             e = max(min(oh_hi, oh0 + n_r), a)
-            dst[r * o_w:(r + a - oh0) * o_w] = 0
-            dst[(r + e - oh0) * o_w:(r + n_r) * o_w] = 0
-            if e > a and hi <= lo:                  # this kw reads only padding
-                dst[(r + a - oh0) * o_w:(r + e - oh0) * o_w] = 0
-            elif e > a:
-                plane = x[b, c, it].reshape(-1)     # (H*W,)
-                if flat:
-                    d0 = (r + a - oh0) * o_w
-                    s0 = (a - ph + kh * dh) * w_in + off_w
-                    m = (e - a - 1) * o_w
-                    dst[d0 + lo:d0 + m + hi] = plane[s0 + lo:s0 + m + hi]
-                    if lo > 0 or hi < o_w:  # element loops, not 2 slices a row: 13 -> 19 GB/s
-                        for q in range(e - a):
-                            row_start = np.uint64(d0 + q * o_w)
-                            for i in range(np.uint64(lo)):
-                                dst[row_start + i] = 0
-                            for i in range(np.uint64(hi), np.uint64(o_w)):
-                                dst[row_start + i] = 0
-                else:
-                    for oh in range(a, e):
-                        base = (r + oh - oh0) * o_w
-                        s0 = (oh * sh - ph + kh * dh) * w_in + off_w
-                        dst[base:base + lo] = 0
-                        if hi > lo:
-                            dst[base + lo:base + hi] = _run(plane, s0 + lo * sw, hi - lo, sw)
-                        dst[base + hi:base + o_w] = 0
+            _zero(col, band, (a - oh0) * o_w)
+            _zero(col, band + (e - oh0) * o_w, (oh0 + n_r - e) * o_w)
+            src = vol0 + it * plane
+            if flat and e > a:
+                d0 = np.uint64(band + (a - oh0) * o_w + lo)
+                s0 = np.uint64(src + (a + off_h) * w_in + off_w + lo)
+                count = np.uint64((e - a - 1) * o_w + hi - lo)
+                col[d0:d0 + count] = xf[s0:s0 + count]
+                if lo > 0 or hi < o_w:
+                    for q in range(e - a):
+                        start = band + (a - oh0 + q) * o_w
+                        _zero(col, start, lo)
+                        _zero(col, start + hi, o_w - hi)
+            else:
+                for oh in range(a, e):
+                    d = band + (oh - oh0) * o_w
+                    _zero(col, d, lo)
+                    _zero(col, d + hi, o_w - hi)
+                    s_ = np.uint64(src + (oh * sh + off_h) * w_in + off_w + lo * sw)
+                    d_ = np.uint64(d + lo)
+                    step = np.uint64(sw)
+                    for i in range(np.uint64(hi - lo)):
+                        col[d_ + i] = xf[s_ + i * step]
             r += n_r
 
 
@@ -241,16 +257,41 @@ def _col2vol(col, kt_, kh_, kw_, st, sh, sw, pt, ph, pw, dt, dh, dw, o_t, o_h, o
                 r += n_r
 
 
+def column_strides(kernel, col):
+    """(flat memory, sample stride, row stride) of the columns col (n, C*kT*kH*kW, L), in
+    elements: col is C-contiguous (samples apart, (n, CK, L)), or the (1, 0, 2) transpose of a
+    C-contiguous (CK, n, L) array -- the samples side by side in each row, so that one GEMM
+    (C_out, CK) @ (CK, n*L) serves the whole tile (functional/conv.py).  Else a ValueError."""
+    n, ck, length = col.shape
+    if col.flags.c_contiguous:
+        return col.reshape(-1), ck * length, length
+    side_by_side = col.transpose(1, 0, 2)
+    if side_by_side.flags.c_contiguous:
+        return side_by_side.reshape(-1), length, n * length
+    raise ValueError(f"{kernel}: col (shape {tuple(col.shape)}, strides {col.strides}) is neither "
+                     "C-contiguous nor the (1, 0, 2) transpose of a C-contiguous (CK, n, L) array")
+
+
+def check_columns(kernel, x, col):
+    """x C-contiguous, col laid out as column_strides accepts, one float dtype."""
+    check_arrays(kernel, ('x',), (x,))
+    check_arrays(kernel, ('x', 'col'), (x, col), contiguous=False)
+    column_strides(kernel, col)
+
+
 def vol2col(x, kernel, stride, padding, dilation, out_shape, row0, col):
     """col[b, (c, kt, kh, kw), (r, ow)] = x[b, c, ot*sT - pT + kt*dT, oh*sH - pH + kh*dH,
     ow*sW - pW + kw*dW] (0 outside the volume), for output rows (ot, oh) = divmod(row0 + r, oH).
 
-    x (n, C, T, H, W); col (n, C*kT*kH*kW, rows*oW), preallocated, every element written."""
-    check_arrays('vol2col', ('x', 'col'), (x, col))
+    x (n, C, T, H, W); col (n, C*kT*kH*kW, rows*oW), preallocated, every element written: either
+    C-contiguous or the transpose of a (C*kT*kH*kW, n, rows*oW) array (`column_strides`)."""
+    check_columns('vol2col', x, col)
     check_geometry('vol2col', x, col, kernel, out_shape, row0)
     if col.size:
+        flat, sb, sr = column_strides('vol2col', col)
         with _threads(KERNEL_THREADS):
-            _vol2col(x, *kernel, *stride, *padding, *dilation, *out_shape, row0, col)
+            _vol2col(x, *kernel, *stride, *padding, *dilation, *out_shape, row0,
+                     col.shape[2] // out_shape[2], flat, sb, sr)
 
 
 def col2vol(col, kernel, stride, padding, dilation, out_shape, row0, x):
