@@ -54,3 +54,7 @@ def activation(array):
 
 def conv(array):
     return twin('conv', array)
+
+
+def optim(array):
+    return twin('optim', array)

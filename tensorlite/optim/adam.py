@@ -1,6 +1,6 @@
 """Adam and AdamW, as `torch.optim.Adam` and `torch.optim.AdamW` compute them (their
 single-tensor path)."""
-from .. import backend
+from .. import backend, kernels
 from .optimizer import Optimizer
 
 
@@ -50,29 +50,42 @@ class Adam(Optimizer):
             if amsgrad and 'max_exp_avg_sq' not in state:
                 state['max_exp_avg_sq'] = xp.zeros_like(p.data)
             state['step'] += 1
-            step = state['step']
+            g = self._fused_grad(p, grad)
+            if g is None:
+                self._update_with_numpy(group, p, grad, state)
+                continue
+            kernels.optim(p.data).adam_step(
+                p.data, g, state['exp_avg'], state['exp_avg_sq'],
+                state['max_exp_avg_sq'] if amsgrad else None, state['step'], lr, beta1, beta2,
+                eps, weight_decay, self._decoupled_weight_decay, amsgrad, maximize)
+            self._written(p)
 
-            g = -grad if maximize else grad
-            if weight_decay != 0:
-                if self._decoupled_weight_decay:
-                    p.mul_(1 - lr * weight_decay)       # AdamW: shrink p, outside the moments
-                else:
-                    g = g + weight_decay * p.data
+    def _update_with_numpy(self, group, p, grad, state):
+        """The same step in NumPy/CuPy expressions, for arrays the kernels do not take."""
+        lr, (beta1, beta2), eps = group['lr'], group['betas'], group['eps']
+        weight_decay, step = group['weight_decay'], state['step']
+        xp = backend.array_module(p.data)
+        g = -grad if group['maximize'] else grad
+        if weight_decay != 0:
+            if self._decoupled_weight_decay:
+                p.mul_(1 - lr * weight_decay)       # AdamW: shrink p, outside the moments
+            else:
+                g = g + weight_decay * p.data
 
-            m, v = state['exp_avg'], state['exp_avg_sq']
-            m *= beta1
-            m += (1 - beta1) * g
-            v *= beta2
-            v += (1 - beta2) * (g * g)
+        m, v = state['exp_avg'], state['exp_avg_sq']
+        m *= beta1
+        m += (1 - beta1) * g
+        v *= beta2
+        v += (1 - beta2) * (g * g)
 
-            bias_correction1 = 1 - beta1 ** step
-            bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
-            if amsgrad:
-                v_max = state['max_exp_avg_sq']
-                xp.maximum(v_max, v, out=v_max)
-                v = v_max
-            denom = xp.sqrt(v) / bias_correction2_sqrt + eps
-            p.sub_((lr / bias_correction1) * m / denom)
+        bias_correction1 = 1 - beta1 ** step
+        bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
+        if group['amsgrad']:
+            v_max = state['max_exp_avg_sq']
+            xp.maximum(v_max, v, out=v_max)
+            v = v_max
+        denom = xp.sqrt(v) / bias_correction2_sqrt + eps
+        p.sub_((lr / bias_correction1) * m / denom)
 
 
 class AdamW(Adam):

@@ -2,13 +2,17 @@
 per-parameter state, `zero_grad`, `step` and a state dict that names parameters by their position.
 
 A step changes each parameter's array in place (the Parameter objects and every view of their
-arrays stay valid) through `Tensor.add_`/`sub_`/`mul_` under `no_grad`: those write into the array
-with one ufunc and bump the tensor's version counter, so a backward that saved the old values
-raises instead of using the new ones.
+arrays stay valid) and bumps the tensor's version counter, so a backward that saved the old values
+raises instead of using the new ones.  For float32 and float64 parameters the whole update of one
+parameter is one fused kernel (kernels/{cpu,cuda}/optim.py, chosen by the array's device), one
+pass over its memory; other dtypes (float16 after `Module.half()`) and non-contiguous arrays take
+the NumPy expressions of the update rule, through `Tensor.add_`/`sub_`/`mul_` under `no_grad`.
 
 The per-parameter state (momentum buffers, moment estimates) is held as raw arrays (NumPy or CuPy,
-on the parameter's device and in its dtype), not Tensors: it never enters a graph, and arrays go
-into a `.npz` checkpoint as they are.  The step count is a Python int.
+on the parameter's device and in its dtype, C-contiguous), not Tensors: it never enters a graph,
+and arrays go into a `.npz` checkpoint as they are.  The step count is a Python int.  A gradient of
+another dtype than its parameter's is cast to the parameter's before a fused update, so the state
+stays in the parameter's dtype.
 """
 import collections
 import copy
@@ -28,6 +32,9 @@ class _RequiredParameter:
 
 
 required = _RequiredParameter()
+
+# the dtypes the fused update kernels take (kernels/_launch.py FLOAT_DTYPES)
+_FUSED_DTYPES = ('float32', 'float64')
 
 _UNORDERED = ("parameters must be given in an ordered collection, not a set: a set's order changes "
               "between runs, and the state dict names parameters by their order")
@@ -147,6 +154,24 @@ class Optimizer:
             if p.grad is not None:
                 yield p, p.grad.data
 
+    @staticmethod
+    def _fused_grad(p, grad):
+        """The gradient array as the fused kernels take it -- C-contiguous, in p's dtype (a copy
+        only when it is not already) -- or None when p itself cannot be updated by them (a dtype
+        other than float32/float64, or an array that is not C-contiguous)."""
+        data = p.data
+        if data.dtype.name not in _FUSED_DTYPES or not data.flags.c_contiguous:
+            return None
+        if grad.dtype == data.dtype and grad.flags.c_contiguous:
+            return grad
+        return backend.array_module(data).ascontiguousarray(grad, dtype=data.dtype)
+
+    @staticmethod
+    def _written(p):
+        """Record that a kernel wrote p's array in place: bump its version counter, as
+        `Tensor.sub_` does, so a backward that saved the old values raises."""
+        p._vc.value += 1
+
     # ---- state dict ------------------------------------------------------------------------------
     def state_dict(self):
         """The optimizer's state in PyTorch's layout:
@@ -232,7 +257,7 @@ class Optimizer:
         # a copy, so the loaded dict and this optimizer never share an array
         array = backend.to_device(value, p.device)
         xp = backend.array_module(array)
-        return xp.array(array, dtype=p.dtype, copy=True)
+        return xp.array(array, dtype=p.dtype, copy=True, order='C')      # as the kernels take it
 
     def __repr__(self):
         lines = [f'{type(self).__name__} (']
