@@ -58,17 +58,17 @@ def _threads(n):
 PREFERRED_TILE_BYTES = 8 * 2**20
 
 
-def check_arrays(kernel, names, arrays, contiguous=True):
-    """Every array C-contiguous (unless contiguous=False) and of one float dtype; else an error
-    naming the kernel and the argument.  A kernel indexes raw memory: a strided view would be
-    misread, a copy made by ravel() would lose the kernel's writes."""
+def check_arrays(kernel, names, arrays):
+    """Every array C-contiguous and of one float dtype; else an error naming the kernel and the
+    argument.  A kernel indexes raw memory: a strided view would be misread, a copy made by
+    ravel() would lose the kernel's writes."""
     first = arrays[0]
     for name, a in zip(names, arrays):
         if a.dtype.name not in FLOAT_DTYPES:
             raise TypeError(f"{kernel}: {name} has dtype {a.dtype}, expected float32 or float64")
         if a.dtype != first.dtype:
             raise TypeError(f"{kernel}: {name} has dtype {a.dtype}, {names[0]} has {first.dtype}")
-        if contiguous and not a.flags.c_contiguous:
+        if not a.flags.c_contiguous:
             raise ValueError(f"{kernel}: {name} (shape {tuple(a.shape)}) is not C-contiguous")
 
 
@@ -148,8 +148,8 @@ def _zero(a, start, count):
         a[s + i] = 0
 
 
-# vol2col indexes flat memory: the columns' (sample, row) element offsets come from sb and sr, so
-# one kernel writes both layouts (see `column_strides`).  Index arithmetic in plain ints per row
+# vol2col indexes flat memory (sb, sr: the elements between two samples, two rows of the columns).
+# Index arithmetic in plain ints per row
 # and unsigned inner loops, no array views: a view costs tens of ns, which dominated the short
 # rows of small volumes.  Measured against the previous kernel (slices of per-row views), one
 # thread, medians of 11: (1, 64, 8, 28, 28) 7.7 -> 3.3 ms, (4, 32, 8, 8, 8) 1.19 -> 0.77 ms,
@@ -257,41 +257,18 @@ def _col2vol(col, kt_, kh_, kw_, st, sh, sw, pt, ph, pw, dt, dh, dw, o_t, o_h, o
                 r += n_r
 
 
-def column_strides(kernel, col):
-    """(flat memory, sample stride, row stride) of the columns col (n, C*kT*kH*kW, L), in
-    elements: col is C-contiguous (samples apart, (n, CK, L)), or the (1, 0, 2) transpose of a
-    C-contiguous (CK, n, L) array -- the samples side by side in each row, so that one GEMM
-    (C_out, CK) @ (CK, n*L) serves the whole tile (functional/conv.py).  Else a ValueError."""
-    n, ck, length = col.shape
-    if col.flags.c_contiguous:
-        return col.reshape(-1), ck * length, length
-    side_by_side = col.transpose(1, 0, 2)
-    if side_by_side.flags.c_contiguous:
-        return side_by_side.reshape(-1), length, n * length
-    raise ValueError(f"{kernel}: col (shape {tuple(col.shape)}, strides {col.strides}) is neither "
-                     "C-contiguous nor the (1, 0, 2) transpose of a C-contiguous (CK, n, L) array")
-
-
-def check_columns(kernel, x, col):
-    """x C-contiguous, col laid out as column_strides accepts, one float dtype."""
-    check_arrays(kernel, ('x',), (x,))
-    check_arrays(kernel, ('x', 'col'), (x, col), contiguous=False)
-    column_strides(kernel, col)
-
-
 def vol2col(x, kernel, stride, padding, dilation, out_shape, row0, col):
     """col[b, (c, kt, kh, kw), (r, ow)] = x[b, c, ot*sT - pT + kt*dT, oh*sH - pH + kh*dH,
     ow*sW - pW + kw*dW] (0 outside the volume), for output rows (ot, oh) = divmod(row0 + r, oH).
 
-    x (n, C, T, H, W); col (n, C*kT*kH*kW, rows*oW), preallocated, every element written: either
-    C-contiguous or the transpose of a (C*kT*kH*kW, n, rows*oW) array (`column_strides`)."""
-    check_columns('vol2col', x, col)
+    x (n, C, T, H, W); col (n, C*kT*kH*kW, rows*oW), preallocated, every element written."""
+    check_arrays('vol2col', ('x', 'col'), (x, col))
     check_geometry('vol2col', x, col, kernel, out_shape, row0)
     if col.size:
-        flat, sb, sr = column_strides('vol2col', col)
+        _, ck, length = col.shape
         with _threads(KERNEL_THREADS):
             _vol2col(x, *kernel, *stride, *padding, *dilation, *out_shape, row0,
-                     col.shape[2] // out_shape[2], flat, sb, sr)
+                     length // out_shape[2], col.reshape(-1), ck * length, length)
 
 
 def col2vol(col, kernel, stride, padding, dilation, out_shape, row0, x):

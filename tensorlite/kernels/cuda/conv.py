@@ -21,7 +21,7 @@ import numba
 from numba import cuda
 
 from . import _grid
-from ..cpu.conv import check_arrays, check_columns, check_depthwise, check_geometry
+from ..cpu.conv import check_arrays, check_depthwise, check_geometry
 
 # Threads of one depthwise_bwd_weight block: a power of 2 (the tree sum halves it), and a
 # compile-time constant (it sizes the shared array).  Smaller under the simulator, which runs every
@@ -197,9 +197,8 @@ def _depthwise_bwd_weight(x, gy, st, sh, sw, pt, ph, pw, dt, dh, dw, gw):
 
 
 def vol2col(x, kernel, stride, padding, dilation, out_shape, row0, col):
-    """See kernels/cpu/conv.py: col (n, C*kT*kH*kW, rows*oW) from x (n, C, T, H, W); col may be
-    the transpose of a (C*kT*kH*kW, n, rows*oW) array (the kernel indexes it by its strides)."""
-    check_columns('vol2col', x, col)
+    """See kernels/cpu/conv.py: col (n, C*kT*kH*kW, rows*oW) from x (n, C, T, H, W)."""
+    check_arrays('vol2col', ('x', 'col'), (x, col))
     check_geometry('vol2col', x, col, kernel, out_shape, row0)
     if col.size:
         _vol2col[_grid.grid(col.size)](x, *kernel, *stride, *padding, *dilation, *out_shape, row0,
