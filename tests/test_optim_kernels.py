@@ -28,7 +28,8 @@ DTYPES = [np.float32, np.float64]
 SGD_OPTIONS = [dict(momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                     nesterov=nesterov, maximize=maximize)
                for momentum, dampening, weight_decay, nesterov, maximize
-               in itertools.product([0.0, 0.9], [0.0, 0.3], [0.0, 0.1], [False, True], [False, True])]
+               in itertools.product([0.0, 0.9], [0.0, 0.3], [0.0, 0.1], [False, True],
+                                    [False, True])]
 ADAM_OPTIONS = [dict(weight_decay=weight_decay, decoupled=decoupled, amsgrad=amsgrad,
                      maximize=maximize)
                 for weight_decay, decoupled, amsgrad, maximize
@@ -80,7 +81,7 @@ def adam_reference(p, grads, lr, beta1, beta2, eps, weight_decay, decoupled, ams
     return p, m, v, vmax
 
 
-# ---- the kernels' runs -----------------------------------------------------------------------------
+# ---- the kernels' runs ---------------------------------------------------------------------------
 def run_sgd(module, p, grads, lr, momentum, dampening, weight_decay, nesterov, maximize):
     p = p.copy()
     buf = np.full_like(p, np.nan) if momentum else None        # the first step must not read it
@@ -112,7 +113,7 @@ def problems(draw, dtype):
     return p, grads
 
 
-# ---- CPU twin against the references ----------------------------------------------------------------
+# ---- CPU twin against the references -------------------------------------------------------------
 @pytest.mark.parametrize('dtype', DTYPES)
 @pytest.mark.parametrize('options', SGD_OPTIONS, ids=_ids)
 @given(data=st.data())
@@ -159,7 +160,7 @@ def test_nan_in_v_reaches_vmax_as_numpy_maximum_would():
     assert np.isnan(vmax[0]) and vmax[1] == 5.0 and np.isnan(p[0])
 
 
-# ---- the optimizers: fused step == their NumPy expressions, to the last bit ------------------------
+# ---- the optimizers: fused step == their NumPy expressions, to the last bit ----------------------
 OPTIMIZER_CASES = [
     (SGD, dict(lr=0.1)),
     (SGD, dict(lr=0.1, momentum=0.9)),
@@ -203,8 +204,10 @@ def test_fused_step_equals_the_numpy_expressions_bit_for_bit(cls, options, dtype
             np.testing.assert_array_equal(value, opt_np.state[p_np][key], err_msg=key)
 
 
-@pytest.mark.parametrize('cls, options, kernel', [(SGD, dict(lr=0.1, momentum=0.9), 'optim.sgd_step'),
-                                                  (AdamW, dict(lr=0.1), 'optim.adam_step')])
+@pytest.mark.parametrize('cls, options, kernel', [
+    (SGD, dict(lr=0.1, momentum=0.9), 'optim.sgd_step'),
+    (AdamW, dict(lr=0.1), 'optim.adam_step'),
+])
 def test_a_step_launches_one_fused_kernel_per_parameter(cls, options, kernel):
     params = [nn.Parameter(tl.ones(3)), nn.Parameter(tl.ones(2, 2)), nn.Parameter(tl.ones(1))]
     opt = cls(params, **options)
@@ -285,7 +288,7 @@ def test_a_fortran_ordered_state_from_a_checkpoint_loads_as_c_contiguous():
     opt.step()                                   # the kernel takes them
 
 
-# ---- CUDA twins against the CPU twins -------------------------------------------------------------
+# ---- CUDA twins against the CPU twins ------------------------------------------------------------
 @pytest.mark.parametrize('dtype', DTYPES)
 @pytest.mark.parametrize('options', SGD_OPTIONS, ids=_ids)
 def test_cuda_twin_sgd_step_matches_cpu_twin(options, dtype):
@@ -325,7 +328,7 @@ def test_cuda_twins_on_small_shapes(shape):
         np.testing.assert_allclose(got, want, **_tol(np.float32))
 
 
-# ---- launch checks ----------------------------------------------------------------------------------
+# ---- launch checks -------------------------------------------------------------------------------
 def _sgd(module, p, g, buf, momentum=0.9):
     module.sgd_step(p, g, buf, 0.1, momentum, 0.0, 0.0, False, False, False)
 
@@ -336,7 +339,8 @@ def _adam(module, p, g, m, v, vmax=None, amsgrad=False, step=1):
 
 f32, f64 = np.ones(6, dtype=np.float32), np.ones(6)
 BAD_INPUTS = [
-    (lambda k: _sgd(k, f64.copy(), f32, f64.copy()), TypeError, 'sgd_step: g has dtype float32, p has float64'),
+    (lambda k: _sgd(k, f64.copy(), f32, f64.copy()), TypeError,
+     'sgd_step: g has dtype float32, p has float64'),
     (lambda k: _sgd(k, f64.copy(), f64, f32.copy()), TypeError, 'sgd_step: buf has dtype float32'),
     (lambda k: _sgd(k, np.ones(6, dtype=np.int64), np.ones(6, dtype=np.int64), None, 0.0),
      TypeError, 'p has dtype int64, expected float32 or float64'),

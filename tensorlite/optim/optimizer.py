@@ -33,8 +33,9 @@ class _RequiredParameter:
 
 required = _RequiredParameter()
 
-# the dtypes the fused update kernels take (kernels/_launch.py FLOAT_DTYPES)
-_FUSED_DTYPES = ('float32', 'float64')
+# the dtypes the fused update kernels take (kernels/_launch.py FLOAT_DTYPES), as dtypes: comparing
+# dtypes costs 0.1 us, reading dtype.name 1.9 us
+_FUSED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 _UNORDERED = ("parameters must be given in an ordered collection, not a set: a set's order changes "
               "between runs, and the state dict names parameters by their order")
@@ -154,13 +155,18 @@ class Optimizer:
             if p.grad is not None:
                 yield p, p.grad.data
 
+    # One kernel call per parameter, not one per group over typed lists of its arrays: on whole
+    # training steps the two cannot be told apart (tiny TimeSformer, AdamW: 199 and 204 ms a step),
+    # and building a numba.typed.List of a group's gradients costs about 100 us for 54 arrays, so
+    # one call per group wins only with lists cached across steps, which must then follow every
+    # new array (a loaded state, `p.data = ...`).  See docs/performance.md, "The optimizer update".
     @staticmethod
     def _fused_grad(p, grad):
         """The gradient array as the fused kernels take it -- C-contiguous, in p's dtype (a copy
         only when it is not already) -- or None when p itself cannot be updated by them (a dtype
         other than float32/float64, or an array that is not C-contiguous)."""
         data = p.data
-        if data.dtype.name not in _FUSED_DTYPES or not data.flags.c_contiguous:
+        if data.dtype not in _FUSED_DTYPES or not data.flags.c_contiguous:
             return None
         if grad.dtype == data.dtype and grad.flags.c_contiguous:
             return grad

@@ -59,7 +59,7 @@ def sgd_step(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, maximiz
     if p.size:
         _sgd[_grid.grid(p.size)](p.reshape(-1), g.reshape(-1),
                                  flat_or_stand_in(buf if use_momentum else None, p),
-                                 *sgd_scalars(p, lr, momentum, dampening, weight_decay),
+                                 *sgd_scalars(p.dtype, lr, momentum, dampening, weight_decay),
                                  use_momentum, bool(nesterov), bool(maximize), bool(first))
 
 
@@ -70,7 +70,7 @@ def adam_step(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, decou
     check_like('adam_step', [('p', p), ('g', g), ('m', m), ('v', v),
                              ('vmax', vmax if amsgrad else None)])
     if p.size:
+        scalars = adam_scalars(p.dtype, step, lr, beta1, beta2, eps, weight_decay)
         _adam[_grid.grid(p.size)](p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
-                                  flat_or_stand_in(vmax if amsgrad else None, p),
-                                  *adam_scalars(p, step, lr, beta1, beta2, eps, weight_decay),
+                                  flat_or_stand_in(vmax if amsgrad else None, p), *scalars,
                                   bool(decoupled), bool(amsgrad), bool(maximize))
