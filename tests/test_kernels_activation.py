@@ -81,6 +81,57 @@ def test_cuda_twin_gelu_matches_cpu_twin(shape, dtype, approximate):
     np.testing.assert_allclose(g_cuda, g_cpu, **_tol(dtype))
 
 
+def _relu_input(shape, dtype):
+    """Normal values with exact zeros, -0.0, NaN and infinities mixed in."""
+    x = _x(shape, dtype).reshape(-1)
+    specials = np.array([0.0, -0.0, np.nan, np.inf, -np.inf], dtype=dtype)
+    x[:min(x.size, 5)] = specials[:min(x.size, 5)]
+    return x.reshape(shape)
+
+
+@pytest.mark.parametrize('dtype', DTYPES)
+@pytest.mark.parametrize('shape', SHAPES + [(5000,)])       # 5000: past the serial threshold
+def test_cpu_relu_matches_pytorchs_rule(shape, dtype):
+    """Forward max(x, 0) with NaN kept; backward 0 where the output y <= 0, else gy (so 0 at
+    x = 0, and gy passes a NaN output: torch's threshold_backward on the result)."""
+    x = _relu_input(shape, dtype)
+    y = np.empty_like(x)
+    cpu.relu_fwd(x, y)
+    expected = np.where(np.isnan(x), x, np.where(x > 0, x, 0)).astype(dtype)
+    np.testing.assert_array_equal(y, expected)
+    gy = _x(shape, dtype)[::-1].copy()
+    gx = np.empty_like(x)
+    cpu.relu_bwd(y, gy, gx)
+    np.testing.assert_array_equal(gx, np.where(y <= 0, 0, gy).astype(dtype))
+    inplace = x.copy()
+    cpu.relu_fwd(inplace, inplace)
+    np.testing.assert_array_equal(inplace, y)
+
+
+@pytest.mark.parametrize('dtype', DTYPES)
+@pytest.mark.parametrize('shape', [(1,), (5, 3), (300,)])
+def test_cuda_twin_relu_matches_cpu_twin(shape, dtype):
+    x = _relu_input(shape, dtype)
+    gy = _x(shape, dtype)[::-1].copy()
+    y_cpu, y_cuda = np.empty_like(x), np.empty_like(x)
+    cpu.relu_fwd(x, y_cpu)
+    cuda.relu_fwd(x, y_cuda)
+    np.testing.assert_array_equal(y_cuda, y_cpu)
+    g_cpu, g_cuda = np.empty_like(x), np.empty_like(x)
+    cpu.relu_bwd(y_cpu, gy, g_cpu)
+    cuda.relu_bwd(y_cpu, gy, g_cuda)
+    np.testing.assert_array_equal(g_cuda, g_cpu)
+
+
+@pytest.mark.parametrize('module', [cpu, cuda], ids=['cpu', 'cuda'])
+def test_relu_launch_refuses_mixed_arrays(module):
+    x = np.ones((4, 4), np.float32)
+    with pytest.raises(TypeError, match='relu_fwd: y has dtype float64, x has float32'):
+        module.relu_fwd(x, np.empty((4, 4)))
+    with pytest.raises(ValueError, match='relu_bwd: gy .*not C-contiguous'):
+        module.relu_bwd(x, x.T, np.empty_like(x))
+
+
 @pytest.mark.parametrize('module', [cpu, cuda], ids=['cpu', 'cuda'])
 def test_launch_refuses_strided_and_mixed_arrays(module):
     x = np.ones((4, 4))

@@ -587,6 +587,47 @@ def test_gelu_fused_and_differentiable_backward_match_reference(approximate, sha
         assert_close(second, g * np_gelu_d2(a, approximate))
 
 
+def test_relu_inplace_writes_over_its_input_and_takes_its_place_in_the_graph():
+    a = away_from(randn(np.random.default_rng(1), (3, 5)), [0.0])
+    x = leaf(a)
+    h = x * 2.0
+    memory = h.data
+    r = F.relu(h, inplace=True)
+    assert r is h and np.shares_memory(h.data, memory)              # no new array
+    np.testing.assert_array_equal(memory, np.maximum(2 * a, 0))
+    assert h.grad_fn.name == 'ReLU'
+    h.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.where(a > 0, 2.0, 0.0))
+    # the fused first-order backward and the Tensor-op backward agree, and gradcheck passes
+    check_grads(lambda t: F.relu(t * 1.0, inplace=True), [leaf(a)])
+    check_grads(lambda t: nn_relu_inplace(t * 1.0) * t, [leaf(a)])
+
+
+def nn_relu_inplace(t):
+    return tl.nn.ReLU(inplace=True)(t)
+
+
+def test_relu_inplace_over_a_saved_tensor_fails_at_backward_like_pytorch():
+    x = leaf(np.array([-1.0, 0.5, 2.0]))
+    y = x.exp()                         # Exp saves its output y for backward
+    F.relu_(y)
+    with pytest.raises(RuntimeError, match='Exp: output 0 .*modified by an in-place operation'):
+        y.sum().backward()
+    with pytest.raises(RuntimeError, match='relu_: a leaf tensor that requires grad'):
+        F.relu(leaf(np.ones(2)), inplace=True)
+
+
+def test_relu_inplace_without_a_graph_bumps_the_version():
+    t = tl.tensor(np.array([-1.0, 3.0]))
+    before = t._version
+    assert t.relu_() is t
+    np.testing.assert_array_equal(t.numpy(), [0.0, 3.0])
+    assert t._version == before + 1
+    assert repr(tl.nn.ReLU(inplace=True)) == 'ReLU(inplace=True)' and repr(tl.nn.ReLU()) == 'ReLU()'
+    ints = tl.tensor(np.array([-2, 5]))                     # no kernel: NumPy's maximum, in place
+    assert F.relu(ints, inplace=True).numpy().tolist() == [0, 5] and ints.numpy().tolist() == [0, 5]
+
+
 def test_softplus_threshold_switches_to_identity():
     a = np.array([-30.0, -1.0, 0.0, 19.5, 20.5, 40.0])
     x = leaf(a)

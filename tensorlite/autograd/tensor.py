@@ -284,17 +284,21 @@ class Tensor:
             raise RuntimeError(f"{name}: a leaf tensor that requires grad cannot be modified in "
                                "place while recording; wrap the update in `with tl.no_grad():`")
 
-    def _write_inplace(self, name, result):
+    def _write_inplace(self, name, result, shares_memory=False):
         """Make this tensor hold `result` (a Tensor of this shape).
 
         Not recording: the values are written into this tensor's array and its version counter is
         bumped, so a backward that saved the old values raises.  Recording: this tensor takes over
         `result`'s array and place in the graph (PyTorch's history rebase); the old array is left
-        as it was, so Functions that saved it stay correct."""
+        as it was, so Functions that saved it stay correct.  shares_memory=True: `result` was
+        already computed over this tensor's memory (an in-place kernel), so the old values are gone
+        and the version counter is bumped in both cases."""
         self._check_inplace(name)
         if tuple(result.shape) != tuple(self.shape):
             raise ValueError(f"{name}: the result has shape {tuple(result.shape)} but an in-place "
                              f"write needs this tensor's shape {tuple(self.shape)}")
+        if shares_memory:
+            self._vc.value += 1
         if is_grad_enabled() and result.requires_grad:
             if result.dtype != self.dtype:
                 result = F.cast(result, self.dtype)
@@ -302,9 +306,10 @@ class Tensor:
             self.grad_fn, self._out_idx = result.grad_fn, result._out_idx
             self._requires_grad = True
             return self
-        xp = backend.array_module(self._data)
-        self._data[...] = xp.asarray(result._data, dtype=self._data.dtype)
-        self._vc.value += 1
+        if not shares_memory:
+            xp = backend.array_module(self._data)
+            self._data[...] = xp.asarray(result._data, dtype=self._data.dtype)
+            self._vc.value += 1
         return self
 
     def zero_(self):
@@ -440,6 +445,7 @@ class Tensor:
     def where(self, condition, other): return F.where(condition, self, other)
     def erf(self): return F.erf(self)
     def relu(self): return F.relu(self)
+    def relu_(self): return F.relu_(self)
     def sigmoid(self): return F.sigmoid(self)
     def tanh(self): return F.tanh(self)
     def softmax(self, dim): return F.softmax(self, dim)

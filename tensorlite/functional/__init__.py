@@ -3,8 +3,8 @@
     import tensorlite.functional as F
     y = F.gelu(F.linear(x, w, b))
 """
-from .activation import (erf, gelu, leaky_relu, log_softmax, relu, sigmoid, silu, softmax,  # noqa: F401
-                         softplus, tanh)
+from .activation import (erf, gelu, leaky_relu, log_softmax, relu, relu_, sigmoid,  # noqa: F401
+                         silu, softmax, softplus, tanh)
 from .arithmetic import (abs, add, clamp, clip, div, exp, log, masked_fill, maximum, minimum,  # noqa: F401
                          mul, neg, pow, reciprocal, sqrt, sub, where)
 from .attention import scaled_dot_product_attention  # noqa: F401

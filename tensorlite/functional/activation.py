@@ -7,6 +7,7 @@ import math
 
 from .. import kernels
 from ..autograd.function import Function
+from ..kernels._launch import FLOAT_DTYPES
 from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.tensor import Tensor
 from ._util import normalize_dim, xp_of
@@ -22,19 +23,47 @@ def _float_contiguous(op, x):
 
 
 class ReLU(Function):
+    """max(x, 0) by a kernel; saves its output y, since dy/dx is 1 where y > 0 and 0 elsewhere
+    (0 at x = 0, as PyTorch).  With inplace, y is written over x's memory (see `relu`)."""
+
     @staticmethod
-    def forward(ctx, x):
+    def forward(ctx, x, inplace):
         xp = xp_of(x)
-        ctx.mask = xp.asarray(x > 0, dtype=x.dtype)     # asarray: NumPy gives a scalar for a 0-d x
-        return xp.maximum(x, 0)
+        # x[...]: a new array object on x's memory, so that it is saved as the output, not the input
+        y = x[...] if inplace else None
+        if x.dtype.name in FLOAT_DTYPES and x.flags.c_contiguous:
+            y = xp.empty_like(x) if y is None else y
+            kernels.activation(x).relu_fwd(x, y)
+        else:                                   # integers, strided views: NumPy's maximum
+            y = xp.maximum(x, 0, out=y)
+        ctx.save_for_backward(y)
+        return y
 
     @staticmethod
     def backward(ctx, gy):
-        return gy * Tensor(ctx.mask)
+        (y,) = ctx.saved_tensors
+        if not is_grad_enabled() and y.dtype.name in FLOAT_DTYPES and y.data.flags.c_contiguous:
+            g = _float_contiguous('relu', gy.data.astype(y.dtype, copy=False))
+            gx = xp_of(g).empty_like(g)
+            kernels.activation(g).relu_bwd(y.data, g, gx)       # one pass: gy where y > 0, else 0
+            return Tensor(gx), None
+        return gy * Tensor(xp_of(y.data).asarray(~(y.data <= 0), dtype=gy.dtype)), None
 
 
-def relu(input):
-    return ReLU.apply(input)
+def relu(input, inplace=False):
+    """max(input, 0).  inplace=True writes the result over input's memory and returns input (now
+    the ReLU's output in the graph); a Function that saved input for its backward then raises
+    there, as in PyTorch.  Conv and BatchNorm save their inputs, not their outputs, so a ReLU
+    after either can be in place."""
+    if not inplace:
+        return ReLU.apply(input, False)
+    input._check_inplace('relu_')
+    return input._write_inplace('relu_', ReLU.apply(input, True), shares_memory=True)
+
+
+def relu_(input):
+    """relu(input, inplace=True)."""
+    return relu(input, inplace=True)
 
 
 class LeakyReLU(Function):

@@ -39,6 +39,32 @@ def _gelu_bwd(x, gy, gx, approximate):
         gx[i] = gy[i] * d
 
 
+@cuda.jit(cache=True)
+def _relu_fwd(x, y, zero):
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        v = x[i]
+        y[i] = zero if v <= zero else v
+
+
+@cuda.jit(cache=True)
+def _relu_bwd(y, gy, gx, zero):
+    for i in range(cuda.grid(1), y.size, cuda.gridsize(1)):
+        gx[i] = zero if y[i] <= zero else gy[i]
+
+
+def relu_fwd(x, y):
+    check_elementwise('relu_fwd', ('x', 'y'), (x, y))
+    if x.size:
+        _relu_fwd[_grid.grid(x.size)](x.reshape(-1), y.reshape(-1), x.dtype.type(0))
+
+
+def relu_bwd(y, gy, gx):
+    check_elementwise('relu_bwd', ('y', 'gy', 'gx'), (y, gy, gx))
+    if y.size:
+        _relu_bwd[_grid.grid(y.size)](y.reshape(-1), gy.reshape(-1), gx.reshape(-1),
+                                      y.dtype.type(0))
+
+
 def erf(x, out):
     check_elementwise('erf', ('x', 'out'), (x, out))
     if x.size:
