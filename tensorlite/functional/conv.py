@@ -16,8 +16,11 @@ tensorlite.kernels (`set_column_buffer_bytes`).  Three choices, each measured (t
 next to the code): depthwise convolutions skip the columns for direct kernels (`_use_direct`);
 with stride 1 a transposed convolution runs as a convolution with the flipped kernel
 (`FLIPPED_MAX_CHANNEL_RATIO`); and Conv's backward, when no graph is recorded, takes both
-gradients from one pass over gy (`conv_backward_fused_arrays`).
+gradients from one pass over gy (`conv_backward_fused_arrays`).  Stride-1 3x3x3 convolutions
+can instead run as Winograd F(2x2x2, 3x3x3) (kernels/{cpu,cuda}/winograd.py): transforms around
+64 batched GEMMs, chosen per shape by `_use_winograd` or forced with `conv_algorithm`.
 """
+import contextlib
 import numbers
 from typing import NamedTuple
 
@@ -105,6 +108,118 @@ class _Plan:
         return self._buf[:m * self.ck * length].reshape(m, self.ck, length)   # (m, C*kT*kH*kW, L)
 
 
+# ---- Winograd F(2x2x2, 3x3x3): the algorithm switch, the rule, the plan ---------------------------
+
+ALGORITHMS = ('auto', 'gemm', 'winograd')
+_algorithm = 'auto'
+
+
+@contextlib.contextmanager
+def conv_algorithm(algorithm):
+    """Within the block, convolutions (and their gradients) that Winograd can compute -- stride 1,
+    dilation 1, groups 1, a 3x3x3 kernel, low padding 0..2 -- take `algorithm`: 'winograd',
+    'gemm' (vol2col + GEMM), or 'auto' (the measured rule `_use_winograd`).  Others always take
+    the GEMM.
+
+        with conv_algorithm('winograd'):
+            y = conv3d(x, w, b, padding=1)
+    """
+    global _algorithm
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"conv_algorithm: algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+    previous, _algorithm = _algorithm, algorithm
+    try:
+        yield
+    finally:
+        _algorithm = previous
+
+
+def _winograd_applies(geo):
+    return (geo.kernel == (3, 3, 3) and geo.stride == (1, 1, 1) and geo.dilation == (1, 1, 1)
+            and geo.groups == 1 and all(0 <= p <= 2 for p in geo.padding))
+
+
+def _use_winograd(c_in, c_out, geo):
+    """Whether the convolution from c_in to c_out channels with geometry `geo` (or the flipped one
+    of an input gradient, or the weight correlation of one) runs as Winograd F(2x2x2, 3x3x3)."""
+    if _algorithm == 'gemm' or not _winograd_applies(geo):
+        return False
+    if _algorithm == 'winograd':
+        return True
+    return False
+
+
+class _WinogradPlan:
+    """The tile grid (kernels/cpu/winograd.py) and the schedule of one Winograd call: a tile of the
+    batch -- whole samples, or bands of tile rows of one -- has V (64, C_a, P) and M (64, C_b, P)
+    for its P tiles, together under the column buffer bound (`plan_tiles`, as vol2col's columns).
+    Both are views of two buffers allocated once and reused by every tile."""
+
+    def __init__(self, xp, n, c_a, c_b, geo, dtype):
+        self.xp, self.n, self.c_a, self.c_b, self.dtype = xp, n, c_a, c_b, np.dtype(dtype)
+        self.tiles = tuple((o + 1) // 2 for o in geo.out)              # (nT, nH, nW)
+        self.rows, self.n_w = self.tiles[0] * self.tiles[1], self.tiles[2]
+        self._bufs = None
+
+    def schedule(self, twin):
+        row_bytes = 64 * (self.c_a + self.c_b) * self.n_w * self.dtype.itemsize
+        self.samples, self.band = plan_tiles(self.n, self.rows, row_bytes, _tile_limit(twin))
+        return _tiles(self.n, self.rows, self.samples, self.band)
+
+    def buffers(self, m, rows):
+        if self._bufs is None:
+            most = min(self.samples, self.n) * min(self.band, self.rows) * self.n_w * 64
+            self._bufs = tuple(self.xp.empty(most * c, dtype=self.dtype) for c in (self.c_a, self.c_b))
+        p = m * rows * self.n_w
+        return tuple(buf[:64 * c * p].reshape(64, c, p)                 # (64, C, P)
+                     for buf, c in zip(self._bufs, (self.c_a, self.c_b)))
+
+
+def _winograd_forward(x5, w, b, geo, y5):
+    """y5 (N, C_out, *out) = x5 (N, C_in, *vol) (*) w + b, per tile of the batch:
+    V = B^T x B, M[e] = U[e] @ V[e] for the 64 positions e, y = A^T M A + b."""
+    xp = xp_of(x5)
+    twin = kernels.winograd(x5)
+    n, c_in = x5.shape[:2]
+    c_out = w.shape[0]
+    u = xp.empty((64, c_out, c_in), dtype=x5.dtype)                    # (64, C_out, C_in)
+    twin.filter_transform(xp.ascontiguousarray(w).reshape(c_out, c_in, 3, 3, 3), u)
+    b = None if b is None else xp.ascontiguousarray(b)
+    plan = _WinogradPlan(xp, n, c_in, c_out, geo, x5.dtype)
+    for n0, n1, r0, r1 in plan.schedule(twin):
+        v, m = plan.buffers(n1 - n0, r1 - r0)                           # (64, C_in, P), (64, C_out, P)
+        twin.input_transform(x5[n0:n1], geo.padding, plan.tiles, r0, v)
+        xp.matmul(u, v, out=m)
+        twin.output_transform(m, b, r0, y5[n0:n1])
+
+
+def _winograd_weight_grad(x5, gy5, geo):
+    """gw (C_out, C_in, 3, 3, 3) = G^T [sum over tiles of (A gy A^T) (B^T x B)^T] G."""
+    xp = xp_of(x5)
+    twin = kernels.winograd(x5)
+    n, c_in = x5.shape[:2]
+    c_out = gy5.shape[1]
+    gu_t = xp.zeros((64, c_in, c_out), dtype=x5.dtype)                 # (64, C_in, C_out)
+    part = xp.empty_like(gu_t)
+    plan = _WinogradPlan(xp, n, c_in, c_out, geo, x5.dtype)
+    for n0, n1, r0, r1 in plan.schedule(twin):
+        v, gm = plan.buffers(n1 - n0, r1 - r0)                          # (64, C_in, P), (64, C_out, P)
+        twin.input_transform(x5[n0:n1], geo.padding, plan.tiles, r0, v)
+        twin.output_transform_adjoint(gy5[n0:n1], r0, gm)
+        xp.matmul(v, gm.transpose(0, 2, 1), out=part)   # V @ gM^T: the orientation of conv's gw^T
+        gu_t += part
+    gw = xp.empty((c_out, c_in, 3, 3, 3), dtype=x5.dtype)
+    twin.filter_transform_adjoint(xp.ascontiguousarray(gu_t.transpose(0, 2, 1)), gw)
+    return gw
+
+
+def _flipped(geo):
+    """The geometry of a stride-1 transposed convolution run as a convolution with the flipped
+    kernel (`_transpose_as_flipped_conv`)."""
+    padding = tuple(d * (k - 1) - p for k, d, p in zip(geo.kernel, geo.dilation, geo.padding))
+    return geo._replace(vol=geo.out, out=geo.vol, padding=padding)
+
+
 # ---- raw-array work: the three products -------------------------------------------------------------
 
 def _use_direct(c_vol, c_col, groups, twin):
@@ -137,6 +252,9 @@ def conv_forward_arrays(x, w, b, geo):
         if b is not None:
             y5 += b.reshape(1, c_out, 1, 1, 1)
         return y
+    if _use_winograd(c_in, c_out, geo):
+        _winograd_forward(x5, w, b, geo, y.reshape((n, c_out) + geo.out))
+        return y
     plan = _Plan(xp, n, c_in, geo, x.dtype)
     w3 = xp.ascontiguousarray(w).reshape(g, c_out // g, plan.ck // g)   # (g, C_out/g, C_in/g*kT*kH*kW)
     b3 = None if b is None else b.reshape(g, c_out // g, 1)             # (g, C_out/g, 1)
@@ -167,8 +285,9 @@ def conv_input_grad_arrays(gy, w, geo, c_in):
         twin.depthwise_bwd_input(gy.reshape((n, c_out) + geo.out), w5, geo.stride, geo.padding,
                                  geo.dilation, gx.reshape((n, c_in) + geo.vol))
         return gx
-    if geo.stride == (1, 1, 1) and c_out <= FLIPPED_MAX_CHANNEL_RATIO * c_in:
-        return _transpose_as_flipped_conv(gy, w, geo, c_in)
+    if geo.stride == (1, 1, 1) and (c_out <= FLIPPED_MAX_CHANNEL_RATIO * c_in
+                                    or _use_winograd(c_out, c_in, _flipped(geo))):
+        return _transpose_as_flipped_conv(gy, w, geo, c_in)     # Winograd too, when it applies
     gx = xp.zeros(shape, dtype=gy.dtype)                                 # col2vol adds into it
     gx5 = gx.reshape((n, c_in) + geo.vol)                               # (N, C_in, T, H, W)
     plan = _Plan(xp, n, c_in, geo, gy.dtype)
@@ -225,6 +344,10 @@ def conv_backward_fused_arrays(x, w, gy, geo):
     twin = kernels.conv(gy)
     n, c_in = x.shape[:2]
     c_out, g = gy.shape[1], geo.groups
+    if _use_winograd(c_in, c_out, geo) or _use_winograd(c_out, c_in, _flipped(geo)):
+        # Winograd shares nothing between the two (their tiles cover different volumes)
+        return (conv_input_grad_arrays(gy, w, geo, c_in),
+                conv_weight_grad_arrays(x, gy, geo, (c_out, c_in // g) + geo.user_shape(geo.kernel)))
     cig, cog = c_in // g, c_out // g
     kt, kh, kw = geo.kernel
     k = kt * kh * kw
@@ -276,6 +399,8 @@ def conv_weight_grad_arrays(x, gy, geo, w_shape):
         twin.depthwise_bwd_weight(x5, gy.reshape((n, c_out) + geo.out), geo.stride, geo.padding,
                                   geo.dilation, gw5)
         return gw5.reshape(w_shape)
+    if _use_winograd(c_in, c_out, geo):
+        return _winograd_weight_grad(x5, gy.reshape((n, c_out) + geo.out), geo).reshape(w_shape)
     plan = _Plan(xp, n, c_in, geo, x.dtype)
     ckg = plan.ck // g
     # accumulated transposed, gw^T = col @ gy^T: measured 1.1-1.5x faster in OpenBLAS than

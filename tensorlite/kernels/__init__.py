@@ -56,5 +56,9 @@ def conv(array):
     return twin('conv', array)
 
 
+def winograd(array):
+    return twin('winograd', array)
+
+
 def optim(array):
     return twin('optim', array)
