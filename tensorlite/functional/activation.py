@@ -31,7 +31,7 @@ class ReLU(Function):
         xp = xp_of(x)
         # x[...]: a new array object on x's memory, so that it is saved as the output, not the input
         y = x[...] if inplace else None
-        if x.dtype.name in FLOAT_DTYPES and x.flags.c_contiguous:
+        if x.dtype in FLOAT_DTYPES and x.flags.c_contiguous:
             y = xp.empty_like(x) if y is None else y
             kernels.activation(x).relu_fwd(x, y)
         else:                                   # integers, strided views: NumPy's maximum
@@ -42,7 +42,7 @@ class ReLU(Function):
     @staticmethod
     def backward(ctx, gy):
         (y,) = ctx.saved_tensors
-        if not is_grad_enabled() and y.dtype.name in FLOAT_DTYPES and y.data.flags.c_contiguous:
+        if not is_grad_enabled() and y.dtype in FLOAT_DTYPES and y.data.flags.c_contiguous:
             g = _float_contiguous('relu', gy.data.astype(y.dtype, copy=False))
             gx = xp_of(g).empty_like(g)
             kernels.activation(g).relu_bwd(y.data, g, gx)       # one pass: gy where y > 0, else 0

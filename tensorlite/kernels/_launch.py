@@ -7,8 +7,11 @@ argument is wrong.
 """
 
 import numba
+import numpy as np
 
-FLOAT_DTYPES = ('float32', 'float64')
+# The dtypes the kernels take, as dtype objects: `a.dtype in FLOAT_DTYPES` costs about 0.04 us,
+# reading `a.dtype.name` 1.9 us (a new string each time), which a launch check made per array.
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # Below this many elements (inputs + outputs) a parallel CPU kernel runs on one thread: waking
 # Numba's thread pool costs more than the work, and on a busy machine (a data loader in other
@@ -35,7 +38,7 @@ def check_elementwise(kernel, names, arrays):
     naming the kernel and the argument."""
     first = arrays[0]
     for name, a in zip(names, arrays):
-        if a.dtype.name not in FLOAT_DTYPES:
+        if a.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{kernel}: {name} has dtype {a.dtype}, expected float32 or float64")
         if a.dtype != first.dtype:
             raise TypeError(f"{kernel}: {name} has dtype {a.dtype}, {names[0]} has {first.dtype}")

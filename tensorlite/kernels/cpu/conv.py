@@ -64,7 +64,7 @@ def check_arrays(kernel, names, arrays):
     ravel() would lose the kernel's writes."""
     first = arrays[0]
     for name, a in zip(names, arrays):
-        if a.dtype.name not in FLOAT_DTYPES:
+        if a.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{kernel}: {name} has dtype {a.dtype}, expected float32 or float64")
         if a.dtype != first.dtype:
             raise TypeError(f"{kernel}: {name} has dtype {a.dtype}, {names[0]} has {first.dtype}")

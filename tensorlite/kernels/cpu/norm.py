@@ -30,7 +30,7 @@ def check_arrays(kernel, named, dtype=None):
     one float dtype (the first array's); else a ValueError/TypeError naming kernel and argument."""
     dtype = named[0][1].dtype if dtype is None else dtype
     for name, a, shape in named:
-        if a.dtype.name not in FLOAT_DTYPES:
+        if a.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{kernel}: {name} has dtype {a.dtype}, expected float32 or float64")
         if a.dtype != dtype:
             raise TypeError(f"{kernel}: {name} has dtype {a.dtype}, {named[0][0]} has {dtype}")

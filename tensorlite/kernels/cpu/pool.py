@@ -27,7 +27,7 @@ from .._launch import FLOAT_DTYPES, run
 # ---- launch checks, shared with the CUDA twins ----------------------------------------------------
 
 def _check_float(kernel, name, a, dtype=None, ndim=None):
-    if a.dtype.name not in FLOAT_DTYPES:
+    if a.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{kernel}: {name} has dtype {a.dtype}, expected float32 or float64")
     if dtype is not None and a.dtype != dtype:
         raise TypeError(f"{kernel}: {name} has dtype {a.dtype}, expected {dtype} like the input")
