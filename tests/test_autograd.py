@@ -431,3 +431,12 @@ def test_a_fresh_gradient_array_is_adopted_without_a_copy():
     x = leaf(4)
     Doubler.apply(x).sum().backward()
     assert x.grad.data is Doubler.made[-1]
+
+
+def test_a_zero_dim_leaf_used_twice_accumulates_into_an_array():
+    """NumPy's sum of two 0-d arrays is a scalar; the leaf's .grad must stay a 0-d array."""
+    p = tl.tensor(np.float32(3.0), requires_grad=True)
+    (p * p).backward()
+    (p * p).backward()
+    assert isinstance(p.grad.data, np.ndarray) and p.grad.shape == ()
+    assert p.grad.item() == 12.0

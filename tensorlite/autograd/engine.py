@@ -9,6 +9,8 @@
 
 `backward()` accumulates into leaves' `.grad`; `grad()` returns the gradients instead.
 """
+import numpy as np
+
 from .. import _recorder, backend
 from .grad_mode import set_grad_enabled
 from .tensor import Tensor, _wrap
@@ -122,7 +124,9 @@ def _accumulate_leaf(t, g, create_graph, handed):
         if t.grad is None:
             t.grad = Tensor(handed.own(g.data))
         else:
-            t.grad.data = t.grad.data + g.data
+            total = t.grad.data + g.data
+            # a 0-d sum is a NumPy scalar: a Tensor holds arrays
+            t.grad.data = total if not isinstance(total, np.generic) else np.asarray(total)
     else:
         t.grad = g if t.grad is None else t.grad + g
 

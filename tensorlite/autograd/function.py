@@ -31,9 +31,10 @@ class Context:
     `_saved` records at the end of `apply`, once the outputs are known.
     """
 
-    def __init__(self, fn, args):
+    def __init__(self, fn, args, needs_input_grad=None):
         self.fn = fn
-        self.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        self.needs_input_grad = (needs_input_grad if needs_input_grad is not None else
+                                 tuple(isinstance(a, Tensor) and a.requires_grad for a in args))
         self.edges = ()
         self.input_meta = ()        # (shape, dtype) of each Tensor argument, None otherwise
         self.output_meta = ()       # (shape, dtype, array module) of each output
@@ -129,8 +130,10 @@ class Function:
 
     @classmethod
     def apply(cls, *args):
+        # one pass over the arguments collects what forward and the graph need (the per-op cost
+        # of the engine: docs/performance.md "Small shapes")
         device = None
-        arrays = []
+        arrays, needs, edges, meta = [], [], [], []
         for a in args:
             if isinstance(a, Tensor):
                 d = a._data
@@ -141,9 +144,17 @@ class Function:
                     raise RuntimeError(f"{cls.__name__}: expected all tensors on one device, "
                                        f"found {device} and {dev}")
                 arrays.append(d)
+                need = a._requires_grad
+                needs.append(need)
+                meta.append((d.shape, d.dtype))
+                edges.append(None if not need else
+                             (a if a.grad_fn is None else (a.grad_fn, a._out_idx)))
             else:
                 arrays.append(a)
-        ctx = Context(cls, args)
+                needs.append(False)
+                meta.append(None)
+                edges.append(None)
+        ctx = Context(cls, args, tuple(needs))
         recorder = _recorder.active
         if recorder is None:
             raw = cls._forward(ctx, args, arrays)
@@ -153,26 +164,19 @@ class Function:
         outs = raw_outs = raw if is_tuple else (raw,)
         for observe in forward_observers:
             observe(cls, arrays, outs)
-        if not all(type(o) is np.ndarray for o in outs):     # NumPy scalars, CuPy arrays
-            xp = backend.xp_for(device) if device else np
-            outs = tuple(o if backend.is_cupy_array(o) or type(o) is np.ndarray else xp.asarray(o)
-                         for o in outs)
-        record = is_grad_enabled() and any(ctx.needs_input_grad)
-        if not record:
+        for o in outs:
+            if type(o) is not np.ndarray:               # NumPy scalars, CuPy arrays
+                xp = backend.xp_for(device) if device else np
+                outs = tuple(o if backend.is_cupy_array(o) or type(o) is np.ndarray
+                             else xp.asarray(o) for o in outs)
+                break
+        if not (True in needs and is_grad_enabled()):
             results = tuple(Tensor(o) for o in outs)
             return results if is_tuple else results[0]
 
         nd_ids = {id(a) for a in ctx._non_differentiable}
         ctx._non_diff_idx = {j for j, o in enumerate(outs)
-                             if id(o) in nd_ids or o.dtype.kind not in 'f'}
-        edges, meta = [], []
-        for a, need in zip(args, ctx.needs_input_grad):
-            if isinstance(a, Tensor):
-                meta.append((a.shape, a.dtype))
-                edges.append(None if not need else (a if a.grad_fn is None else (a.grad_fn, a._out_idx)))
-            else:
-                meta.append(None)
-                edges.append(None)
+                             if id(o) in nd_ids or o.dtype.kind != 'f'}
         ctx.edges, ctx.input_meta = tuple(edges), tuple(meta)
         ctx.output_meta = tuple((o.shape, o.dtype, backend.array_module(o)) for o in outs)
         results = tuple(Tensor(o) if j in ctx._non_diff_idx else Tensor(o, _grad_fn=ctx, _out_idx=j)

@@ -63,8 +63,8 @@ class Tensor:
         self._out_idx = _out_idx
         self._vc = _vc if _vc is not None else VersionCounter()
         self._hooks = []            # hooks of a leaf; a non-leaf's live on its grad_fn
-        self._requires_grad = False
-        if requires_grad or _grad_fn is not None:
+        self._requires_grad = _grad_fn is not None      # a Function's float output: no check needed
+        if requires_grad and _grad_fn is None:
             self.requires_grad = True
 
     # ---- attributes -------------------------------------------------------------------------
