@@ -266,6 +266,18 @@ def test_conv_transpose_gradcheck_and_gradgradcheck(nd, data):
     _check_case(CONV_T[nd], case, _conv_t_kwargs(case), transpose=True)
 
 
+@pytest.mark.parametrize('name', ['pointwise_fewer_outputs', 'pointwise_grouped'])
+def test_pointwise_path_gradcheck_and_gradgradcheck(name):
+    """The 1x1x1 path (no columns) in every product, first and second order."""
+    xs, ws, kw = PATHS[name]
+    rng = np.random.default_rng(7)
+    tensors = _leaves((rng.standard_normal(xs), rng.standard_normal(ws),
+                       rng.standard_normal(ws[0])))
+    check_grads(lambda x, w, b: conv3d(x, w, b, **kw), tensors)
+    check_grads(lambda x, w: conv_transpose3d(x, w, None, groups=kw.get('groups', 1)),
+                _leaves((rng.standard_normal((xs[0], ws[0]) + xs[2:]), rng.standard_normal(ws))))
+
+
 # ---- against the direct-loop reference -----------------------------------------------------------
 
 @pytest.mark.parametrize('dtype', [np.float64, np.float32])
@@ -310,6 +322,8 @@ PATHS = {
     'depthwise_direct': ((2, 3, 4, 5, 6), (6, 1, 3, 2, 3), dict(stride=(1, 2, 1), padding=1,
                                                                 groups=3)),
     'same_even_kernel': ((1, 2, 4, 5, 4), (2, 2, 2, 4, 2), dict(padding='same', dilation=(1, 1, 3))),
+    'pointwise_fewer_outputs': ((2, 6, 3, 4, 5), (4, 6, 1, 1, 1), dict()),
+    'pointwise_grouped': ((3, 4, 2, 3, 5), (6, 2, 1, 1, 1), dict(groups=2)),
 }
 
 
@@ -320,6 +334,8 @@ def _path_taken(case_x, case_w, kw):
     stride1 = stride == 1 or stride == (1, 1, 1)
     if conv_mod._use_direct(c_in, c_out, groups, cpu):
         return 'direct'
+    if case_w[2:] == (1, 1, 1) and stride1 and kw.get('padding', 0) == 0:
+        return 'pointwise'
     if stride1 and c_out <= conv_mod.FLIPPED_MAX_CHANNEL_RATIO * c_in:
         return 'flipped'
     return 'col2vol'
@@ -331,7 +347,8 @@ def test_each_path_matches_direct_loops(name, bound):
     xs, ws, kw = PATHS[name]
     expected = {'gemm_strided_col2vol': 'col2vol', 'flipped_conv_stride1': 'flipped',
                 'col2vol_many_outputs': 'col2vol', 'depthwise_direct': 'direct',
-                'same_even_kernel': 'flipped'}[name]
+                'same_even_kernel': 'flipped', 'pointwise_fewer_outputs': 'pointwise',
+                'pointwise_grouped': 'pointwise'}[name]
     assert _path_taken(xs, ws, kw) == expected
     rng = np.random.default_rng(4)
     x, w = rng.standard_normal(xs), rng.standard_normal(ws)
