@@ -32,13 +32,14 @@ Made deterministic on both sides (and printed when a case runs):
 
 Time: the two sides' steps interleaved (tl, torch, tl, torch, ...) after one warm-up each, 50 ms
 pause before every timed call, medians of --repeats (benchmarks/_timing.py); PyTorch runs with
-torch.set_num_threads(2), tensorlite with its defaults (Numba and BLAS: one thread per core, 2 on
-the development machines).  NumPy's float32 2048^3 matmul rate is measured in the same run (the
+torch.set_num_threads(2), tensorlite with 2 Numba threads (numba.set_num_threads) and NumPy's BLAS
+at its default (one thread per core: 2 on the development machines).  NumPy's float32 2048^3 matmul rate is measured in the same run (the
 GEMM limit every convolution and linear layer of tensorlite reaches at best).
 
 Memory: each side runs one more step in a fresh subprocess (--measure-memory) that imports only
-its own library, after a warm-up step at batch 1; the number is the peak resident memory the step
-added above the resident set just before it (model, optimizer and inputs already there).
+its own library, after a warm-up step at batch 1 whose gradients are then dropped; the number is
+the peak resident memory the step added above the resident set just before it (library, model and
+inputs already there): activations, gradients and workspace at the step's peak.
 
 --json FILE writes one record per model (the table's fields, the losses of both steps on both
 sides, the dropout layers turned off), atomically (a temporary file in the same folder, then
@@ -167,10 +168,18 @@ def tensorlite_model(case, seed=0):
     return model, off
 
 
+def tensorlite_threads():
+    """Numba's threads for tensorlite's kernels: 2, as PyTorch's (fewer if Numba has fewer)."""
+    import numba
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    return numba.get_num_threads()
+
+
 def tensorlite_step(model, arrays):
     """step() -> loss Tensor: zero_grad, forward, cross_entropy, backward, SGD step."""
     import tensorlite as tl
     import tensorlite.functional as F
+    tensorlite_threads()
     inputs = [tl.tensor(a) for a in arrays[:-1]]
     target = tl.tensor(arrays[-1])
     optimizer = tl.optim.SGD(model.parameters(), lr=LR)
@@ -893,7 +902,8 @@ def describe_check(r):
 
 def measure_memory(side, model, preset):
     """Run in a subprocess: the peak resident memory one training step added (JSON, last line).
-    Imports only the side's own library; warms up with one step at batch 1."""
+    Imports only the side's own library; warms up with one step at batch 1, then drops its
+    gradients, so that the number counts the step's gradients with its activations."""
     case = CASES[model, preset]
     if side == 'tensorlite':
         m, _ = tensorlite_model(case)
@@ -905,6 +915,8 @@ def measure_memory(side, model, preset):
                 mod.eval()
         make_step = torch_step
     make_step(m, case_arrays(case, batch=1))()        # imports, JIT, caches
+    for p in m.parameters():                          # the step's gradients count as its own
+        p.grad = None
     step = make_step(m, case_arrays(case))
     print(json.dumps(_timing.peak_added_mib(step)))
 
@@ -946,7 +958,7 @@ RECORD_FIELDS = ('model', 'preset', 'batch', 'dtype', 'first_loss_tl', 'first_lo
 
 
 def run(args):
-    _import_torch()
+    torch = _import_torch()
     cases = select_cases(args.models, args.preset)
     if not cases:
         raise SystemExit(f"bench_models: no case for models {args.models} at preset "
@@ -954,11 +966,14 @@ def run(args):
     records, failed = [], []
     if not args.check_only:
         gemm = numpy_gemm_rate(args.repeats)
-        print(f"NumPy float32 GEMM (2048^3, median of {args.repeats}): {gemm:.0f} GFLOP/s")
+        print(f"NumPy float32 GEMM (2048^3, median of {args.repeats}): {gemm:.0f} GFLOP/s; load "
+              f"average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (other jobs slow both "
+              f"sides, unevenly)")
     tols = ('1e-8 (float64)', '1e-8 (float64)') if args.float64 else \
         (f'{FIRST_TOL:g}', f'{SECOND_TOL:g} (tiny presets)')
     print(f"one training step (forward, cross_entropy, backward, SGD lr={LR}); checks: first "
-          f"loss to {tols[0]}, second to {tols[1]}\n", flush=True)
+          f"loss to {tols[0]}, second to {tols[1]}; threads: tensorlite (Numba) "
+          f"{tensorlite_threads()}, PyTorch {torch.get_num_threads()}\n", flush=True)
     for case in cases:
         try:
             # The second loss of a paper preset is reported, not checked: one SGD step at lr 0.01
@@ -993,6 +1008,8 @@ def run(args):
                 case = CASES[record['model'], record['preset']]
                 mt, mp = memory_of('tensorlite', case), memory_of('torch', case)
                 record.update(tl_peak_mib=mt['added_mib'], torch_peak_mib=mp['added_mib'],
+                              tl_process_peak_mib=mt['peak_mib'],
+                              torch_process_peak_mib=mp['peak_mib'],
                               tl_baseline_mib=mt['baseline_mib'],
                               torch_baseline_mib=mp['baseline_mib'], memory_how=mt['how'])
     if not args.check_only:
@@ -1009,7 +1026,7 @@ def run(args):
         print(f"(NumPy GEMM {gemm:.0f} GFLOP/s; tl/torch <= 1: tensorlite as fast or faster; MiB: "
               f"peak resident memory one step added)")
         for r in records:
-            r['gemm_gflops'] = gemm
+            r.update(gemm_gflops=gemm, loadavg_end=os.getloadavg()[0])
     if args.json:
         write_json(args.json, records)
         print(f"wrote {args.json}")
