@@ -1,7 +1,7 @@
 """One training step of whole video models: tensorlite against the same networks in PyTorch CPU.
 
     python benchmarks/bench_models.py [--models c3d,i3d] [--preset tiny|paper|all] [--repeats 7]
-                                      [--no-memory] [--json FILE] [--check-only]
+                                      [--no-memory] [--json FILE] [--check-only [--float64]]
 
 What is timed: one training step -- zero_grad(set_to_none=True), forward, cross-entropy, backward,
 SGD(lr=0.01) step -- float32, of
@@ -15,10 +15,15 @@ Inputs are standard-normal clips (and flows) with random labels, from a fixed se
 
 The PyTorch side is the same network written here in torch.nn, module for module, with the same
 state-dict keys as the tensorlite model (`torch_model` below; the key sets are asserted equal).
-The weights are tensorlite's, copied across by name, and before anything is timed both sides
-take two steps on the same batch: the first losses must agree to 1e-4 (relative or absolute), the
-second (after one SGD step) to 1e-3.  A model that does not match is reported loudly, is not timed,
-and makes the script exit with status 1.
+The weights are tensorlite's, copied across by name, and before a model is timed both sides take
+two steps on the same batch: the first losses must agree to 1e-4 (relative, or absolute below 1),
+and for the tiny presets the second (after one SGD step) to 1e-3.  A model that does not match is
+reported loudly, is not timed, and makes the script exit with status 1.  The second loss of a
+paper preset is printed, not checked: one step at lr 0.01 from a random init takes I3D's and
+SlowFast's loss from ~6 to ~0.7, and float32 rounding, which differs between any two
+implementations, moves where it lands by ~2 %.  `--check-only --float64` runs the check in float64
+on both sides to 1e-8 (I3D paper: first losses within 6e-14, second within 3e-13).  The worst
+relative difference of a parameter's gradient after the first step is printed too.
 
 Made deterministic on both sides (and printed when a case runs):
   - BatchNorm is in training mode (batch statistics), as in training.
@@ -33,8 +38,10 @@ Made deterministic on both sides (and printed when a case runs):
 Time: the two sides' steps interleaved (tl, torch, tl, torch, ...) after one warm-up each, 50 ms
 pause before every timed call, medians of --repeats (benchmarks/_timing.py); PyTorch runs with
 torch.set_num_threads(2), tensorlite with 2 Numba threads (numba.set_num_threads) and NumPy's BLAS
-at its default (one thread per core: 2 on the development machines).  NumPy's float32 2048^3 matmul rate is measured in the same run (the
-GEMM limit every convolution and linear layer of tensorlite reaches at best).
+at its default (one thread per core: 2 on the development machines).  NumPy's float32 2048^3
+matmul rate is measured in the same run (the GEMM limit every convolution and linear layer of
+tensorlite reaches at best), and the load average is printed: other jobs on the machine slow both
+sides, and not equally (a parallel region waits for its slowest thread).
 
 Memory: each side runs one more step in a fresh subprocess (--measure-memory) that imports only
 its own library, after a warm-up step at batch 1 whose gradients are then dropped; the number is
@@ -52,6 +59,7 @@ import json
 import math
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 
@@ -160,10 +168,10 @@ def tensorlite_model(case, seed=0):
             m.eval()
             off.append(f"{name} (p={m.p})")
         elif type(m).__name__ == 'SelfAttention' and m.dropout:
-            raise RuntimeError(f"bench_models: {case['model']} {case['preset']} has attention "
+            raise MismatchError(f"bench_models: {case['model']} {case['preset']} has attention "
                                f"dropout {m.dropout} at {name}: not made deterministic here")
         elif isinstance(m, tl.nn.LSTM) and m.dropout and m.num_layers > 1:
-            raise RuntimeError(f"bench_models: {case['model']} {case['preset']} has LSTM dropout "
+            raise MismatchError(f"bench_models: {case['model']} {case['preset']} has LSTM dropout "
                                f"at {name}: not made deterministic here")
     return model, off
 
@@ -963,6 +971,11 @@ def run(args):
     if not cases:
         raise SystemExit(f"bench_models: no case for models {args.models} at preset "
                          f"{args.preset!r} (paper presets: {', '.join(PAPER_MODELS)})")
+    if args.models and args.preset in ('paper', 'all'):
+        no_paper = [m for m in args.models if (m, 'paper') not in CASES]
+        if no_paper:
+            print(f"note: no paper-preset case for {', '.join(no_paper)} (those are "
+                  f"{', '.join(PAPER_MODELS)})")
     records, failed = [], []
     if not args.check_only:
         gemm = numpy_gemm_rate(args.repeats)
@@ -978,8 +991,8 @@ def run(args):
         try:
             # The second loss of a paper preset is reported, not checked: one SGD step at lr 0.01
             # from a random init moves the loss from ~6 to ~0.7, and float32 rounding (which
-            # differs between any two implementations) changes where it lands by ~1 % (I3D and
-            # SlowFast; in float64 the two sides agree to 1e-11: --check-only --float64).
+            # differs between any two implementations) changes where it lands by ~2 % (I3D and
+            # SlowFast; in float64 the two sides agree to 1e-12: --check-only --float64).
             r = check_case(case, second_tol=SECOND_TOL if case['preset'] == 'tiny' else None,
                            float64=args.float64)
         except MismatchError as e:
@@ -1006,7 +1019,13 @@ def run(args):
         for record in records:
             if record.get('matched'):
                 case = CASES[record['model'], record['preset']]
-                mt, mp = memory_of('tensorlite', case), memory_of('torch', case)
+                try:
+                    mt, mp = memory_of('tensorlite', case), memory_of('torch', case)
+                except subprocess.CalledProcessError as e:
+                    loud(f"{label(case)}: the memory measurement failed (exit status "
+                         f"{e.returncode}):\n{e.stderr[-2000:]}")
+                    failed.append(f"{label(case)} (memory)")
+                    continue
                 record.update(tl_peak_mib=mt['added_mib'], torch_peak_mib=mp['added_mib'],
                               tl_process_peak_mib=mt['peak_mib'],
                               torch_process_peak_mib=mp['peak_mib'],
@@ -1031,7 +1050,7 @@ def run(args):
         write_json(args.json, records)
         print(f"wrote {args.json}")
     if failed:
-        loud(f"{len(failed)} model(s) did not match PyTorch and were not timed: "
+        loud(f"{len(failed)} case(s) failed (a mismatch with PyTorch is not timed): "
              f"{', '.join(failed)}")
         return 1
     return 0
