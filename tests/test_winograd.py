@@ -212,11 +212,24 @@ def _geo(kernel=(3, 3, 3), stride=(1, 1, 1), padding=(1, 1, 1), dilation=(1, 1, 
                          ids=['kernel', 'stride', 'dilation', 'groups', 'padding'])
 def test_winograd_is_never_taken_where_it_does_not_apply(geo):
     with conv_algorithm('winograd'):
-        assert not conv_mod._use_winograd(8, 8, geo)
+        assert not conv_mod._use_winograd(1, 8, 8, geo)
     with conv_algorithm('winograd'):
-        assert conv_mod._use_winograd(8, 8, _geo())
+        assert conv_mod._use_winograd(1, 8, 8, _geo())
     with conv_algorithm('gemm'):
-        assert not conv_mod._use_winograd(64, 64, _geo())
+        assert not conv_mod._use_winograd(16, 64, 64, _geo())
+
+
+@pytest.mark.parametrize('n, c_in, c_out, vol, taken', [
+    (8, 64, 64, (8, 28, 28), True),             # the benchmark shape: 6,272 tiles
+    (2, 256, 256, (8, 28, 28), True),           # C3D conv3b: 1,568 tiles
+    (2, 512, 512, (4, 14, 14), False),          # C3D conv4b: 196 tiles
+    (16, 32, 32, (8, 8, 8), False),             # tiny C3D: 32 channels
+    (16, 3, 8, (16, 32, 32), False),
+])
+def test_auto_rule_picks_the_measured_winners(n, c_in, c_out, vol, taken):
+    geo = conv_mod.Geometry(3, vol, vol, (3, 3, 3), (1, 1, 1), (1, 1, 1), (1, 1, 1), 1)
+    assert conv_mod._algorithm == 'auto'
+    assert conv_mod._use_winograd(n, c_in, c_out, geo) is taken
 
 
 def test_conv_algorithm_restores_and_refuses_unknown_names():

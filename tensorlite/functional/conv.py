@@ -139,14 +139,30 @@ def _winograd_applies(geo):
             and geo.groups == 1 and all(0 <= p <= 2 for p in geo.padding))
 
 
-def _use_winograd(c_in, c_out, geo):
-    """Whether the convolution from c_in to c_out channels with geometry `geo` (or the flipped one
-    of an input gradient, or the weight correlation of one) runs as Winograd F(2x2x2, 3x3x3)."""
+def _use_winograd(n, c_in, c_out, geo):
+    """Whether the convolution of n samples from c_in to c_out channels with geometry `geo` (a
+    forward, the flipped convolution of an input gradient, or a weight gradient) runs as Winograd
+    F(2x2x2, 3x3x3).
+
+    'auto': both channel counts >= WINOGRAD_MIN_CHANNELS and at least WINOGRAD_MIN_TILES output
+    tiles in the batch.  Winograd's GEMMs are 3.4x smaller, but its transforms make more passes
+    over memory than vol2col, and U (64 C_out C_in) is read once per tile of the batch: few
+    channels leave the transforms dominant, few tiles leave U's reads dominant.  Measured
+    (float32, forward + backward, interleaved medians, under load; docs/performance.md,
+    "Winograd convolution"): (8, 64->64, 8, 28, 28), 6,272 tiles, 316 ms Winograd against 591 ms
+    GEMM with one BLAS thread, 362 against 495 ms with two; (2, 512->512, 4, 14, 14), 196 tiles,
+    654 against 522 ms with two (867 against 903 with one); (16, 32->32, 8, 8, 8) 28 against
+    18 ms."""
     if _algorithm == 'gemm' or not _winograd_applies(geo):
         return False
     if _algorithm == 'winograd':
         return True
-    return False
+    tiles = n * ((geo.out[0] + 1) // 2) * ((geo.out[1] + 1) // 2) * ((geo.out[2] + 1) // 2)
+    return min(c_in, c_out) >= WINOGRAD_MIN_CHANNELS and tiles >= WINOGRAD_MIN_TILES
+
+
+WINOGRAD_MIN_CHANNELS = 64
+WINOGRAD_MIN_TILES = 512
 
 
 class _WinogradPlan:
@@ -260,7 +276,7 @@ def conv_forward_arrays(x, w, b, geo):
         if b is not None:
             y5 += b.reshape(1, c_out, 1, 1, 1)
         return y
-    if _use_winograd(c_in, c_out, geo):
+    if _use_winograd(n, c_in, c_out, geo):
         _winograd_forward(x5, w, b, geo, y.reshape((n, c_out) + geo.out))
         return y
     if _pointwise(geo):
@@ -307,7 +323,7 @@ def conv_input_grad_arrays(gy, w, geo, c_in):
         xp.matmul(w_t, gy.reshape(n, g, c_out // g, -1), out=gx.reshape(n, g, c_in // g, -1))
         return gx
     if geo.stride == (1, 1, 1) and (c_out <= FLIPPED_MAX_CHANNEL_RATIO * c_in
-                                    or _use_winograd(c_out, c_in, _flipped(geo))):
+                                    or _use_winograd(n, c_out, c_in, _flipped(geo))):
         return _transpose_as_flipped_conv(gy, w, geo, c_in)     # Winograd too, when it applies
     gx = xp.zeros(shape, dtype=gy.dtype)                                 # col2vol adds into it
     gx5 = gx.reshape((n, c_in) + geo.vol)                               # (N, C_in, T, H, W)
@@ -365,7 +381,7 @@ def conv_backward_fused_arrays(x, w, gy, geo):
     twin = kernels.conv(gy)
     n, c_in = x.shape[:2]
     c_out, g = gy.shape[1], geo.groups
-    if _use_winograd(c_in, c_out, geo) or _use_winograd(c_out, c_in, _flipped(geo)):
+    if _use_winograd(n, c_in, c_out, geo) or _use_winograd(n, c_out, c_in, _flipped(geo)):
         # Winograd shares nothing between the two (their tiles cover different volumes)
         return (conv_input_grad_arrays(gy, w, geo, c_in),
                 conv_weight_grad_arrays(x, gy, geo, (c_out, c_in // g) + geo.user_shape(geo.kernel)))
@@ -420,7 +436,7 @@ def conv_weight_grad_arrays(x, gy, geo, w_shape):
         twin.depthwise_bwd_weight(x5, gy.reshape((n, c_out) + geo.out), geo.stride, geo.padding,
                                   geo.dilation, gw5)
         return gw5.reshape(w_shape)
-    if _use_winograd(c_in, c_out, geo):
+    if _use_winograd(n, c_in, c_out, geo):
         return _winograd_weight_grad(x5, gy.reshape((n, c_out) + geo.out), geo).reshape(w_shape)
     if _pointwise(geo):
         # one batched product gy[n] @ x[n]^T -> (N, g, C_out/g, C_in/g), summed over the batch

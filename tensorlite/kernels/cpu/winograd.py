@@ -46,7 +46,7 @@ KERNEL_THREADS = 1
 # Tiles of the batch keep V and M (64 * (C_in + C_out) * P elements) under this many bytes, as
 # PREFERRED_TILE_BYTES in kernels/cpu/conv.py does for the columns: the transform writes them and
 # the GEMM reads them back while they are in L3 (docs/performance.md, "Winograd convolution").
-PREFERRED_TILE_BYTES = 8 * 2**20
+PREFERRED_TILE_BYTES = 32 * 2**20
 
 
 def tile_grid(out_shape):
