@@ -35,13 +35,20 @@ Made deterministic on both sides (and printed when a case runs):
     sides are built to take the middle frame, T // 2 = 8, in both modes (`frame=8`, the
     tensorlite models' own option).  late_fusion looks at every frame (mean of the features).
 
-Time: the two sides' steps interleaved (tl, torch, tl, torch, ...) after one warm-up each, 50 ms
-pause before every timed call, medians of --repeats (benchmarks/_timing.py); PyTorch runs with
-torch.set_num_threads(2), tensorlite with 2 Numba threads (numba.set_num_threads) and NumPy's BLAS
-at its default (one thread per core: 2 on the development machines).  NumPy's float32 2048^3
-matmul rate is measured in the same run (the GEMM limit every convolution and linear layer of
-tensorlite reaches at best), and the load average is printed: other jobs on the machine slow both
-sides, and not equally (a parallel region waits for its slowest thread).
+Time: each side runs in a worker process of its own that imports only its own library (the
+check above is made in this process, which imports both), on the same weights (tensorlite's, handed
+over in an npz file) and the same batch.  The two libraries share one OpenMP runtime (libgomp),
+which reads its wait policy once, when it is loaded: in one process the side imported first would
+set it for both (tensorlite asks for the passive policy, backend.prepare_cpu_threads; PyTorch runs
+with libgomp's default), and either side's idle threads would spin in the other's timing.  The
+workers' steps are interleaved (tl, torch, tl, torch, ...) after one warm-up each, with a 50 ms
+pause before every timed call; each worker times its own step, and the medians of --repeats are
+compared.  PyTorch runs with torch.set_num_threads(2), tensorlite with 2 Numba threads
+(numba.set_num_threads) and NumPy's BLAS at its default (one thread per core: 2 on the
+development machines).  NumPy's float32 2048^3 matmul rate is measured in the same run (the GEMM
+limit every convolution and linear layer of tensorlite reaches at best), and the load average is
+printed: other jobs on the machine slow both sides, and not equally (a parallel region waits for
+its slowest thread).
 
 Memory: each side runs one more step in a fresh subprocess (--measure-memory) that imports only
 its own library, after a warm-up step at batch 1 whose gradients are then dropped; the number is
@@ -58,10 +65,12 @@ import gc
 import json
 import math
 import os
+import select
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -906,6 +915,102 @@ def describe_check(r):
     return line
 
 
+# ---- time, in a worker process per side ----------------------------------------------------------
+
+WORKER_TIMEOUT = 600            # seconds one step (or building a model) may take before giving up
+
+
+def time_worker(side, model, preset, weights):
+    """Run in a subprocess: build `side`'s model with the weights in the npz `weights`, warm up
+    with one step, print 'ready', then for every 'step' line on stdin run one training step and
+    print its seconds; stop at 'quit' or end of input."""
+    case = CASES[model, preset]
+    with np.load(weights, allow_pickle=False) as f:
+        state = {k: f[k] for k in f.files}
+    if side == 'tensorlite':
+        import tensorlite as tl
+        m, _ = tensorlite_model(case)
+        m.load_state_dict({k: tl.tensor(v) for k, v in state.items()})
+        make_step = tensorlite_step
+    else:
+        torch = _import_torch()
+        m = torch_model(case)
+        m.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
+        for mod in m.modules():                       # as build_pair leaves the mirror
+            if isinstance(mod, torch.nn.Dropout):
+                mod.eval()
+        make_step = torch_step
+    step = make_step(m, case_arrays(case))
+    step()
+    print('ready', flush=True)
+    for line in sys.stdin:
+        if line.strip() != 'step':
+            break
+        print(repr(_timing.timed(step)), flush=True)
+
+
+class _Worker:
+    """A time_worker subprocess; every read waits at most WORKER_TIMEOUT seconds, and the worker
+    is stopped (killed if need be) when the driver is done with it or fails."""
+
+    def __init__(self, side, case, weights):
+        self.side = side
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, '--time-worker', side, case['model'], case['preset'],
+             weights], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
+
+    def read(self, expect=None):
+        ready, _, _ = select.select([self.proc.stdout], [], [], WORKER_TIMEOUT)
+        line = self.proc.stdout.readline() if ready else ''
+        if not line or (expect is not None and line.strip() != expect):
+            self.close()
+            err = self.proc.stderr.read()[-3000:]
+            raise RuntimeError(f"bench_models: the {self.side} worker "
+                               f"{'stopped' if ready else 'timed out'} (got {line.strip()!r}):"
+                               f"\n{err}")
+        return line
+
+    def step(self):
+        self.proc.stdin.write('step\n')
+        self.proc.stdin.flush()
+        return float(self.read())
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write('quit\n')
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+
+
+def time_in_workers(tl_model, case, repeats, pause=0.05):
+    """{'tl': median seconds, 'torch': median seconds} of the two sides' steps, each side in a
+    worker process of its own, interleaved (the module docstring says why)."""
+    fd, path = tempfile.mkstemp(suffix='.npz', prefix='bench_models_weights_')
+    os.close(fd)
+    workers = []
+    try:
+        np.savez(path, **{k: np.array(v.numpy())
+                          for k, v in tl_model.state_dict().items()})
+        workers = [_Worker('tensorlite', case, path), _Worker('torch', case, path)]
+        for w in workers:
+            w.read(expect='ready')
+        times = {'tl': [], 'torch': []}
+        for _ in range(repeats):
+            for key, w in zip(('tl', 'torch'), workers):
+                time.sleep(pause)
+                times[key].append(w.step())
+        return {k: statistics.median(v) for k, v in times.items()}
+    finally:
+        for w in workers:
+            w.close()
+        os.unlink(path)
+
+
 # ---- memory, in a fresh process per side ---------------------------------------------------------
 
 def measure_memory(side, model, preset):
@@ -1005,8 +1110,7 @@ def run(args):
         record = {k: r[k] for k in RECORD_FIELDS}
         record['matched'] = True
         if not args.check_only:
-            t = _timing.interleaved_medians([('tl', r['tl_step']), ('torch', r['torch_step'])],
-                                            args.repeats, pause=0.05)
+            t = time_in_workers(r['tl_model'], case, args.repeats)
             record.update(tl_ms=t['tl'] * 1e3, torch_ms=t['torch'] * 1e3,
                           ratio=t['tl'] / t['torch'])
             print(f"{'':19s}tensorlite {record['tl_ms']:.1f} ms, PyTorch "
@@ -1070,9 +1174,14 @@ def main():
                    help='with --check-only: the check in float64 on both sides, to 1e-8')
     p.add_argument('--measure-memory', nargs=3, metavar=('SIDE', 'MODEL', 'PRESET'),
                    help=argparse.SUPPRESS)
+    p.add_argument('--time-worker', nargs=4, metavar=('SIDE', 'MODEL', 'PRESET', 'WEIGHTS'),
+                   help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.measure_memory:
         measure_memory(*args.measure_memory)
+        return 0
+    if args.time_worker:
+        time_worker(*args.time_worker)
         return 0
     if args.float64 and not args.check_only:
         p.error('--float64 goes with --check-only (the timed step is float32)')
