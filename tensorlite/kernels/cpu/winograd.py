@@ -43,9 +43,12 @@ from .conv import _threads, check_arrays
 # Numba's OpenMP workers spin after each parallel region and starve the OpenBLAS GEMM that follows).
 KERNEL_THREADS = 1
 
-# Tiles of the batch keep V and M (64 * (C_in + C_out) * P elements) under this many bytes, as
-# PREFERRED_TILE_BYTES in kernels/cpu/conv.py does for the columns: the transform writes them and
-# the GEMM reads them back while they are in L3 (docs/performance.md, "Winograd convolution").
+# Tiles of the batch keep V and M (64 * (C_in + C_out) * P elements) under this many bytes (and
+# under the bound in tensorlite.kernels), as PREFERRED_TILE_BYTES in kernels/cpu/conv.py does for
+# the columns.  Larger than vol2col's 8 MiB: P is the N of the 64 GEMMs, and at 8 MiB it is only
+# 170-260 tiles with 64-128 channels.  Measured forward, one BLAS thread, medians of 5 / 3 under
+# load, tiles of 8 / 32 / 128 MiB: (8, 64->64, 8, 28, 28) 128 / 104 / 115 ms, (2, 256->256, 8,
+# 28, 28) 335 / 246 / 318 ms (docs/performance.md, "Winograd convolution").
 PREFERRED_TILE_BYTES = 32 * 2**20
 
 
