@@ -345,5 +345,32 @@ def test_kernel_launch_refuses_strided_mixed_and_misshapen_arrays(module):
         module.filter_transform_adjoint(np.zeros((64, 2, 3)), np.empty((2, 2, 3, 3, 3)))
 
 
+def test_conv3d_on_device_cuda_launches_the_cuda_twins_and_matches_the_cpu(monkeypatch):
+    """The functional layer on CuPy arrays (the simulated device without a GPU): the same
+    xp.matmul stacks and buffers, the CUDA twins, the CPU's numbers."""
+    from tensorlite import backend
+    from numba.core import config
+    if backend.unavailable_reason() is not None or backend.simulation_requested():
+        if not config.ENABLE_CUDASIM:
+            pytest.skip('numba.cuda was imported for hardware: the simulator cannot be selected')
+        monkeypatch.setenv(backend.SIMULATE_FLAG, '1')
+    rng = np.random.default_rng(9)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in ((1, 2, 3, 4, 3), (2, 2, 3, 3, 3), (2,))]
+    results = {}
+    for device in ('cpu', 'cuda'):
+        x, w, b = (tl.tensor(a, device=device, requires_grad=True) for a in arrays)
+        with tl.profiler.profile() as prof, conv_algorithm('winograd'):
+            y = conv3d(x, w, b, padding=1)
+            y.backward(tl.ones_like(y))
+        launched = {(e.name, e.device) for e in prof.events() if e.kind == 'kernel'}
+        assert {name for name, _ in launched} == {
+            'winograd.input_transform', 'winograd.filter_transform', 'winograd.output_transform',
+            'winograd.output_transform_adjoint', 'winograd.filter_transform_adjoint'}
+        assert {dev for _, dev in launched} == {device}
+        results[device] = [t.to('cpu').data for t in (y.detach(), x.grad, w.grad, b.grad)]
+    for name, a, r in zip(('y', 'gx', 'gw', 'gb'), results['cuda'], results['cpu']):
+        np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
 def test_dispatch_picks_the_cpu_twin_for_numpy_arrays():
     assert kernels.winograd(np.ones(2)) is cpu
