@@ -61,6 +61,7 @@ os.replace).  --check-only builds, copies the weights and checks the losses, wit
 tests/test_bench_models.py runs on the tiny models.
 """
 import argparse
+import functools
 import gc
 import json
 import math
@@ -238,20 +239,21 @@ def torch_classes():
         layers = []
         for i, w in enumerate(widths, start=1):
             layers += [(f'conv{i}', nn.Conv2d(c, w, 3, padding=1)), (f'bn{i}', nn.BatchNorm2d(w)),
-                       (f'relu{i}', nn.ReLU()), (f'pool{i}', nn.MaxPool2d(2))]
+                       (f'relu{i}', nn.ReLU(inplace=True)), (f'pool{i}', nn.MaxPool2d(2))]
             c = w
         return layers
 
     def caffenet_zf_conv(c):
+        relu = functools.partial(nn.ReLU, inplace=True)
         lrn = dict(size=5, alpha=1e-4, beta=0.75, k=1.0)
         pool = dict(kernel_size=3, stride=2, ceil_mode=True)
-        return [('conv1', nn.Conv2d(c, 96, 7, stride=2)), ('relu1', nn.ReLU()),
+        return [('conv1', nn.Conv2d(c, 96, 7, stride=2)), ('relu1', relu()),
                 ('pool1', nn.MaxPool2d(**pool)), ('norm1', nn.LocalResponseNorm(**lrn)),
-                ('conv2', nn.Conv2d(96, 384, 5, stride=2, groups=2)), ('relu2', nn.ReLU()),
+                ('conv2', nn.Conv2d(96, 384, 5, stride=2, groups=2)), ('relu2', relu()),
                 ('pool2', nn.MaxPool2d(**pool)), ('norm2', nn.LocalResponseNorm(**lrn)),
-                ('conv3', nn.Conv2d(384, 512, 3, padding=1)), ('relu3', nn.ReLU()),
-                ('conv4', nn.Conv2d(512, 512, 3, padding=1, groups=2)), ('relu4', nn.ReLU()),
-                ('conv5', nn.Conv2d(512, 384, 3, padding=1, groups=2)), ('relu5', nn.ReLU()),
+                ('conv3', nn.Conv2d(384, 512, 3, padding=1)), ('relu3', relu()),
+                ('conv4', nn.Conv2d(512, 512, 3, padding=1, groups=2)), ('relu4', relu()),
+                ('conv5', nn.Conv2d(512, 384, 3, padding=1, groups=2)), ('relu5', relu()),
                 ('pool5', nn.MaxPool2d(**pool))]
 
     ARCHS = {'tiny': (tiny_conv, 32, (64,), 0.0),                # conv stage, size, fc, dropout
@@ -273,7 +275,7 @@ def torch_classes():
             d, self.fc_names = probe.numel(), []
             for i, width in enumerate(fc_dims, start=6):
                 self.add_module(f'fc{i}', nn.Linear(d, width))
-                self.add_module(f'relu{i}', nn.ReLU())
+                self.add_module(f'relu{i}', nn.ReLU(inplace=True))
                 self.fc_names += [f'fc{i}', f'relu{i}']
                 if dropout:
                     self.add_module(f'drop{i}', nn.Dropout(dropout))
@@ -369,7 +371,7 @@ def torch_classes():
             super().__init__()
             self.conv = nn.Conv3d(c_in, c_out, 3, padding=1)
             self.bn = nn.BatchNorm3d(c_out) if batch_norm else None
-            self.activate = nn.ReLU()
+            self.activate = nn.ReLU(inplace=True)
 
         def forward(self, x):
             x = self.conv(x)
@@ -394,7 +396,7 @@ def torch_classes():
                 t, h = (t + 2 * p[0] - k[0]) // k[0] + 1, (h + 2 * p[1] - k[1]) // k[1] + 1
             self.fc6 = nn.Linear(c * t * h * h, fc_width)
             self.fc7 = nn.Linear(fc_width, fc_width)
-            self.relu = nn.ReLU()
+            self.relu = nn.ReLU(inplace=True)
             self.dropout = nn.Dropout(dropout)
             self.head_dropout = nn.Dropout(dropout)
             self.fc_cls = nn.Linear(fc_width, num_classes)
@@ -421,7 +423,7 @@ def torch_classes():
             self.bn2 = nn.BatchNorm3d(width)
             self.conv3 = nn.Conv3d(width, out, 1, bias=False)
             self.bn3 = nn.BatchNorm3d(out)
-            self.relu = nn.ReLU()
+            self.relu = nn.ReLU(inplace=True)
             if stride != 1 or c_in != out:
                 self.downsample = nn.Sequential(
                     nn.Conv3d(c_in, out, 1, stride=(1, stride, stride), bias=False),
@@ -443,7 +445,7 @@ def torch_classes():
             self.conv1 = nn.Conv3d(3, stem_width, (kt, k, k), stride=(1, 2, 2),
                                    padding=(kt // 2, k // 2, k // 2), bias=False)
             self.bn1 = nn.BatchNorm3d(stem_width)
-            self.relu = nn.ReLU()
+            self.relu = nn.ReLU(inplace=True)
             self.maxpool = nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
             c = stem_width
             for i, (blocks, width) in enumerate(zip(layers, widths)):
@@ -472,7 +474,7 @@ def torch_classes():
             self.conv = nn.Conv3d(c_in, width, (kt, k, k), stride=(1, 2, 2),
                                   padding=(kt // 2, k // 2, k // 2), bias=False)
             self.norm = nn.BatchNorm3d(width)
-            self.activation = nn.ReLU()
+            self.activation = nn.ReLU(inplace=True)
             self.pool = nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
 
         def forward(self, x):
@@ -483,11 +485,11 @@ def torch_classes():
             super().__init__()
             self.conv_a = nn.Conv3d(c_in, inner, (kt, 1, 1), padding=(kt // 2, 0, 0), bias=False)
             self.norm_a = nn.BatchNorm3d(inner)
-            self.act_a = nn.ReLU()
+            self.act_a = nn.ReLU(inplace=True)
             self.conv_b = nn.Conv3d(inner, inner, (1, 3, 3), stride=(1, s, s), padding=(0, 1, 1),
                                     bias=False)
             self.norm_b = nn.BatchNorm3d(inner)
-            self.act_b = nn.ReLU()
+            self.act_b = nn.ReLU(inplace=True)
             self.conv_c = nn.Conv3d(inner, out, 1, bias=False)
             self.norm_c = nn.BatchNorm3d(out)
 
@@ -505,7 +507,7 @@ def torch_classes():
             else:
                 self.branch1_conv = self.branch1_norm = None
             self.branch2 = SFBottleneck(c_in, inner, out, kt, s)
-            self.activation = nn.ReLU()
+            self.activation = nn.ReLU(inplace=True)
 
         def forward(self, x):
             short = x if self.branch1_conv is None else self.branch1_norm(self.branch1_conv(x))
@@ -528,7 +530,7 @@ def torch_classes():
             self.conv_fast_to_slow = nn.Conv3d(c, c * ratio, (kernel, 1, 1), stride=(alpha, 1, 1),
                                                padding=(kernel // 2, 0, 0), bias=False)
             self.norm = nn.BatchNorm3d(c * ratio)
-            self.activation = nn.ReLU()
+            self.activation = nn.ReLU(inplace=True)
 
         def forward(self, pathways):
             slow, fast = pathways
@@ -669,7 +671,7 @@ def torch_classes():
             self.conv2 = nn.Conv3d(a, b, 3, padding=1, bias=False)
             self.bn2 = nn.BatchNorm3d(b)
             self.pool2 = nn.MaxPool3d((2, 2, 2))
-            self.relu = nn.ReLU()
+            self.relu = nn.ReLU(inplace=True)
 
         def forward(self, x):
             x = self.pool1(self.relu(self.bn1(self.conv1(x))))
@@ -807,6 +809,19 @@ def label(case):
     return f"{case['model']} {case['preset']} (batch {case['batch']})"
 
 
+def check_relus(tl_model, th_model):
+    """Every ReLU module has a ReLU of the same name in the mirror, in place where tensorlite's is
+    (the same network, with the same memory behaviour)."""
+    torch = _import_torch()
+    theirs = dict(th_model.named_modules())
+    for name, m in tl_model.named_modules():
+        if type(m).__name__ == 'ReLU':
+            mirror = theirs.get(name)
+            if not isinstance(mirror, torch.nn.ReLU) or mirror.inplace != m.inplace:
+                raise MismatchError(f"{name} is a ReLU(inplace={m.inplace}) in tensorlite, "
+                                    f"{mirror!r} in the mirror")
+
+
 def build_pair(case, seed=0):
     """(tl model, torch model, dropout modules turned off): the tensorlite weights copied into
     the mirror by state-dict name (the key sets must be equal), Dropout p > 0 in eval mode on both
@@ -832,6 +847,7 @@ def build_pair(case, seed=0):
             raise MismatchError(f"{label(case)}: {name} is a Dropout in tensorlite, a "
                                 f"{type(m).__name__} in the mirror")
         m.eval()
+    check_relus(tl_model, th_model)
     th_dropouts = sorted(n for n, m in th_model.named_modules()
                          if isinstance(m, torch.nn.Dropout) and m.p > 0 and m.training)
     if th_dropouts:

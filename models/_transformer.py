@@ -50,7 +50,7 @@ class ConvStem(nn.Module):
         self.conv2 = nn.Conv3d(a, b, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm3d(b)
         self.pool2 = nn.MaxPool3d((2, 2, 2))
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x):
         x = self.pool1(self.relu(self.bn1(self.conv1(x))))

@@ -69,7 +69,7 @@ class ConvModule(nn.Module):
         super().__init__()
         self.conv = nn.Conv3d(in_channels, out_channels, 3, padding=1)
         self.bn = nn.BatchNorm3d(out_channels) if batch_norm else None
-        self.activate = nn.ReLU()
+        self.activate = nn.ReLU(inplace=True)
 
     def forward(self, x):
         x = self.conv(x)
@@ -110,7 +110,7 @@ class C3D(nn.Module):
             setattr(self, f'pool{stage + 1}', nn.MaxPool3d(k, stride=s, padding=p))
         self.fc6 = nn.Linear(widths[-1] * t * h * h, fc_width)
         self.fc7 = nn.Linear(fc_width, fc_width)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
         self.dropout = nn.Dropout(dropout)
         self.head_dropout = nn.Dropout(dropout)
         self.fc_cls = nn.Linear(fc_width, num_classes)

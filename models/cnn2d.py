@@ -87,52 +87,58 @@ class FrameCNN(nn.Module):
 
 # ---- the four configurations ---------------------------------------------------------------------
 
+
+def _relu():
+    # in place: the output overwrites the conv's (Conv saves its input, not its output), which
+    # saves an allocation and an activation's memory per layer
+    return nn.ReLU(inplace=True)
+
 def _tiny_conv(in_channels, widths=(8, 16, 32), batch_norm=True):
     layers, c = [], in_channels
     for i, w in enumerate(widths, start=1):
         layers.append((f'conv{i}', nn.Conv2d(c, w, 3, padding=1)))
         if batch_norm:
             layers.append((f'bn{i}', nn.BatchNorm2d(w)))
-        layers += [(f'relu{i}', nn.ReLU()), (f'pool{i}', nn.MaxPool2d(2))]
+        layers += [(f'relu{i}', _relu()), (f'pool{i}', nn.MaxPool2d(2))]
         c = w
     return layers
 
 
 def _karpathy_conv(in_channels):
     lrn = dict(size=5, alpha=1e-4, beta=0.75, k=2.0)
-    return [('conv1', nn.Conv2d(in_channels, 96, 11, stride=3)), ('relu1', nn.ReLU()),
+    return [('conv1', nn.Conv2d(in_channels, 96, 11, stride=3)), ('relu1', _relu()),
             ('norm1', LocalResponseNorm(**lrn)), ('pool1', nn.MaxPool2d(2)),
-            ('conv2', nn.Conv2d(96, 256, 5, padding=2)), ('relu2', nn.ReLU()),
+            ('conv2', nn.Conv2d(96, 256, 5, padding=2)), ('relu2', _relu()),
             ('norm2', LocalResponseNorm(**lrn)), ('pool2', nn.MaxPool2d(2)),
-            ('conv3', nn.Conv2d(256, 384, 3, padding=1)), ('relu3', nn.ReLU()),
-            ('conv4', nn.Conv2d(384, 384, 3, padding=1)), ('relu4', nn.ReLU()),
-            ('conv5', nn.Conv2d(384, 256, 3, padding=1)), ('relu5', nn.ReLU()),
+            ('conv3', nn.Conv2d(256, 384, 3, padding=1)), ('relu3', _relu()),
+            ('conv4', nn.Conv2d(384, 384, 3, padding=1)), ('relu4', _relu()),
+            ('conv5', nn.Conv2d(384, 256, 3, padding=1)), ('relu5', _relu()),
             ('pool5', nn.MaxPool2d(2))]
 
 
 def _cnn_m_2048_conv(in_channels, norm2=True):
     lrn = dict(size=5, alpha=5e-4, beta=0.75, k=2.0)
-    layers = [('conv1', nn.Conv2d(in_channels, 96, 7, stride=2)), ('relu1', nn.ReLU()),
+    layers = [('conv1', nn.Conv2d(in_channels, 96, 7, stride=2)), ('relu1', _relu()),
               ('norm1', LocalResponseNorm(**lrn)), ('pool1', nn.MaxPool2d(3, 2, ceil_mode=True)),
-              ('conv2', nn.Conv2d(96, 256, 5, stride=2, padding=1)), ('relu2', nn.ReLU())]
+              ('conv2', nn.Conv2d(96, 256, 5, stride=2, padding=1)), ('relu2', _relu())]
     if norm2:
         layers.append(('norm2', LocalResponseNorm(**lrn)))
     return layers + [('pool2', nn.MaxPool2d(3, 2, ceil_mode=True)),
-                     ('conv3', nn.Conv2d(256, 512, 3, padding=1)), ('relu3', nn.ReLU()),
-                     ('conv4', nn.Conv2d(512, 512, 3, padding=1)), ('relu4', nn.ReLU()),
-                     ('conv5', nn.Conv2d(512, 512, 3, padding=1)), ('relu5', nn.ReLU()),
+                     ('conv3', nn.Conv2d(256, 512, 3, padding=1)), ('relu3', _relu()),
+                     ('conv4', nn.Conv2d(512, 512, 3, padding=1)), ('relu4', _relu()),
+                     ('conv5', nn.Conv2d(512, 512, 3, padding=1)), ('relu5', _relu()),
                      ('pool5', nn.MaxPool2d(3, 2, ceil_mode=True))]
 
 
 def _caffenet_zf_conv(in_channels):
     lrn = dict(size=5, alpha=1e-4, beta=0.75, k=1.0)
-    return [('conv1', nn.Conv2d(in_channels, 96, 7, stride=2)), ('relu1', nn.ReLU()),
+    return [('conv1', nn.Conv2d(in_channels, 96, 7, stride=2)), ('relu1', _relu()),
             ('pool1', nn.MaxPool2d(3, 2, ceil_mode=True)), ('norm1', LocalResponseNorm(**lrn)),
-            ('conv2', nn.Conv2d(96, 384, 5, stride=2, groups=2)), ('relu2', nn.ReLU()),
+            ('conv2', nn.Conv2d(96, 384, 5, stride=2, groups=2)), ('relu2', _relu()),
             ('pool2', nn.MaxPool2d(3, 2, ceil_mode=True)), ('norm2', LocalResponseNorm(**lrn)),
-            ('conv3', nn.Conv2d(384, 512, 3, padding=1)), ('relu3', nn.ReLU()),
-            ('conv4', nn.Conv2d(512, 512, 3, padding=1, groups=2)), ('relu4', nn.ReLU()),
-            ('conv5', nn.Conv2d(512, 384, 3, padding=1, groups=2)), ('relu5', nn.ReLU()),
+            ('conv3', nn.Conv2d(384, 512, 3, padding=1)), ('relu3', _relu()),
+            ('conv4', nn.Conv2d(512, 512, 3, padding=1, groups=2)), ('relu4', _relu()),
+            ('conv5', nn.Conv2d(512, 384, 3, padding=1, groups=2)), ('relu5', _relu()),
             ('pool5', nn.MaxPool2d(3, 2, ceil_mode=True))]
 
 
@@ -140,7 +146,7 @@ def _fc_stage(in_features, dims, dropout):
     """fc6, relu6[, drop6], fc7, relu7[, drop7], ... with Caffe's numbering from 6."""
     layers, d = [], in_features
     for i, width in enumerate(dims, start=6):
-        layers += [(f'fc{i}', nn.Linear(d, width)), (f'relu{i}', nn.ReLU())]
+        layers += [(f'fc{i}', nn.Linear(d, width)), (f'relu{i}', _relu())]
         if dropout:
             layers.append((f'drop{i}', nn.Dropout(dropout)))
         d = width

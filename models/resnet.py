@@ -42,7 +42,7 @@ class Bottleneck(nn.Module):
         self.bn2 = nn.BatchNorm2d(width)
         self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out_channels)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
         if stride != 1 or in_channels != out_channels:
             self.downsample = nn.Sequential(
                 nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
@@ -75,7 +75,7 @@ class ResNet2d(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, stem_width, stem_kernel, stride=2,
                                padding=stem_kernel // 2, bias=False)
         self.bn1 = nn.BatchNorm2d(stem_width)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         channels = stem_width
         for i, (blocks, width) in enumerate(zip(layers, widths)):

@@ -100,7 +100,7 @@ class _Stem(nn.Module):
         self.conv = nn.Conv3d(in_channels, width, (time_kernel, k, k), stride=(1, 2, 2),
                               padding=(time_kernel // 2, k // 2, k // 2), bias=False)
         self.norm = nn.BatchNorm3d(width)
-        self.activation = nn.ReLU()
+        self.activation = nn.ReLU(inplace=True)
         self.pool = nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
 
     def forward(self, x):
@@ -117,11 +117,11 @@ class _Bottleneck(nn.Module):
         self.conv_a = nn.Conv3d(in_channels, inner, (time_kernel, 1, 1),
                                 padding=(time_kernel // 2, 0, 0), bias=False)
         self.norm_a = nn.BatchNorm3d(inner)
-        self.act_a = nn.ReLU()
+        self.act_a = nn.ReLU(inplace=True)
         self.conv_b = nn.Conv3d(inner, inner, (1, 3, 3), stride=(1, spatial_stride, spatial_stride),
                                 padding=(0, 1, 1), bias=False)
         self.norm_b = nn.BatchNorm3d(inner)
-        self.act_b = nn.ReLU()
+        self.act_b = nn.ReLU(inplace=True)
         self.conv_c = nn.Conv3d(inner, out_channels, 1, bias=False)
         self.norm_c = nn.BatchNorm3d(out_channels)
 
@@ -145,7 +145,7 @@ class _ResBlock(nn.Module):
             self.branch1_conv = None
             self.branch1_norm = None
         self.branch2 = _Bottleneck(in_channels, inner, out_channels, time_kernel, spatial_stride)
-        self.activation = nn.ReLU()
+        self.activation = nn.ReLU(inplace=True)
 
     def forward(self, x):
         shortcut = x if self.branch1_conv is None else self.branch1_norm(self.branch1_conv(x))
@@ -180,7 +180,7 @@ class FuseFastToSlow(nn.Module):
                                            stride=(alpha, 1, 1), padding=(kernel // 2, 0, 0),
                                            bias=False)
         self.norm = nn.BatchNorm3d(fast_channels * ratio)
-        self.activation = nn.ReLU()
+        self.activation = nn.ReLU(inplace=True)
 
     def lateral(self, fast):
         """(N, C, T, H, W) -> (N, ratio * C, T / alpha, H, W): what the Slow pathway receives."""
