@@ -353,6 +353,22 @@ def test_linear_forward_and_gradients(in_ndim, bias, batch, features, seed):
     check_grads(F.linear, tensors)
 
 
+def test_a_stack_times_a_matrix_is_one_product_and_keeps_strided_inputs():
+    """matmul and linear run a (..., n, k) stack against a (k, m) matrix as one GEMM over every
+    row; a permuted (non-contiguous) stack, as the temporal tokens of divided attention are,
+    gives what NumPy gives, with gradients."""
+    rng = np.random.default_rng(3)
+    a = randn(rng, (2, 5, 3, 4)).transpose(0, 2, 1, 3)        # (2, 3, 5, 4), strided
+    w, b = randn(rng, (6, 4)), randn(rng, (6,))
+    x = leaf(a)
+    _assert_forward(F.linear(x, leaf(w), leaf(b)), a @ w.T + b)
+    _assert_forward(tl.matmul(x, leaf(w.T.copy())), a @ w.T)
+    check_grads(lambda t, u: F.linear(t.permute(0, 2, 1, 3), u), [leaf(a.transpose(0, 2, 1, 3)),
+                                                                     leaf(w)])
+    empty = leaf(np.zeros((0, 3, 4)))
+    assert tuple(F.linear(empty, leaf(w)).shape) == (0, 3, 6)
+
+
 # ---- reductions ----------------------------------------------------------------------------------
 
 @st.composite

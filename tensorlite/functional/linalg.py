@@ -9,11 +9,23 @@ from ._util import xp_of
 from .shape import broadcast_to, reshape, sum_to, unsqueeze
 
 
+def _stacked_times_matrix(a, b):
+    """a (..., n, k) @ b (k, m) as ONE GEMM over the rows of every matrix of the stack: NumPy's
+    matmul runs a stack as one GEMM per matrix, and a stack of small ones (TimeSformer's temporal
+    tokens: 392 matrices of 8 rows at ViT-B width) ran at 41 GFLOP/s against 197 for the same
+    rows as one (docs/performance.md "Whole-model training steps")."""
+    xp = xp_of(a)
+    if a.ndim <= 2 or b.ndim != 2:
+        return xp.matmul(a, b)
+    rows = int(np.prod(a.shape[:-1]))           # not -1: a reshape to (-1, 0) is ambiguous
+    return xp.matmul(a.reshape(rows, a.shape[-1]), b).reshape(a.shape[:-1] + (b.shape[1],))
+
+
 class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return xp_of(a).matmul(a, b)
+        return _stacked_times_matrix(a, b)
 
     @staticmethod
     def backward(ctx, gy):
@@ -61,8 +73,13 @@ class Linear(Function):
     @staticmethod
     def forward(ctx, x, w, b):
         ctx.save_for_backward(x, w)
-        y = xp_of(x).matmul(x, w.T)
-        return y if b is None else y + b
+        y = _stacked_times_matrix(x, w.T)
+        if b is None:
+            return y
+        if b.dtype == y.dtype and y.ndim:
+            y += b                              # into the fresh product: no second array
+            return y
+        return y + b
 
     @staticmethod
     def backward(ctx, gy):
