@@ -27,13 +27,15 @@ import numpy as np
 
 from .._launch import FLOAT_DTYPES
 
-# Threads the conv kernels run on: one.  The kernels alternate with OpenBLAS GEMMs tile after tile,
-# and under Numba's default 'omp' threading layer the OpenMP workers spin-wait after every parallel
-# region, holding the core an OpenBLAS thread needs next.  Measured (benchmarks/bench_conv.py
-# shapes, forward + backward, interleaved medians): one thread 299 ms and 160 ms, all threads
-# 1047 ms and 420 ms on (8, 64, 8, 28, 28) and (8, 3, 16, 56, 56).  With OMP_WAIT_POLICY=PASSIVE
-# in the environment two threads were no faster than one (measured on an earlier version of the
-# kernels, which move memory rather than compute).  None means Numba's current thread count.
+# Threads the conv kernels run on: one.  They alternate with OpenBLAS GEMMs tile after tile.  Under
+# libgomp's default (active) wait policy the OpenMP workers spun after every parallel region and
+# held the core an OpenBLAS thread needed next: one thread 299 ms and 160 ms, all threads 1047 ms
+# and 420 ms on (8, 64, 8, 28, 28) and (8, 3, 16, 56, 56), forward + backward.  tensorlite now sets
+# the passive policy (backend.prepare_cpu_threads), and with it all threads are no faster on whole
+# training steps either: vol2col moves memory (in a tiny C3D step 38 ms on one thread and 38 ms on
+# two for 380 MB of columns) -- C3D 157 / 161 ms, I3D 41.0 / 40.5 ms, SlowFast 66.1 / 67.4 ms
+# (one / all threads, interleaved medians of 9, docs/performance.md "Whole-model training steps").
+# None means Numba's current thread count.
 KERNEL_THREADS = 1
 
 
