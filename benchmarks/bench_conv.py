@@ -3,7 +3,8 @@
     python benchmarks/bench_conv.py [--repeats 7] [--no-memory] [--only 0,1] [--depthwise]
 
 Time: every case runs forward (no graph) and forward + backward (all gradients: input, weight,
-bias), float32, tensorlite and PyTorch (torch.set_num_threads(2)) interleaved in one process
+bias), float32, tensorlite and PyTorch (torch.set_num_threads(2)) each in a worker process of its
+own that imports only its own library (benchmarks/_timing.py says why), their calls interleaved
 (tl, torch, tl, torch, ...) with a 50 ms pause before each timed call, after one warm-up each;
 medians are printed with GFLOP/s (2 * N * C_out * C_in/groups * kernel volume * output positions
 per pass, 3 passes for forward + backward), the ratio tensorlite / PyTorch (<= 1 means tensorlite is as fast or faster) and the
@@ -22,6 +23,7 @@ exec from the parent, which would hide the child's peak).  Both sides are measur
 tensorlite/functional/conv.py).
 """
 import argparse
+import importlib.util
 import json
 import statistics
 
@@ -114,12 +116,16 @@ def memory_of(side, case):
     return _timing.memory_in_subprocess(__file__, side, case)
 
 
+def time_worker(side, case):
+    """Run in a subprocess: serve the case's forward (0) and forward + backward (1) on one side
+    (benchmarks/_timing.py, serve), importing only that side's library."""
+    make = tensorlite_side if side == 'tensorlite' else torch_side
+    _timing.serve(make(*CASES[case]))
+
+
 def run(args):
-    try:
-        import torch  # noqa: F401
-        have_torch = True
-    except ImportError:
-        have_torch = False
+    have_torch = importlib.util.find_spec('torch') is not None
+    if not have_torch:
         print("PyTorch is not installed: tensorlite alone (pip install -e '.[bench]' to compare)")
     picked = [i for i in range(len(CASES)) if args.only is None or i in args.only]
     gemm = numpy_gemm_rate(args.repeats)
@@ -130,18 +136,18 @@ def run(args):
     rows = []
     for i in picked:
         name, xs, c_out, kernel, padding = CASES[i]
-        sides = [('tl', tensorlite_side(name, xs, c_out, kernel, padding))]
-        if have_torch:
-            sides.append(('torch', torch_side(name, xs, c_out, kernel, padding)))
+        sides = (('tl', 'tensorlite'), ('torch', 'torch')) if have_torch else (('tl', 'tensorlite'),)
+        workers = [_timing.Worker(key, __file__, '--time-worker', side, i) for key, side in sides]
         label = f"{name} {xs}->{c_out} k{'x'.join(map(str, kernel))}"
+        try:
+            for w in workers:
+                w.read(expect='ready')
+            meds = [_timing.worker_medians(workers, p, args.repeats) for p in (0, 1)]
+        finally:
+            for w in workers:
+                w.close()
         for p, passes in ((0, 1), (1, 3)):
-            for _, fns in sides:                          # warm up
-                fns[p]()
-            times = {s: [] for s, _ in sides}
-            for _ in range(args.repeats):
-                for s, fns in sides:
-                    times[s].append(timed(fns[p]))
-            med = {s: statistics.median(ts) for s, ts in times.items()}
+            med = meds[p]
             work = passes * flops(xs, c_out, kernel)
             t_tl, t_th = med['tl'], med.get('torch')
             line = (f"{label:38s} {['fwd', 'fwd+bwd'][p]:8s} {t_tl * 1e3:8.1f} "
@@ -151,7 +157,6 @@ def run(args):
                     + f"{100 * work / t_tl / 1e9 / gemm:7.0f}%")
             print(line, flush=True)
             rows.append(line)
-        del sides
     if not args.no_memory:
         print("\npeak memory added by one forward + backward (separate processes, MiB)")
         print(f"{'case':38s} {'tensorlite':>10s} {'torch':>10s}   (resident before: tl, torch)")
@@ -207,9 +212,12 @@ def main():
                    help='comma-separated case numbers (0-based)')
     p.add_argument('--depthwise', action='store_true')
     p.add_argument('--measure-memory', nargs=2, metavar=('SIDE', 'CASE'), help=argparse.SUPPRESS)
+    p.add_argument('--time-worker', nargs=2, metavar=('SIDE', 'CASE'), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.measure_memory:
         measure_memory(args.measure_memory[0], int(args.measure_memory[1]))
+    elif args.time_worker:
+        time_worker(args.time_worker[0], int(args.time_worker[1]))
     elif args.depthwise:
         depthwise(args)
     else:

@@ -66,12 +66,10 @@ import gc
 import json
 import math
 import os
-import select
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 
@@ -933,13 +931,9 @@ def describe_check(r):
 
 # ---- time, in a worker process per side ----------------------------------------------------------
 
-WORKER_TIMEOUT = 600            # seconds one step (or building a model) may take before giving up
-
-
 def time_worker(side, model, preset, weights):
     """Run in a subprocess: build `side`'s model with the weights in the npz `weights`, warm up
-    with one step, print 'ready', then for every 'step' line on stdin run one training step and
-    print its seconds; stop at 'quit' or end of input."""
+    with one step, then serve training steps (benchmarks/_timing.py, serve)."""
     case = CASES[model, preset]
     with np.load(weights, allow_pickle=False) as f:
         state = {k: f[k] for k in f.files}
@@ -958,69 +952,23 @@ def time_worker(side, model, preset, weights):
         make_step = torch_step
     step = make_step(m, case_arrays(case))
     step()
-    print('ready', flush=True)
-    for line in sys.stdin:
-        if line.strip() != 'step':
-            break
-        print(repr(_timing.timed(step)), flush=True)
+    _timing.serve([step])
 
 
-class _Worker:
-    """A time_worker subprocess; every read waits at most WORKER_TIMEOUT seconds, and the worker
-    is stopped (killed if need be) when the driver is done with it or fails."""
-
-    def __init__(self, side, case, weights):
-        self.side = side
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, '--time-worker', side, case['model'], case['preset'],
-             weights], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
-
-    def read(self, expect=None):
-        ready, _, _ = select.select([self.proc.stdout], [], [], WORKER_TIMEOUT)
-        line = self.proc.stdout.readline() if ready else ''
-        if not line or (expect is not None and line.strip() != expect):
-            self.close()
-            err = self.proc.stderr.read()[-3000:]
-            raise RuntimeError(f"bench_models: the {self.side} worker "
-                               f"{'stopped' if ready else 'timed out'} (got {line.strip()!r}):"
-                               f"\n{err}")
-        return line
-
-    def step(self):
-        self.proc.stdin.write('step\n')
-        self.proc.stdin.flush()
-        return float(self.read())
-
-    def close(self):
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.write('quit\n')
-                self.proc.stdin.flush()
-                self.proc.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait()
-
-
-def time_in_workers(tl_model, case, repeats, pause=0.05):
+def time_in_workers(tl_model, case, repeats):
     """{'tl': median seconds, 'torch': median seconds} of the two sides' steps, each side in a
     worker process of its own, interleaved (the module docstring says why)."""
     fd, path = tempfile.mkstemp(suffix='.npz', prefix='bench_models_weights_')
     os.close(fd)
     workers = []
     try:
-        np.savez(path, **{k: np.array(v.numpy())
-                          for k, v in tl_model.state_dict().items()})
-        workers = [_Worker('tensorlite', case, path), _Worker('torch', case, path)]
+        np.savez(path, **{k: np.array(v.numpy()) for k, v in tl_model.state_dict().items()})
+        for key, side in (('tl', 'tensorlite'), ('torch', 'torch')):
+            workers.append(_timing.Worker(key, __file__, '--time-worker', side, case['model'],
+                                          case['preset'], path))
         for w in workers:
             w.read(expect='ready')
-        times = {'tl': [], 'torch': []}
-        for _ in range(repeats):
-            for key, w in zip(('tl', 'torch'), workers):
-                time.sleep(pause)
-                times[key].append(w.step())
-        return {k: statistics.median(v) for k, v in times.items()}
+        return _timing.worker_medians(workers, 0, repeats)
     finally:
         for w in workers:
             w.close()
