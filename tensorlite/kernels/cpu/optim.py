@@ -24,7 +24,6 @@ import numba
 from .._launch import FLOAT_DTYPES, check_elementwise
 
 
-
 def check_like(kernel, named):
     """`named` is [(name, array or None)], the parameter first: every array (None is skipped) of
     the parameter's shape, C-contiguous, of its float dtype; else a ValueError/TypeError naming
