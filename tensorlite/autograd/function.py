@@ -131,7 +131,7 @@ class Function:
     @classmethod
     def apply(cls, *args):
         # one pass over the arguments collects what forward and the graph need (the per-op cost
-        # of the engine: docs/performance.md "Small shapes")
+        # of the engine: docs/performance.md, "Whole-model training steps", lever 6)
         device = None
         arrays, needs, edges, meta = [], [], [], []
         for a in args:
