@@ -256,7 +256,8 @@ def _use_direct(c_vol, c_col, groups, twin):
 def _pointwise(geo):
     """A 1x1x1 kernel at stride 1 without padding: the columns would be x itself, so the products
     read x and gy directly (no vol2col copy, no column buffer) -- the bottleneck convs of the
-    ResNet-style I3D and SlowFast.  Measured: docs/performance.md, "Whole-model training steps", lever 3."""
+    ResNet-style I3D and SlowFast.  Measured: docs/performance.md, "Whole-model training steps",
+    lever 3."""
     return (geo.kernel == (1, 1, 1) and geo.stride == (1, 1, 1) and geo.padding == (0, 0, 0)
             and geo.vol == geo.out)     # not a conv_transpose's output_padding
 
