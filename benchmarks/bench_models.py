@@ -931,28 +931,34 @@ def describe_check(r):
 
 # ---- time, in a worker process per side ----------------------------------------------------------
 
-def time_worker(side, model, preset, weights):
-    """Run in a subprocess: build `side`'s model with the weights in the npz `weights`, warm up
-    with one step, then serve training steps (benchmarks/_timing.py, serve)."""
-    case = CASES[model, preset]
-    with np.load(weights, allow_pickle=False) as f:
-        state = {k: f[k] for k in f.files}
+def side_model(side, case, state=None):
+    """(model, step maker) of one side, importing only that side's library: tensorlite's model
+    (Dropout p > 0 in eval mode) or the mirror (its Dropouts in eval mode, as build_pair leaves
+    it), with the weights of `state` (name -> array) when given."""
     if side == 'tensorlite':
         import tensorlite as tl
         m, _ = tensorlite_model(case)
-        m.load_state_dict({k: tl.tensor(v) for k, v in state.items()})
-        make_step = tensorlite_step
-    else:
-        torch = _import_torch()
-        m = torch_model(case)
+        if state is not None:
+            m.load_state_dict({k: tl.tensor(v) for k, v in state.items()})
+        return m, tensorlite_step
+    torch = _import_torch()
+    m = torch_model(case)
+    if state is not None:
         m.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
-        for mod in m.modules():                       # as build_pair leaves the mirror
-            if isinstance(mod, torch.nn.Dropout):
-                mod.eval()
-        make_step = torch_step
-    step = make_step(m, case_arrays(case))
-    step()
-    _timing.serve([step])
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.Dropout):
+            mod.eval()
+    return m, torch_step
+
+
+def time_worker(side, model, preset, weights):
+    """Run in a subprocess: build `side`'s model with the weights in the npz `weights`, then serve
+    training steps (benchmarks/_timing.py, serve; its first call is the warm-up)."""
+    case = CASES[model, preset]
+    with np.load(weights, allow_pickle=False) as f:
+        state = {k: f[k] for k in f.files}
+    m, make_step = side_model(side, case, state)
+    _timing.serve([make_step(m, case_arrays(case))])
 
 
 def time_in_workers(tl_model, case, repeats):
@@ -982,15 +988,7 @@ def measure_memory(side, model, preset):
     Imports only the side's own library; warms up with one step at batch 1, then drops its
     gradients, so that the number counts the step's gradients with its activations."""
     case = CASES[model, preset]
-    if side == 'tensorlite':
-        m, _ = tensorlite_model(case)
-        make_step = tensorlite_step
-    else:
-        m = torch_model(case)
-        for mod in m.modules():                       # as build_pair leaves the mirror
-            if isinstance(mod, _TORCH['torch'].nn.Dropout):
-                mod.eval()
-        make_step = torch_step
+    m, make_step = side_model(side, case)
     make_step(m, case_arrays(case, batch=1))()        # imports, JIT, caches
     for p in m.parameters():                          # the step's gradients count as its own
         p.grad = None

@@ -29,6 +29,17 @@ def _bt(d, base, s):
     d[base + 3 * s] = a1 - a3
 
 
+@cuda.jit(device=True, inline=True)
+def _tile(p, rows, n_h, n_w, row0):
+    """(sample, tt, th, tw) of column p of a band: `rows` tile rows of n_w tiles per sample, the
+    band starting at tile row row0 of the (nT, nH) grid."""
+    b = p // (rows * n_w)
+    rest = p - b * rows * n_w
+    r = rest // n_w
+    tt = (row0 + r) // n_h
+    return b, tt, row0 + r - tt * n_h, rest - r * n_w
+
+
 @cuda.jit(cache=True)
 def _input_transform(x, pt, ph, pw, n_t, n_h, n_w, row0, v):
     n, c_in, t_in, h_in, w_in = x.shape                 # read once: see _grid.py
@@ -38,12 +49,7 @@ def _input_transform(x, pt, ph, pw, n_t, n_h, n_w, row0, v):
     for idx in range(cuda.grid(1), c_in * p_all, cuda.gridsize(1)):
         c = idx // p_all
         p = idx - c * p_all
-        b = p // (rows * n_w)
-        rest = p - b * rows * n_w
-        r = rest // n_w
-        tw = rest - r * n_w
-        tt = (row0 + r) // n_h
-        th = row0 + r - tt * n_h
+        b, tt, th, tw = _tile(p, rows, n_h, n_w, row0)
         for i in range(4):
             it = 2 * tt - pt + i
             for j in range(4):
@@ -75,12 +81,7 @@ def _output_transform(m, bias, has_bias, row0, y):
     for idx in range(cuda.grid(1), c_out * p_all, cuda.gridsize(1)):
         co = idx // p_all
         p = idx - co * p_all
-        b = p // (rows * n_w)
-        rest = p - b * rows * n_w
-        r = rest // n_w
-        tw = rest - r * n_w
-        tt = (row0 + r) // n_h
-        th = row0 + r - tt * n_h
+        b, tt, th, tw = _tile(p, rows, n_h, n_w, row0)
         for q in range(16):
             m1, m2 = m[16 + q, co, p], m[32 + q, co, p]
             s1[q] = m[q, co, p] + m1 + m2
@@ -116,12 +117,7 @@ def _output_transform_adjoint(gy, row0, gm):
     for idx in range(cuda.grid(1), c_out * p_all, cuda.gridsize(1)):
         co = idx // p_all
         p = idx - co * p_all
-        b = p // (rows * n_w)
-        rest = p - b * rows * n_w
-        r = rest // n_w
-        tw = rest - r * n_w
-        tt = (row0 + r) // n_h
-        th = row0 + r - tt * n_h
+        b, tt, th, tw = _tile(p, rows, n_h, n_w, row0)
         for q in range(8):
             ot, oh, ow = 2 * tt + q // 4, 2 * th + (q // 2) % 2, 2 * tw + q % 2
             g[q] = gy[b, co, ot, oh, ow] if ot < o_t and oh < o_h and ow < o_w else 0.0
