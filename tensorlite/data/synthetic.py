@@ -48,12 +48,15 @@ import numbers
 
 import numpy as np
 
-FAMILIES = ('scene', 'motion', 'order', 'localization', 'captioning')
+# New families go at the end: a family's random stream is its place in this tuple.
+FAMILIES = ('scene', 'motion', 'order', 'localization', 'captioning', 'occluded')
 
 # Each family's shortest clip: order's two motions take at least a third of the steps each (>= 1);
 # localization fits three instances of up to 32 frames with 4-frame gaps (3 * 32 + 2 * 4).
-MIN_FRAMES = {'scene': 1, 'motion': 2, 'order': 4, 'localization': 104, 'captioning': 4}
-DEFAULT_FRAMES = {'scene': 16, 'motion': 16, 'order': 16, 'localization': 192, 'captioning': 16}
+MIN_FRAMES = {'scene': 1, 'motion': 2, 'order': 4, 'localization': 104, 'captioning': 4,
+              'occluded': 1}
+DEFAULT_FRAMES = {'scene': 16, 'motion': 16, 'order': 16, 'localization': 192, 'captioning': 16,
+                  'occluded': 16}
 MIN_SIZE = 16                     # the smallest object (scene distractor) is then >= 2 pixels wide
 
 # name, texture, colour of the texture's low parts, colour of its high parts
@@ -74,6 +77,11 @@ ACTIONS = tuple(name for name, _, _ in DIRECTIONS) + ORDERS       # localization
 INSTANCE_FRAMES = (16, 32)        # an action instance's length, both ends included
 INSTANCE_GAP = 4                  # fewest frames between two instances
 MAX_INSTANCES = 3
+
+# occluded: in each frame a grey occluder leaves one window of the scene visible, its sides a
+# uniform fraction of the frame's in this range, and in a frame with this probability none.
+OCCLUDED_WINDOW = (0.25, 0.5)
+OCCLUDED_HIDDEN = 0.5
 
 COLOURS = (('red', (0.90, 0.12, 0.10)), ('green', (0.15, 0.75, 0.20)),
            ('blue', (0.15, 0.30, 0.95)), ('yellow', (0.95, 0.85, 0.10)))
@@ -157,12 +165,15 @@ class _Layer:
 
     is_disc (n,) bool: a disc of radius `half` or an axis-aligned square of side 2 * `half` (n,);
     x, y (n, T) float64: its centre in each frame, unwrapped (x[:, t + 1] - x[:, t] is the motion);
-    colour (n, 3); opacity (n, T) in [0, 1], or None for an object present in every frame."""
+    colour (n, 3); opacity (n, T) in [0, 1], or None for an object present in every frame.
+    coverage (n, T, S, S) float32, or None: the layer's alpha given outright (the occluders,
+    which are no single shape); it then replaces the shape, and x, y are only its motion (flow)."""
 
-    def __init__(self, is_disc, half, x, y, colour, opacity=None):
+    def __init__(self, is_disc, half, x, y, colour, opacity=None, coverage=None):
         self.is_disc = np.broadcast_to(np.asarray(is_disc, bool), half.shape)
         self.half, self.x, self.y, self.opacity = half, x, y, opacity
         self.colour = np.asarray(colour, np.float32)
+        self.coverage = coverage
 
 
 def _wrapped_offsets(centre, size):
@@ -199,6 +210,9 @@ def _disc_coverage(dx, dy, half, opacity, alpha):
 def _coverage(layer, alpha):
     """Into alpha (n, T, S, S) float32: how much of each pixel the layer's object covers, times
     its opacity."""
+    if layer.coverage is not None:
+        alpha[...] = layer.coverage
+        return
     size = alpha.shape[-1]
     dx, dy = _wrapped_offsets(layer.x, size), _wrapped_offsets(layer.y, size)
     discs = layer.is_disc
@@ -348,19 +362,52 @@ def _col(a):
 
 # ---- families: each turns the clip indices of a chunk into (background, layers, targets) --------
 
-def _scene_chunk(idx, num_frames, size, seed):
-    labels = idx % len(SCENES)
-    d = _Draws(seed, _STREAM['scene'], idx)
-    background = _scene_background(d, labels, size)
+def _distractors(d, num_frames, size):
+    """The scene families' two distractors: a square and a disc of any colour, each moving in a
+    straight line at up to 1.5 pixels per frame (size 32)."""
     t = np.arange(num_frames)
     layers = []
-    for is_disc in (False, True):        # distractors: a square and a disc, any colour and motion
+    for is_disc in (False, True):
         half = d.uniform(0.06, 0.10) * size
         x0, y0 = d.uniform(0.0, size), d.uniform(0.0, size)
         vx, vy = d.uniform(-1.5, 1.5) * size / 32, d.uniform(-1.5, 1.5) * size / 32
         colour = d.uniform(0.05, 0.95, 3)
         x, y = _col(x0) + _col(vx) * t, _col(y0) + _col(vy) * t
         layers.append(_Layer(is_disc, half, x, y, colour))
+    return layers
+
+
+def _scene_chunk(idx, num_frames, size, seed):
+    labels = idx % len(SCENES)
+    d = _Draws(seed, _STREAM['scene'], idx)
+    background = _scene_background(d, labels, size)
+    return background, _distractors(d, num_frames, size), labels
+
+
+def _occluder(d, num_frames, size):
+    """The occluded family's occluder, as a layer: a flat grey (0.3 to 0.6) over the whole frame
+    but for one window, drawn anew in every frame -- its place uniform on the torus, its sides
+    OCCLUDED_WINDOW of the frame's -- and in a frame with probability OCCLUDED_HIDDEN no window at
+    all.  The window's edges are antialiased (exact area coverage, as a square's)."""
+    seen = d.uniform(count=num_frames) >= OCCLUDED_HIDDEN                  # (n, T)
+    low, high = OCCLUDED_WINDOW
+    half_w = d.uniform(low / 2, high / 2, num_frames) * size
+    half_h = d.uniform(low / 2, high / 2, num_frames) * size
+    cx, cy = d.uniform(0.0, size, num_frames), d.uniform(0.0, size, num_frames)
+    cover_x = np.clip(half_w[..., None] + 0.5 - np.abs(_wrapped_offsets(cx, size)), 0.0, 1.0)
+    cover_y = np.clip(half_h[..., None] + 0.5 - np.abs(_wrapped_offsets(cy, size)), 0.0, 1.0)
+    window = (cover_y[..., :, None] * cover_x[..., None, :]) * seen[..., None, None]
+    coverage = (1.0 - window).astype(np.float32)                         # (n, T, S, S)
+    grey = np.repeat(d.uniform(0.3, 0.6)[:, None], 3, axis=1)
+    still = np.zeros((d.n, num_frames))                  # flow: the occluder has no motion
+    return _Layer(False, np.zeros(d.n), still, still, grey, coverage=coverage)
+
+
+def _occluded_chunk(idx, num_frames, size, seed):
+    labels = idx % len(SCENES)
+    d = _Draws(seed, _STREAM['occluded'], idx)
+    background = _scene_background(d, labels, size)
+    layers = [_occluder(d, num_frames, size)] + _distractors(d, num_frames, size)
     return background, layers, labels
 
 
@@ -484,7 +531,8 @@ def _captioning_chunk(idx, num_frames, size, seed):
 
 
 _CHUNK = {'scene': _scene_chunk, 'motion': _motion_chunk, 'order': _order_chunk,
-          'localization': _localization_chunk, 'captioning': _captioning_chunk}
+          'localization': _localization_chunk, 'captioning': _captioning_chunk,
+          'occluded': _occluded_chunk}
 
 
 # ---- the dataset --------------------------------------------------------------------------------
@@ -548,7 +596,8 @@ class SyntheticActions:
         self.transform, self.return_flow = transform, bool(return_flow)
         self.classes = {'scene': tuple(name for name, _, _, _ in SCENES),
                         'motion': tuple(name for name, _, _ in DIRECTIONS),
-                        'order': ORDERS, 'localization': ACTIONS, 'captioning': ()}[family]
+                        'order': ORDERS, 'localization': ACTIONS, 'captioning': (),
+                        'occluded': tuple(name for name, _, _, _ in SCENES)}[family]
         self.num_classes = len(self.classes) or None
         self.chance = 1.0 / (self.num_classes or NUM_CAPTIONS)
         self.vocab = list(CAPTION_VOCAB)
