@@ -22,6 +22,12 @@ says which part of the video that model uses:
                   circle appears".  Each object is a colour (4, never both the same) and a shape
                   (square, circle) and does one of 6 things (moves right/left/down/up, appears,
                   disappears) in its half of the clip; the objects never overlap.
+    event         long videos (64 frames by default) whose evidence is brief: a saturated square
+                  shows up for one short event (EVENT_FRAMES, 8 to 12 frames, starting at a
+                  uniformly random time) and moves right, left, down or up (the 4 classes), while a
+                  grey disc random-walks the whole video, as in localization.  A 16-frame clip
+                  cropped at random, or the centre clip, often misses the event: the case for
+                  multi-clip evaluation (tensorlite.experiments, 'sampling').
 
 Clip i is a pure function of (seed, i): its random numbers are counter-based (SplitMix64 of the
 seed, the family, the clip and the draw), not drawn from a shared generator, so any index, in any
@@ -49,14 +55,15 @@ import numbers
 import numpy as np
 
 # New families go at the end: a family's random stream is its place in this tuple.
-FAMILIES = ('scene', 'motion', 'order', 'localization', 'captioning', 'occluded')
+FAMILIES = ('scene', 'motion', 'order', 'localization', 'captioning', 'occluded', 'event')
 
 # Each family's shortest clip: order's two motions take at least a third of the steps each (>= 1);
-# localization fits three instances of up to 32 frames with 4-frame gaps (3 * 32 + 2 * 4).
+# localization fits three instances of up to 32 frames with 4-frame gaps (3 * 32 + 2 * 4);
+# event fits its longest event.
 MIN_FRAMES = {'scene': 1, 'motion': 2, 'order': 4, 'localization': 104, 'captioning': 4,
-              'occluded': 1}
+              'occluded': 1, 'event': 12}
 DEFAULT_FRAMES = {'scene': 16, 'motion': 16, 'order': 16, 'localization': 192, 'captioning': 16,
-                  'occluded': 16}
+                  'occluded': 16, 'event': 64}
 MIN_SIZE = 16                     # the smallest object (scene distractor) is then >= 2 pixels wide
 
 # name, texture, colour of the texture's low parts, colour of its high parts
@@ -82,6 +89,9 @@ MAX_INSTANCES = 3
 # uniform fraction of the frame's in this range, and in a frame with this probability none.
 OCCLUDED_WINDOW = (0.25, 0.5)
 OCCLUDED_HIDDEN = 0.5
+
+# event: the event's length in frames, both ends included (MIN_FRAMES['event'] is the longest).
+EVENT_FRAMES = (8, 12)
 
 COLOURS = (('red', (0.90, 0.12, 0.10)), ('green', (0.15, 0.75, 0.20)),
            ('blue', (0.15, 0.30, 0.95)), ('yellow', (0.95, 0.85, 0.10)))
@@ -439,19 +449,23 @@ def _order_chunk(idx, num_frames, size, seed):
     return background, [_Layer(False, half, x, y, colour)], labels
 
 
-def _localization_chunk(idx, num_frames, size, seed):
-    d = _Draws(seed, _STREAM['localization'], idx)
-    background = _neutral_background(d, size)
-    t = np.arange(num_frames)
-
-    # A grey disc random-walks behind the actions for the whole video: motion that is no action.
+def _wandering_disc(d, num_frames, size):
+    """A grey disc (0.75 to 0.95) that random-walks for the whole video, up to 0.8 pixels per
+    frame on each axis (size 32): motion that is no action (localization, event)."""
     level = d.uniform(0.75, 0.95)
     radius = d.uniform(0.08, 0.11) * size
     x0, y0 = d.uniform(0.0, size), d.uniform(0.0, size)
     steps = d.uniform(-0.8, 0.8, 2 * num_frames).reshape(d.n, 2, num_frames) * size / 32
     walk = np.cumsum(steps, axis=2) - steps[:, :, :1]            # walk[:, :, 0] = 0
-    layers = [_Layer(True, radius, _col(x0) + walk[:, 0], _col(y0) + walk[:, 1],
-                     np.repeat(level[:, None], 3, axis=1))]
+    return _Layer(True, radius, _col(x0) + walk[:, 0], _col(y0) + walk[:, 1],
+                  np.repeat(level[:, None], 3, axis=1))
+
+
+def _localization_chunk(idx, num_frames, size, seed):
+    d = _Draws(seed, _STREAM['localization'], idx)
+    background = _neutral_background(d, size)
+    t = np.arange(num_frames)
+    layers = [_wandering_disc(d, num_frames, size)]  # behind the actions: motion, no action
 
     # Instances: lengths, then the free frames cut at random into gaps before, between, after.
     count = d.integers(0, MAX_INSTANCES + 1)
@@ -530,9 +544,28 @@ def _captioning_chunk(idx, num_frames, size, seed):
     return background, layers, captions
 
 
+def _event_chunk(idx, num_frames, size, seed):
+    labels = idx % len(DIRECTIONS)
+    d = _Draws(seed, _STREAM['event'], idx)
+    background = _neutral_background(d, size)
+    layers = [_wandering_disc(d, num_frames, size)]
+    x0, y0, speed, half = _actor(d, size)
+    colour = _saturated_colours(d)
+    fewest, most = EVENT_FRAMES
+    length = d.integers(fewest, most + 1)
+    start = d.integers(0, num_frames - length + 1)               # uniform over where it fits
+    tau = np.arange(num_frames) - _col(start)                    # (n, T) frames into the event
+    dx = np.array([dx for _, dx, _ in DIRECTIONS], np.float64)[labels]
+    dy = np.array([dy for _, _, dy in DIRECTIONS], np.float64)[labels]
+    x, y = _col(x0) + _col(speed * dx) * tau, _col(y0) + _col(speed * dy) * tau
+    present = (tau >= 0) & (tau < _col(length))
+    layers.append(_Layer(False, half, x, y, colour, present.astype(np.float64)))
+    return background, layers, labels
+
+
 _CHUNK = {'scene': _scene_chunk, 'motion': _motion_chunk, 'order': _order_chunk,
           'localization': _localization_chunk, 'captioning': _captioning_chunk,
-          'occluded': _occluded_chunk}
+          'occluded': _occluded_chunk, 'event': _event_chunk}
 
 
 # ---- the dataset --------------------------------------------------------------------------------
@@ -553,13 +586,15 @@ class SyntheticActions:
     SyntheticActions(family, num_clips, num_frames=None, size=32, seed=0, transform=None,
                      return_flow=False)
 
-    num_frames: frames per clip; None is 16, or 192 for 'localization'.  Frames are size x size.
+    num_frames: frames per clip; None is 16, or 192 for 'localization', 64 for 'event'.  Frames
+    are size x size.
 
     dataset[i] -> (clip, target), or (clip, target, flow) with return_flow=True:
       clip    float32 (3, T, size, size) in [0, 1], the layout models take; with a transform, the
               clip's uint8 (T, size, size, 3) frames are passed to transform(frames) and its result
               is returned instead;
-      target  scene, motion, order: the label, an int (label = i % num_classes: balanced);
+      target  scene, motion, order, occluded, event: the label, an int (label = i % num_classes:
+              balanced);
               localization: int64 (K, 3) rows (start_frame, end_frame, label), end exclusive,
               K in 0..3, sorted by start, never overlapping (at least 4 frames apart);
               captioning: the sentence, a str;
@@ -597,7 +632,8 @@ class SyntheticActions:
         self.classes = {'scene': tuple(name for name, _, _, _ in SCENES),
                         'motion': tuple(name for name, _, _ in DIRECTIONS),
                         'order': ORDERS, 'localization': ACTIONS, 'captioning': (),
-                        'occluded': tuple(name for name, _, _, _ in SCENES)}[family]
+                        'occluded': tuple(name for name, _, _, _ in SCENES),
+                        'event': tuple(name for name, _, _ in DIRECTIONS)}[family]
         self.num_classes = len(self.classes) or None
         self.chance = 1.0 / (self.num_classes or NUM_CAPTIONS)
         self.vocab = list(CAPTION_VOCAB)
