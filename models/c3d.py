@@ -25,7 +25,10 @@ BatchNorm after every conv (MMAction2's norm_cfg option; the paper's C3D has non
 
 Because the network flattens the pool5 volume into fc6, T, H and W are fixed by the preset (the
 `frames` and `size` it is built for: paper 16 x 112 x 112, tiny 16 x 32 x 32; others via overrides
-`frames=`, `size=`); any other clip size is a ValueError naming the expected shape.
+`frames=`, `size=`); any other clip size is a ValueError naming the expected shape.  The four
+2x2x2 pools need at least 16 frames; with `clamp_time_pools=True` a pool that receives a single
+frame pools space only (1x2x2), so 4- and 8-frame clips fit (tensorlite.experiments' 'frames'
+trains C3D on 4, 8 and 16 frames; at 16 frames nothing changes).
 
 What it sees in time: each conv sees 3 frames and pool2..pool5 halve T, so the receptive field
 covers the whole 16-frame clip by conv5 and fc6 sees where in time (which of the pool5 cells)
@@ -82,7 +85,8 @@ class C3D(nn.Module):
     """C3D for clips (N, in_channels, frames, size, size) -> logits (N, num_classes)."""
 
     def __init__(self, num_classes, widths=(64, 128, 256, 256, 512, 512, 512, 512), fc_width=4096,
-                 frames=16, size=112, in_channels=3, dropout=0.5, batch_norm=False):
+                 frames=16, size=112, in_channels=3, dropout=0.5, batch_norm=False,
+                 clamp_time_pools=False):
         super().__init__()
         if len(widths) != 8:
             raise ValueError(f"C3D: widths must have 8 entries (conv1a..conv5b), got "
@@ -93,11 +97,14 @@ class C3D(nn.Module):
             + [((2, 2, 2), (2, 2, 2), (0, 1, 1))]
         t, h = frames, size
         for i, (k, s, p) in enumerate(pools):
+            if clamp_time_pools and t < k[0]:          # one frame left: pool space only
+                k, s, p = (1,) + k[1:], (1,) + s[1:], (0,) + p[1:]
+                pools[i] = (k, s, p)
             t, h = _pooled(t, k[0], s[0], p[0]), _pooled(h, k[1], s[1], p[1])
             if t < 1 or h < 1:
                 raise ValueError(f"C3D: a clip of {frames} x {size} x {size} is too small for the "
                                  f"five pools (pool{i + 1} would have no output); frames must be "
-                                 f">= 16 and size >= 16")
+                                 f">= 16 (or clamp_time_pools=True) and size >= 16")
         self.pool5_shape = (widths[-1], t, h, h)          # (C, T', H', W') flattened into fc6
         c = in_channels
         convs = iter(zip(C3D_CONVS, widths))
@@ -142,5 +149,5 @@ def c3d(num_classes, preset='tiny', **overrides):
     """C3D: 'paper' = MMAction2's C3D on 16 x 112 x 112 (78,409,573 parameters with 101 classes);
     'tiny' = the same layout, widths 8..32 and fc 128, on 16 x 32 x 32, with BatchNorm after every
     conv and no dropout (see C3D_PRESETS).  Overrides are C3D's arguments (widths=, fc_width=,
-    frames=, size=, dropout=, batch_norm=)."""
+    frames=, size=, dropout=, batch_norm=, clamp_time_pools=)."""
     return C3D(num_classes, **{**C3D_PRESETS[preset], **overrides})

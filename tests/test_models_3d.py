@@ -190,6 +190,26 @@ def test_c3d_sizes_too_small_and_paper_shape_message():
         model(tl.zeros(1, 3, 16, 128, 128))
 
 
+@pytest.mark.parametrize('frames, time_kernels', [
+    (16, (1, 2, 2, 2, 2)),                       # unchanged: the published geometry
+    (8, (1, 2, 2, 2, 1)),                        # pool4 leaves one frame: pool5 pools space only
+    (4, (1, 2, 2, 1, 1)),
+])
+def test_c3d_clamped_time_pools_take_short_clips(frames, time_kernels):
+    model = C3D(2, widths=(2,) * 8, fc_width=4, frames=frames, size=32, clamp_time_pools=True)
+    pools = [getattr(model, f'pool{k}') for k in range(1, 6)]
+    kernels = tuple(p.kernel_size[0] for p in pools)
+    assert kernels == time_kernels and tuple(p.stride[0] for p in pools) == time_kernels
+    assert model.pool5_shape == (2, 1, 2, 2)
+    assert model(tl.zeros(3, 3, frames, 32, 32)).shape == (3, 2)
+    tl.manual_seed(0)
+    plain = C3D(2, widths=(2,) * 8, fc_width=4, frames=16, size=32).eval()
+    tl.manual_seed(0)
+    clamped = C3D(2, widths=(2,) * 8, fc_width=4, frames=16, size=32, clamp_time_pools=True).eval()
+    x = tl.tensor(np.random.default_rng(0).random((1, 3, 16, 32, 32), np.float32))
+    np.testing.assert_array_equal(plain(x).numpy(), clamped(x).numpy())
+
+
 # ---- inflation -----------------------------------------------------------------------------------
 
 def test_inflated_conv_weights_are_repeated_and_divided():
