@@ -33,7 +33,8 @@ Made deterministic on both sides (and printed when a case runs):
     (fc6 0.9, before fc8 0.5); the dropout masks cost little next to the convolutions.
   - single_frame and two_stream pick the frame they look at at random per clip in training; both
     sides are built to take the middle frame, T // 2 = 8, in both modes (`frame=8`, the
-    tensorlite models' own option).  late_fusion looks at every frame (mean of the features).
+    tensorlite models' own option).  late_fusion looks at every frame (the mean of the frames'
+    class scores, the tiny preset's fusion).
 
 Time: each side runs in a worker process of its own that imports only its own library (the
 check above is made in this process, which imports both), on the same weights (tensorlite's, handed
@@ -88,7 +89,7 @@ I3D_R50_TIME_KERNELS = ((3, 3, 3), (3, 1, 3, 1), (3, 1, 3, 1, 3, 1), (1, 3, 1)) 
 TINY_CNN = dict(arch='tiny')
 CASES = {
     ('single_frame', 'tiny'): dict(overrides=dict(frame=8), config=dict(cnn=TINY_CNN, frame=8)),
-    ('late_fusion', 'tiny'): dict(config=dict(cnn=TINY_CNN)),
+    ('late_fusion', 'tiny'): dict(config=dict(cnn=TINY_CNN, fuse='scores')),
     ('early_fusion', 'tiny'): dict(config=dict(cnn=dict(arch='tiny', in_channels=48), frames=16)),
     ('c3d', 'tiny'): dict(config=dict(widths=(8, 16, 32, 32, 32, 32, 32, 32), fc_width=128,
                                       batch_norm=True)),
@@ -307,14 +308,17 @@ def torch_classes():
             return self.fc8(self.cnn(x[:, :, self.frame]))
 
     class LateFusion(nn.Module):
-        def __init__(self, num_classes, cnn):
+        def __init__(self, num_classes, cnn, fuse):
             super().__init__()
             self.cnn = FrameCNN(**cnn)
             self.fc8 = nn.Linear(self.cnn.out_dim, num_classes)
+            self.fuse = fuse
 
         def forward(self, x):
             N, C, T, H, W = x.shape
             frames = x.permute(0, 2, 1, 3, 4).reshape(N * T, C, H, W)
+            if self.fuse == 'scores':
+                return self.fc8(self.cnn(frames)).reshape(N, T, -1).mean(dim=1)
             z = self.cnn.forward_features(frames).reshape(N, T, -1).mean(dim=1)
             return self.fc8(self.cnn.forward_fc(z))
 

@@ -1,18 +1,26 @@
 """late_fusion and early_fusion: the two cheapest ways to let an image CNN see more than one frame.
 
-Late fusion runs the same 2D CNN on every frame independently and pools the per-frame features
-before the classifier:
+Late fusion runs the same 2D CNN on every frame independently and combines them at the end,
+either the frames' class scores (fuse='scores': the lesson's "combine predictions at the end", and
+TSN's average consensus) or their conv features before the fc stage (fuse='features': Karpathy et
+al.'s late fusion, which merges the towers in the first fully connected layer):
 
     clip (N, 3, T, H, W) -> frames (N*T, 3, H, W) -> conv stage -> (N*T, D) -> (N, T, D)
-        pooling 'mean' (default) or 'max' over T -> (N, D)      | fc6, fc7 -> fc8 -> (N, classes)
-        pooling 'concat' -> (N, T*D), frame-major               |
+      'scores':   fc6, fc7 -> fc8 per frame -> (N, T, classes) -> 'mean' / 'max' over T
+      'features': pooling 'mean' (default) or 'max' over T -> (N, D)  | fc6, fc7 -> fc8
+                  pooling 'concat' -> (N, T*D), frame-major            |   -> (N, classes)
 
-It sees more of the clip than single_frame, but with 'mean' or 'max' the pooled feature is the
-same for any order of the frames: a hand reaching then grasping is the clip played backwards as
-far as the model can tell (the synthetic 'order' family separates exactly these).  It learns no
-temporal dynamics: whatever 'motion' it catches comes from single frames.  'concat' keeps each
-frame's features in its slot, so fc6 can compare frames; it fixes T (fc6 reads T*D numbers), and
-its only temporal modelling is that one fully connected layer.
+It sees more of the clip than single_frame: on the synthetic 'occluded' family, where each frame
+shows the scene only through a window (or not at all), pooling every frame's evidence tells the
+scene when one frame cannot.  With 'mean' or 'max' the result is the same for any order of the
+frames: a hand reaching then grasping is the clip played backwards as far as the model can tell
+(the 'order' family separates exactly these).  Pooled *features* still see where things were: the
+tiny net's features are a flattened spatial map (cnn2d.py), so their mean over time is the trail
+of a moving object, and on 'motion' late fusion by features learns the axis of the motion (49 %,
+4 directions; the trail of 'left' is the trail of 'right') though never its direction.  Pooled
+*scores* do not (25 %, chance): the tiny preset fuses scores, the lesson's late fusion.  'concat'
+keeps each frame's features in its slot, so fc6 can compare frames; it fixes T (fc6 reads T*D
+numbers), and its only temporal modelling is that one fully connected layer.
 
 Early fusion stacks the T frames along the channels before the first conv:
 
@@ -28,7 +36,8 @@ layers and the choices the paper leaves open are in cnn2d.py, 'karpathy'):
   pooled, fc6/fc7/fc8.  late_fusion_concat 'paper' is the paper's late fusion: two frames (sample
   them 15 frames apart), their pool5 features concatenated into fc6 (frames=2).
 - early_fusion 'paper': T = 10 frames (about a third of a second), conv1 11 x 11 x 3T at stride 3.
-- 'tiny': cnn2d's tiny net; late_fusion_concat and early_fusion fix T = 16.
+- 'tiny': cnn2d's tiny net; late_fusion and late_fusion_max fuse class scores;
+  late_fusion_concat and early_fusion fix T = 16.
 Keys: `cnn.conv1.weight`, ..., `cnn.fc7.bias`, `fc8.weight` (Caffe layer names), as single_frame.
 """
 import tensorlite.nn as nn
@@ -38,31 +47,42 @@ from .cnn2d import frame_cnn
 from .registry import register_model
 
 POOLINGS = ('mean', 'max', 'concat')
+FUSES = ('features', 'scores')
 
 
 class LateFusion(nn.Module):
-    """The same 2D CNN on every frame, per-frame conv features pooled over time ('mean', 'max') or
-    concatenated ('concat', which fixes T = frames), then the fc stage and fc8.
+    """The same 2D CNN on every frame.  fuse='features': the per-frame conv features pooled over
+    time ('mean', 'max') or concatenated ('concat', which fixes T = frames), then the fc stage and
+    fc8.  fuse='scores': every frame classified on its own (conv stage, fc stage, fc8), its class
+    scores pooled over time ('mean', 'max').
     forward(x): x (N, C, T, H, W) -> logits (N, num_classes)."""
 
     name = 'late_fusion'
 
-    def __init__(self, cnn, num_classes, pooling='mean', frames=None):
+    def __init__(self, cnn, num_classes, pooling='mean', frames=None, fuse='features'):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"late_fusion: pooling must be one of {POOLINGS}, got {pooling!r}")
+        if fuse not in FUSES:
+            raise ValueError(f"late_fusion: fuse must be one of {FUSES}, got {fuse!r}")
         if pooling == 'concat' and frames is None:
             raise ValueError("late_fusion: pooling='concat' needs frames (fc6 reads T * D "
                              "features)")
+        if pooling == 'concat' and fuse == 'scores':
+            raise ValueError("late_fusion: fuse='scores' pools each frame's class scores, so it "
+                             "needs pooling 'mean' or 'max', got 'concat'")
         self.cnn = cnn
         self.fc8 = nn.Linear(cnn.out_dim, num_classes)
-        self.pooling, self.frames = pooling, frames
+        self.pooling, self.frames, self.fuse = pooling, frames, fuse
 
     def forward(self, x):
         C, S = self.cnn.in_channels, self.cnn.input_size
         check_clip(self.name, x, channels=C, frames=self.frames, size=S)
         N, _, T, H, W = x.shape
         frames = x.permute(0, 2, 1, 3, 4).reshape(N * T, C, H, W)   # (N*T, C, H, W), clip-major
+        if self.fuse == 'scores':                 # every frame classified, its scores pooled
+            scores = self.fc8(self.cnn(frames)).reshape(N, T, -1)    # (N, T, num_classes)
+            return scores.mean(dim=1) if self.pooling == 'mean' else scores.max(dim=1).values
         z = self.cnn.forward_features(frames).reshape(N, T, -1)      # (N, T, D)
         if self.pooling == 'mean':
             z = z.mean(dim=1)                                        # (N, D)
@@ -100,25 +120,31 @@ def _arch(preset):
     return 'tiny' if preset == 'tiny' else 'karpathy'
 
 
-def _late_fusion(num_classes, preset, pooling, frames=None, **overrides):
+def _late_fusion(num_classes, preset, pooling, frames=None, fuse=None, **overrides):
     if pooling == 'concat' and frames is None:
         frames = 16 if preset == 'tiny' else 2
+    if fuse is None:
+        fuse = 'scores' if preset == 'tiny' and pooling != 'concat' else 'features'
     cnn = frame_cnn(_arch(preset), fc_inputs=frames if pooling == 'concat' else 1, **overrides)
-    return LateFusion(cnn, num_classes, pooling=pooling, frames=frames)
+    return LateFusion(cnn, num_classes, pooling=pooling, frames=frames, fuse=fuse)
 
 
 @register_model('late_fusion')
-def late_fusion(num_classes, preset='tiny', pooling='mean', frames=None, **overrides):
+def late_fusion(num_classes, preset='tiny', pooling='mean', frames=None, fuse=None,
+                **overrides):
     """Late fusion, mean pooling by default (pooling='max' or 'concat' as overrides).  frames: T
-    for 'concat' (16 tiny, 2 paper); with 'mean'/'max' any T works and frames=None.  Other
-    overrides go to cnn2d.frame_cnn."""
-    return _late_fusion(num_classes, preset, pooling, frames, **overrides)
+    for 'concat' (16 tiny, 2 paper); with 'mean'/'max' any T works and frames=None.  fuse:
+    'scores' (pool every frame's class scores; the tiny default) or 'features' (pool the conv
+    features before the fc stage; the paper default and 'concat''s only way).  Other overrides go
+    to cnn2d.frame_cnn."""
+    return _late_fusion(num_classes, preset, pooling, frames, fuse, **overrides)
 
 
 @register_model('late_fusion_max')
-def late_fusion_max(num_classes, preset='tiny', frames=None, **overrides):
-    """Late fusion with max pooling of the per-frame features over time."""
-    return _late_fusion(num_classes, preset, 'max', frames, **overrides)
+def late_fusion_max(num_classes, preset='tiny', frames=None, fuse=None, **overrides):
+    """Late fusion with max pooling over time (of the class scores, tiny; of the features,
+    paper)."""
+    return _late_fusion(num_classes, preset, 'max', frames, fuse, **overrides)
 
 
 @register_model('late_fusion_concat')

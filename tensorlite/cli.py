@@ -46,7 +46,7 @@ EPILOG = """exit codes:
 
 # the synthetic families a classifier can be trained on (localization and captioning are tasks of
 # their own, with other targets)
-CLASS_FAMILIES = ('scene', 'motion', 'order')
+CLASS_FAMILIES = ('scene', 'occluded', 'motion', 'order')
 DEFAULT_FRAMES, DEFAULT_SIZE = 16, 32
 
 
@@ -566,9 +566,13 @@ def cmd_compare(args):
     print(compare.format_table(records))
     checks = compare.lesson_checks(records)
     if checks:
-        print("the lesson's claims:")
+        print("the lesson's claims" + (" (the quick run does not promise them: too few clips "
+                                       "for the models that read time)" if args.quick else "")
+              + ":")
         for claim, passed in checks:
             print(f"  {'yes' if passed else 'NO '}  {claim}")
+    for finding in compare.lesson_findings(records):
+        print(finding)
     if args.json:
         write_json(args.json, records)
     if args.plot:

@@ -12,6 +12,7 @@ optical flow and the temporal diagnostic of several models side by side.
         # token's attention over T x h x w patches: a row of T heat maps per head, over the frames
     plots.plot_flow(D.clip_flows(clip), 'flow.png', frames=clip)
     plots.plot_compare(records, 'compare.png')                    # temporal_diagnostic of models
+    plots.plot_experiment(run_experiment('frames'), 'frames.png')  # tensorlite.experiments
 
 matplotlib is an optional extra (`pip install -e ".[plot]"`); it is imported when a function is
 called, and without it every function raises an ImportError saying how to install it.  Figures are
@@ -36,7 +37,7 @@ from ._atomic import atomic_write
 from .autograd.tensor import Tensor
 
 __all__ = ['plot_history', 'plot_confusion_matrix', 'plot_attention', 'plot_flow', 'plot_compare',
-           'MATPLOTLIB_MISSING']
+           'plot_experiment', 'MATPLOTLIB_MISSING']
 
 MATPLOTLIB_MISSING = 'plots need matplotlib: pip install -e ".[plot]"'
 DPI = 100
@@ -44,7 +45,7 @@ HISTORY_KEYS = ('epoch', 'train_loss', 'train_accuracy', 'val_loss', 'val_accura
 COMPARE_KEYS = ('model', 'family', 'accuracy', 'reversed_accuracy', 'shuffled_accuracy', 'chance')
 COMPARE_BARS = (('accuracy', 'in order'), ('reversed_accuracy', 'reversed'),
                 ('shuffled_accuracy', 'shuffled'))
-FAMILY_ORDER = ('scene', 'motion', 'order')     # the synthetic families, panels in this order
+FAMILY_ORDER = ('scene', 'occluded', 'motion', 'order')  # the synthetic families' panels, in order
 MAX_ANNOTATED_CLASSES = 30                      # beyond this a confusion matrix's cells get no text
 MAX_ATTENTION_PANELS = 64                       # more heat maps than this in one figure: a mistake
 
@@ -574,4 +575,140 @@ def plot_compare(records, path):
         (['chance'] if 'chance' in legend else [])
     handles = [legend[label] for label in labels]
     fig.legend(handles, labels, loc='outside lower center', ncols=len(labels), fontsize=8)
+    return _save(fig, path)
+
+
+# ---- the experiments ----------------------------------------------------------------------------
+
+EXPERIMENT_KEYS = {                              # what each experiment's plot reads of a record
+    'sampling': ('train_sampler', 'stride', 'views', 'centre_accuracy', 'multi_clip_accuracy',
+                 'chance'),
+    'frames': ('model', 'frames', 'accuracy', 'train_ms_per_clip', 'activation_bytes', 'chance'),
+    'data': ('model', 'train_clips', 'accuracy', 'chance'),
+}
+
+
+def _experiment_records(result, fn):
+    """Check a `run_experiment` result: (name, records), each record's plotted values numbers."""
+    if not isinstance(result, dict):
+        raise TypeError(f"{fn}: result must be the dict run_experiment returns, "
+                        f"got {type(result).__name__}")
+    missing = [k for k in ('experiment', 'records') if k not in result]
+    if missing:
+        raise ValueError(f"{fn}: result lacks the key(s) {missing}; it has {sorted(result)}")
+    name, records = result['experiment'], result['records']
+    if name not in EXPERIMENT_KEYS:
+        raise ValueError(f"{fn}: result['experiment'] must be one of {list(EXPERIMENT_KEYS)}, "
+                         f"got {name!r}")
+    if not isinstance(records, (list, tuple)) or not records:
+        raise ValueError(f"{fn}: result['records'] must be a non-empty list of dicts, got "
+                         f"{records!r}"[:200])
+    keys = EXPERIMENT_KEYS[name]
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise TypeError(f"{fn}: records[{i}] must be a dict, got {type(record).__name__}")
+        lacking = [k for k in keys if k not in record]
+        if lacking:
+            raise ValueError(f"{fn}: records[{i}] lacks the key(s) {lacking}; a {name!r} record "
+                             f"needs {list(keys)}")
+        for k in keys:
+            if k in ('model', 'train_sampler'):
+                continue
+            value = _number(record[k]) if isinstance(record[k], (int, float, np.number)) \
+                and not isinstance(record[k], bool) else None
+            if value is None or math.isnan(value):
+                raise TypeError(f"{fn}: records[{i}][{k!r}] must be a finite number, "
+                                f"got {record[k]!r}")
+            if (k.endswith('accuracy') or k == 'chance') and not 0 <= value <= 1:
+                raise ValueError(f"{fn}: records[{i}][{k!r}] is a fraction in [0, 1], "
+                                 f"got {value}")
+    return name, records
+
+
+def _chance_line(ax, chance):
+    ax.axhline(chance, color='black', linestyle='dashed', linewidth=1, label='chance')
+
+
+def plot_experiment(result, path):
+    """The figure of a `tensorlite.experiments.run_experiment` result:
+
+    sampling  bars per training sampler: centre-clip and multi-clip accuracy, chance dashed;
+    frames    three panels against the frames per clip, one line per model: accuracy, training
+              milliseconds per clip, activation MiB per clip;
+    data      accuracy against the number of training clips (log scale), one line per model.
+
+    result: the dict run_experiment returns (its 'experiment' and 'records' are read; each record
+    needs the keys in EXPERIMENT_KEYS for its experiment).  Returns `path`."""
+    fn = 'plot_experiment'
+    _check_path(path, fn)
+    _matplotlib()
+    name, records = _experiment_records(result, fn)
+    chance = float(records[0]['chance'])
+    if name == 'sampling':
+        fig = _new_figure(max(4.0, 2.2 * len(records) + 1.5), 4.2)
+        ax = fig.subplots()
+        width = 0.38
+        for k, r in enumerate(records):
+            for b, (key, label, colour) in enumerate((
+                    ('centre_accuracy', 'centre clip', 'tab:blue'),
+                    ('multi_clip_accuracy', f"{r['views']} clips averaged", 'tab:orange'))):
+                x = k + (b - 0.5) * width
+                value = float(r[key])
+                ax.bar(x, value, width, color=colour,
+                       label=label if label not in ax.get_legend_handles_labels()[1] else None)
+                ax.text(x, value, f'{value:.2f}', ha='center', va='bottom', fontsize=7)
+        ax.set_xticks(range(len(records)),
+                      [f"{r['train_sampler']}\n(stride {r['stride']})" for r in records])
+        _chance_line(ax, chance)
+        ax.set_ylim(0.0, 1.08)
+        ax.set_ylabel('top-1 accuracy')
+        ax.set_title('sampling: training clips, and one clip against several at test')
+        ax.grid(True, axis='y', alpha=0.3)
+        ax.legend(loc='upper left', fontsize=8)
+        return _save(fig, path)
+
+    models = []
+    for r in records:
+        models += [r['model']] if r['model'] not in models else []
+    if name == 'frames':
+        fig = _new_figure(13, 4.0)
+        axes = fig.subplots(1, 3)
+        panels = (('accuracy', 'top-1 accuracy on order', 1.0),
+                  ('train_ms_per_clip', 'training ms per clip', 1.0),
+                  ('activation_bytes', 'activation MiB per clip', 1 / 2 ** 20))
+        for ax, (key, label, scale) in zip(axes, panels):
+            for model in models:
+                rows = sorted((r for r in records if r['model'] == model),
+                              key=lambda r: r['frames'])
+                ax.plot([r['frames'] for r in rows], [float(r[key]) * scale for r in rows],
+                        marker='o', label=model)
+            frames = sorted({r['frames'] for r in records})
+            ax.set_xscale('log', base=2)
+            ax.set_xticks(frames, [str(f) for f in frames])
+            ax.set_xlabel('frames per clip')
+            ax.set_title(label)
+            ax.grid(True, alpha=0.3)
+        _chance_line(axes[0], chance)
+        axes[0].set_ylim(0.0, 1.05)
+        axes[0].legend(loc='lower right', fontsize=8)
+        return _save(fig, path)
+
+    fig = _new_figure(6.5, 4.2)
+    ax = fig.subplots()
+    for model in models:
+        rows = sorted((r for r in records if r['model'] == model), key=lambda r: r['train_clips'])
+        xs, ys = [r['train_clips'] for r in rows], [float(r['accuracy']) for r in rows]
+        ax.plot(xs, ys, marker='o', label=model)
+        for x, y in zip(xs, ys):
+            ax.text(x, y, f' {y:.2f}', fontsize=7, va='bottom')
+    sizes = sorted({r['train_clips'] for r in records})
+    ax.set_xscale('log', base=2)
+    ax.set_xticks(sizes, [f'{n:,d}' for n in sizes])
+    _chance_line(ax, chance)
+    ax.set_ylim(0.0, 1.05)
+    ax.set_xlabel('training clips')
+    ax.set_ylabel('top-1 accuracy on order')
+    ax.set_title('data: accuracy against the amount of training data')
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc='lower right', fontsize=8)
     return _save(fig, path)

@@ -186,6 +186,59 @@ def test_scene_distractor_motion_says_nothing_of_the_scene():
     assert abs(accuracy - ds.chance) < 0.07, accuracy
 
 
+def visible_colour(clips):
+    """(N, 3, T, H, W) occluded clips -> (N, T, 7): per frame, the mean colour and its spread over
+    the pixels that are not the occluder (the clip's one flat grey: equal channels, the most
+    common such value), and that count as a fraction of the frame."""
+    out = np.zeros(clips.shape[:1] + clips.shape[2:3] + (7,))
+    for i, clip in enumerate(clips):
+        grey = (clip[0] == clip[1]) & (clip[1] == clip[2])
+        values, counts = np.unique(clip[0][grey], return_counts=True)
+        seen = ~(grey & (clip[0] == values[counts.argmax()]))                  # (T, H, W)
+        for t in range(clip.shape[1]):
+            pixels = clip[:, t][:, seen[t]]
+            if pixels.size:
+                out[i, t, :3], out[i, t, 3:6] = pixels.mean(axis=1), pixels.std(axis=1)
+            out[i, t, 6] = seen[t].mean()
+    return out
+
+
+def test_occluded_hides_the_scene_in_each_frame_but_not_in_the_clip():
+    """The calibration of 'occluded', on a small sample: a window of 1/4 to 1/2 of the frame's
+    side in about half the frames; a probe on one frame (the middle one, what single-frame looks
+    at in evaluation) is far below a probe on all frames."""
+    from tensorlite.data.synthetic import OCCLUDED_HIDDEN, OCCLUDED_WINDOW, _occluded_chunk
+    _, layers, _ = _occluded_chunk(np.arange(400), 16, 32, 0)
+    coverage = layers[0].coverage                                           # (n, T, S, S)
+    hidden = coverage.min(axis=(2, 3)) > 0.999
+    assert abs(hidden.mean() - OCCLUDED_HIDDEN) < 0.03, hidden.mean()
+    shown = (1 - coverage).sum(axis=(2, 3))[~hidden] / 32 ** 2              # window areas
+    low, high = OCCLUDED_WINDOW
+    assert low ** 2 - 0.01 < shown.min() and shown.max() < high ** 2 + 0.01
+    assert (hidden.sum(axis=1) < 16).mean() > 0.99          # nearly every clip shows its scene
+
+    ds = SyntheticActions('occluded', 720)
+    clips, labels = ds.batch(np.arange(720))
+    assert ds.classes == SyntheticActions('scene', 1).classes and ds.num_classes == 6
+    features = visible_colour(clips)
+    one = nearest_class_mean(features[:, 8, :6], labels, 6, train=360)
+    # all frames: the nearest class mean of every frame that shows more than the two distractors
+    # (fitted on such frames of the first 360 clips), votes weighted by what the frame shows
+    shows = features[..., 6] > 0.04                                         # (N, T)
+    fit = features[:360][shows[:360]][:, :6]
+    fit_labels = np.broadcast_to(labels[:360, None], shows[:360].shape)[shows[:360]]
+    means = np.stack([fit[fit_labels == c].mean(axis=0) for c in range(6)])
+    scale = fit.std(axis=0) + 1e-6
+    nearest = (((features[..., None, :6] - means) / scale) ** 2).sum(axis=-1).argmin(axis=-1)
+    votes = np.zeros((720, 6))
+    for c in range(6):
+        votes[:, c] = ((nearest == c) * shows * features[..., 6]).sum(axis=1)
+    many = float((votes[360:].argmax(axis=1) == labels[360:]).mean())
+    # (a colour probe is a weak classifier: the distractors' random colours mix in; the trained
+    # late fusion of tensorlite compare reaches >= 85 %)
+    assert one < 0.7 and many > 0.75 and many > one + 0.25, (one, many)
+
+
 def test_motion_is_not_in_any_single_frame_but_in_two():
     ds = SyntheticActions('motion', 1200)
     clips, labels = ds.batch(np.arange(1200))

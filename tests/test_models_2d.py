@@ -229,6 +229,10 @@ def test_wrong_shapes_name_the_expected_shape(name):
 def test_bad_options():
     with pytest.raises(ValueError, match='pooling'):
         build_model('late_fusion', 4, pooling='median')
+    with pytest.raises(ValueError, match="fuse must be one of \\('features', 'scores'\\), got 'logits'"):
+        build_model('late_fusion', 4, fuse='logits')
+    with pytest.raises(ValueError, match="fuse='scores'.*got 'concat'"):
+        build_model('late_fusion', 4, pooling='concat', fuse='scores')
     with pytest.raises(ValueError, match='readout'):
         build_model('cnn_lstm', 4, readout='first')
     with pytest.raises(ValueError, match='fusion'):
@@ -244,10 +248,36 @@ def reverse_time(x):
     return tl.tensor(np.ascontiguousarray(x.numpy()[:, :, ::-1]))
 
 
-@pytest.mark.parametrize('name', ['late_fusion', 'late_fusion_max'])
-def test_late_fusion_cannot_tell_a_clip_from_its_reverse(rng, name):
+def test_late_fusion_fuses_scores_tiny_and_features_paper(rng):
+    """tiny: every frame's class scores (the single-frame network's) pooled over time; paper and
+    fuse='features': the conv features pooled before the fc stage."""
+    tl.manual_seed(2)
+    single = build_model('single_frame', 4).double().eval()
+    x = clip(rng, 2, 3, 5, 32, 32, dtype=np.float64)
+    per_frame = np.stack([single(x, frame=t).numpy() for t in range(5)], axis=1)   # (N, T, 4)
+    for name, pooled in (('late_fusion', per_frame.mean(axis=1)),
+                         ('late_fusion_max', per_frame.max(axis=1))):
+        late = build_model(name, 4).double().eval()
+        assert late.fuse == 'scores'
+        late.load_state_dict(single.state_dict())
+        np.testing.assert_allclose(late(x).numpy(), pooled, rtol=1e-12, atol=1e-12)
+    features = build_model('late_fusion', 4, fuse='features').double().eval()
+    features.load_state_dict(single.state_dict())
+    z = features.cnn.forward_features(
+        tl.tensor(np.ascontiguousarray(x.numpy().transpose(0, 2, 1, 3, 4).reshape(10, 3, 32, 32))))
+    expected = features.fc8(features.cnn.forward_fc(
+        tl.tensor(z.numpy().reshape(2, 5, -1).mean(axis=1)))).numpy()
+    np.testing.assert_allclose(features(x).numpy(), expected, rtol=1e-12, atol=1e-12)
+    assert build_model('late_fusion', 4, preset='paper').fuse == 'features'
+    assert build_model('late_fusion_concat', 4).fuse == 'features'
+
+
+@pytest.mark.parametrize('name,fuse', [('late_fusion', None), ('late_fusion_max', None),
+                                       ('late_fusion', 'features'),
+                                       ('late_fusion_max', 'features')])
+def test_late_fusion_cannot_tell_a_clip_from_its_reverse(rng, name, fuse):
     tl.manual_seed(1)
-    model = build_model(name, 4).double().eval()
+    model = build_model(name, 4, fuse=fuse).double().eval()
     x = clip(rng, 3, 3, 16, 32, 32, dtype=np.float64)
     np.testing.assert_allclose(model(reverse_time(x)).numpy(), model(x).numpy(), rtol=1e-12,
                                atol=1e-12)
