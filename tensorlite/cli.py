@@ -540,7 +540,33 @@ def cmd_eval(args):
 
 # ---- compare ------------------------------------------------------------------------------------
 
+def cmd_experiment(args):
+    """`tensorlite compare --experiment NAME`: one of tensorlite.experiments' runs."""
+    if args.models is not None or args.families is not None:
+        raise usage_error(f"--models and --families do not go with --experiment (the experiment "
+                          f"{args.experiment!r} fixes its models and data)")
+    if args.device != 'cpu':
+        raise usage_error(f"--experiment runs on the CPU only, got --device {args.device}")
+    if args.plot:
+        check_plots_available()
+    from . import compare, experiments
+    jobs = args.jobs if args.jobs is not None else compare.default_jobs()
+    result = experiments.run_experiment(args.experiment, quick=args.quick, seed=args.seed,
+                                        progress=not args.no_progress, jobs=jobs)
+    print(experiments.format_experiment(result))
+    if args.quick:
+        print("(the quick run does not promise the claims: too few clips and steps)")
+    if args.json:
+        write_json(args.json, result)
+    if args.plot:
+        _plots().plot_experiment(result, args.plot)
+        print(f"plot: {args.plot}")
+    return EXIT_OK
+
+
 def cmd_compare(args):
+    if args.experiment:
+        return cmd_experiment(args)
     check_device(args.device)
     if args.plot:
         check_plots_available()
@@ -924,6 +950,12 @@ def build_parser():
     p.add_argument('--no-progress', action='store_true')
     p.add_argument('--json', help='write the records here')
     p.add_argument('--plot', help='write the bar chart here (PNG; needs matplotlib)')
+    from .experiments import EXPERIMENTS
+    p.add_argument('--experiment', choices=EXPERIMENTS, default=None,
+                   help='run one of the experiments of tensorlite.experiments instead: '
+                        'sampling (random crops, multi-clip evaluation), frames (4/8/16 frames: '
+                        'accuracy and cost), data (accuracy against training clips); --json '
+                        'and --plot then write its result and figure')
 
     # summary
     p = command('summary', cmd_summary, "a model's layers: output shapes, parameters, "
