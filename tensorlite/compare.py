@@ -76,7 +76,7 @@ DEFAULT_RECIPE = dict(optimizer='adamw', lr=1e-3, weight_decay=1e-4, batch_size=
 RECIPES = {
     'single_frame': dict(min_steps=96, lr=3e-3),
     'late_fusion': dict(epochs=4),
-    'early_fusion': dict(epochs=2, families={'motion': dict(epochs=4)}),
+    'early_fusion': dict(epochs=2, families={'motion': dict(epochs=4), 'order': dict(epochs=8)}),
     'c3d': dict(families={'scene': dict(epochs=2)}),
     'i3d': dict(epochs=4, clip_grad_norm=5.0),
     'two_stream': dict(epochs=2),
@@ -483,9 +483,11 @@ def lesson_findings(records):
             early['reversed_accuracy'] <= early['accuracy'] - REVERSED_DROP
         lines.append(
             f"early_fusion on order: {early['accuracy']:.1%} (reversed "
-            f"{early['reversed_accuracy']:.1%}, shuffled {early['shuffled_accuracy']:.1%}). "
-            + ("Its first layer stacks all 16 frames, so its fixed temporal range is the whole "
-               "clip here and it reads the order; on clips longer than that layer it could not."
+            f"{early['reversed_accuracy']:.1%}, shuffled {early['shuffled_accuracy']:.1%}) after "
+            f"{early['epochs']} passes. "
+            + ("Its first layer stacks all 16 frames, so the temporal range that layer fixes is "
+               "the whole clip here, and it reads the order; it cannot look further than those "
+               "16 frames, and everything temporal happens in that one layer."
                if reads else
                "Its first layer sees all 16 frames at once, yet it did not learn the order in "
                "this budget: everything temporal must happen in that one layer."))

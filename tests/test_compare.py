@@ -111,14 +111,16 @@ def test_every_claim_of_the_issue_is_there():
 
 
 def test_findings_report_early_fusion_and_the_flow_cost():
-    early = _record('early_fusion', 'order', 0.5, 0.5)
+    early = dict(_record('early_fusion', 'order', 0.5, 0.5), epochs=8)
     flow = dict(_record('two_stream', 'order', 0.95, 0.05), flow_seconds=3.0, flow_clips=1000,
                 network_ms_per_clip=2.0, epochs=2, train_clips=500)
     lines = compare.lesson_findings([early, flow])
     assert lines[0].startswith('early_fusion on order: 50.0%') and 'did not learn' in lines[0]
+    assert 'after 8 passes' in lines[0]
     assert 'optical flow 3.0 ms per clip' in lines[1] and 'network 2.0 ms' in lines[1]
     assert 'the flow is 60% of one pass' in lines[1]
-    reads = compare.lesson_findings([_record('early_fusion', 'order', 0.97, 0.03)])
+    reads = compare.lesson_findings([dict(_record('early_fusion', 'order', 0.97, 0.03),
+                                          epochs=8)])
     assert 'the whole clip' in reads[0]
     assert compare.lesson_findings([_record('c3d', 'order', 0.9)]) == []
 
@@ -146,7 +148,8 @@ def test_recipes_are_per_model_and_quick_is_smaller():
                 assert r['epochs'] == max(wanted, -(-r['min_steps'] // batches))
     assert compare.recipe_for('single_frame', 'scene')['epochs'] == 4      # 96 steps of 24 batches
     assert compare.recipe_for('early_fusion', 'motion')['epochs'] == 4     # a per-family change
-    assert compare.recipe_for('early_fusion', 'order')['epochs'] == 2
+    assert compare.recipe_for('early_fusion', 'order')['epochs'] == 8
+    assert compare.recipe_for('early_fusion', 'scene')['epochs'] == 2
     assert compare.recipe_for('timesformer_joint', 'order') == compare.recipe_for('timesformer',
                                                                                   'order')
     assert compare.recipe_for('c3d', 'order', lr=0.5)['lr'] == 0.5

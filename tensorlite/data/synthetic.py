@@ -6,6 +6,11 @@ says which part of the video that model uses:
     scene         the background (texture and colour) names the class (6 scenes); a square and a
                   disc of random colours move in front at random.  One frame suffices: the
                   single-frame baseline's home ground.
+    occluded      the scene of `scene` (6 classes, the same backgrounds and distractors), behind a
+                  grey occluder that hides all of each frame but one window (its sides 1/4 to 1/2
+                  of the frame's), drawn anew in every frame, and in half the frames all of it.
+                  One frame tells the scene only part of the time; several frames together do:
+                  late fusion's home ground against the single-frame baseline.
     motion        one object moves right, left, down or up at 1 to 2 pixels per frame.  Its start
                   is uniform on the frame and motion wraps around the edges, and its look does not
                   depend on the class, so every single frame has the same distribution in every
