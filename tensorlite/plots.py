@@ -492,7 +492,8 @@ def plot_flow(flows, path, frames=None, max_flow=None):
 
 def plot_compare(records, path):
     """Grouped bars of `temporal_diagnostic` results for several models on several families:
-    one panel per family (scene, motion, order first, any other after, as they come), one group
+    one panel per family (scene, occluded, motion, order first, any other after, as they come; two
+    columns of panels when there are more than two families), one group
     per model (in the order they come), bars for the accuracy on clips in order, reversed and
     shuffled, and a dashed line at chance across each group.
 
@@ -537,8 +538,12 @@ def plot_compare(records, path):
 
     bar = 0.8 / len(COMPARE_BARS)
     width = max(3.0, 0.9 * len(models) + 1.5)
-    fig = _new_figure(width * len(families), 4.2)
-    axes = np.atleast_1d(fig.subplots(1, len(families), sharey=True, squeeze=False)).ravel()
+    columns = len(families) if len(families) <= 2 else 2         # four panels: a 2 x 2 grid
+    rows = -(-len(families) // columns)
+    fig = _new_figure(width * columns, 4.2 * rows)
+    axes = np.atleast_1d(fig.subplots(rows, columns, sharey=True, squeeze=False)).ravel()
+    for ax in axes[len(families):]:
+        ax.set_visible(False)
     colours = ('tab:blue', 'tab:orange', 'tab:green')
     for ax, family in zip(axes, families):
         for m, model in enumerate(models):
@@ -565,7 +570,8 @@ def plot_compare(records, path):
         ax.set_xlim(-0.6, len(models) - 0.4)
         ax.set_title(family)
         ax.grid(True, axis='y', alpha=0.3)
-    axes[0].set_ylabel('top-1 accuracy')
+    for ax in axes[::columns]:
+        ax.set_ylabel('top-1 accuracy')
     axes[0].set_ylim(0.0, 1.08)
     legend = {}                                         # one legend: the first of each label
     for ax in axes:

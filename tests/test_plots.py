@@ -136,8 +136,12 @@ def test_plot_compare_writes_png(tmp_path):
     rows = records()
     rows[0]['shuffled_accuracy'] = None                 # a missing bar
     path = plots.plot_compare(rows[1:], str(tmp_path / 'compare.png'))   # c3d not run on order
-    width, height = assert_png(path)
-    assert width > 2 * height                           # three family panels side by side
+    width, height = assert_png(path)                    # three families: a 2 x 2 grid
+    two = plots.plot_compare([r for r in rows[1:] if r['family'] != 'order'],
+                             str(tmp_path / 'two.png'))
+    two_width, two_height = assert_png(two)             # two families: side by side
+    assert two_width > 1.5 * two_height
+    assert width == two_width and height == 2 * two_height
 
 
 # ---- bad input ----------------------------------------------------------------------------------
