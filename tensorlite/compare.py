@@ -15,8 +15,8 @@ they are, with their frames reversed and with their frames shuffled:
 
 The lesson's shape (CLAIMS; `lesson_checks` evaluates them): every model >= 90 % on scene; the
 single-frame baseline and late fusion near chance (within 12 points) on motion and order; late
-fusion, which pools every frame's features, >= 85 % on occluded and 15 points above single-frame
-there; every model that reads time >= 85 % on motion; 3D convolution (C3D, I3D, SlowFast),
+fusion, which averages every frame's class scores, >= 85 % on occluded and 15 points above
+single-frame there; every model that reads time >= 85 % on motion; 3D convolution (C3D, I3D, SlowFast),
 two-stream, CNN+LSTM and the transformers (TimeSformer, ViViT) >= 90 % on order, with reversed
 clips at least 30 points lower (they read the order: a reversed clip is the other class).
 `lesson_findings` adds what is reported rather than claimed: early fusion on order, and
