@@ -471,18 +471,29 @@ def _frames_conclusions(records):
                        "nothing was learned in this budget, so the accuracy says nothing about "
                        "the frames")
         elif abs(change) <= TIE:
-            verdict = (f"accuracy did not depend on the frames within {100 * TIE:.0f} points: "
-                       f"{few['frames']} frames at stride {few['stride']} still show which "
-                       "motion came first, so here the extra frames bought cost, not accuracy")
+            verdict = (f"accuracy did not depend on the frames within {100 * TIE:.0f} points, so "
+                       "here the extra frames bought cost, not accuracy")
         elif change > 0:
             verdict = (f"{few['frames']} frames lost {100 * change:.1f} points against "
-                       f"{most['frames']}: at stride {few['stride']} the turn between the two "
-                       "motions falls between sampled frames and a step mixes both, and the model "
-                       "missed part of the signal")
+                       f"{most['frames']}")
+            # Is the signal still in the few frames?  It is if another model read it there.
+            readers = [r for r in records if r['model'] != model and r['frames'] == few['frames']
+                       and r['accuracy'] >= most['accuracy'] - TIE]
+            if readers:
+                other = max(readers, key=lambda r: r['accuracy'])
+                verdict += (f", but {other['model']} reached {other['accuracy']:.1%} on the same "
+                            f"{few['frames']} frames ({other['epochs']} passes, {other['steps']} "
+                            "steps): the order is still in them, so what fewer frames cost "
+                            f"{model} is what it learned in its own recipe ({few['epochs']} "
+                            f"pass(es), {few['steps']} steps), not the signal")
+            else:
+                verdict += (f", and no model read the order from {few['frames']} frames "
+                            f"{few['stride']} apart as well: there a step between two frames can "
+                            "span the turn and mix both motions, so fewer frames missed part of "
+                            "the signal")
         else:
             verdict = (f"{few['frames']} frames did {100 * -change:.1f} points better than "
-                       f"{most['frames']} in this budget: the larger motion per step was easier "
-                       "to learn than the cost of more frames was worth")
+                       f"{most['frames']} in this budget")
         findings.append(f"{model} on order: {accuracies} (chance {few['chance']:.0%}); {cost}; "
                         f"{verdict}.")
     return claims, findings

@@ -193,7 +193,7 @@ def test_sampling_claim_needs_ten_points():
 
 def frames_records(accuracies, ms, memory, model='c3d'):
     return [dict(experiment='frames', model=model, frames=t, stride=16 // t, chance=0.5,
-                 accuracy=a, train_ms_per_clip=m, activation_bytes=b)
+                 accuracy=a, train_ms_per_clip=m, activation_bytes=b, epochs=1, steps=128)
             for t, a, m, b in zip((4, 8, 16), accuracies, ms, memory)]
 
 
@@ -203,6 +203,7 @@ def test_frames_claims_and_findings_go_either_way():
     assert claims == [['c3d: training ms per clip grows with frames (4/8/16)', True],
                       ['c3d: activation memory per clip grows with frames (4/8/16)', True]]
     assert 'lost 35.0 points' in findings[0] and '3.3x the training time' in findings[0]
+    assert 'no model read the order from 4 frames 4 apart' in findings[0]
     claims, findings = E._frames_conclusions(frames_records((0.97, 0.96, 0.98), (3, 6, 5),
                                                             (1, 2, 4)))
     assert claims[0][1] is False and claims[1][1] is True
@@ -211,6 +212,17 @@ def test_frames_claims_and_findings_go_either_way():
     assert 'at chance' in findings[0]
     _, findings = E._frames_conclusions(frames_records((0.95, 0.8, 0.7), (3, 5, 10), (1, 2, 4)))
     assert '25.0 points better' in findings[0]
+
+
+def test_frames_finding_tells_a_lost_signal_from_a_model_that_did_not_learn_it():
+    records = frames_records((0.5, 0.52, 0.99), (5, 11, 21), (1, 2, 4)) + \
+        frames_records((0.965, 0.98, 0.996), (6, 10, 18), (1, 2, 4), model='timesformer')
+    for r in records[3:]:
+        r.update(epochs=4, steps=512)
+    _, findings = E._frames_conclusions(records)
+    assert 'but timesformer reached 96.5% on the same 4 frames (4 passes, 512 steps)' in findings[0]
+    assert 'is what it learned in its own recipe (1 pass(es), 128 steps)' in findings[0]
+    assert 'did not depend on the frames' in findings[1]
 
 
 def data_records(curves):
