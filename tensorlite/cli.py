@@ -3,6 +3,7 @@
     tensorlite train --model c3d --data synthetic:motion --epochs 5 --out runs/c3d --json run.json
     tensorlite eval --checkpoint runs/c3d/last.npz --views 3 --temporal --plot confusion.png
     tensorlite compare --quick --models single_frame,c3d --families scene,order
+    tensorlite compare --experiment sampling --json sampling.json --plot sampling.png
     tensorlite summary slowfast --preset paper
     tensorlite gradcheck gelu conv3d
     tensorlite flow video.mp4 -o flow.png --frames 0:9
