@@ -353,31 +353,46 @@ def _cell_cost(model, family, quick):
     return recipe['clips'] * recipe['epochs']
 
 
-def _run_in_workers(cells, clips, quick, seed, device, jobs):
+ONE_THREAD = {'OPENBLAS_NUM_THREADS': '1', 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1',
+              'NUMBA_NUM_THREADS': '1'}
+CELL_TIMEOUT = 1800                  # seconds without a finished cell before a run is abandoned
+                                     # (the longest default cell takes ~80 s)
+
+
+def one_thread_pool(processes):
+    """A pool of `processes` spawned workers, each started with one BLAS and one Numba thread
+    (the variables are set for the spawn only, then restored).  Also tensorlite.experiments'."""
     import multiprocessing
     import os
-    ordered = sorted(cells, key=lambda cell: -_cell_cost(*cell, quick))
-    tasks = [(model, family, clips[family], quick, seed, device) for model, family in ordered]
-    saved = {k: os.environ.get(k) for k in _ONE_THREAD}
-    os.environ.update(_ONE_THREAD)              # read by the spawned workers as they start
+    saved = {k: os.environ.get(k) for k in ONE_THREAD}
+    os.environ.update(ONE_THREAD)               # read by the spawned workers as they start
     try:
-        pool = multiprocessing.get_context('spawn').Pool(min(jobs, len(cells)))
+        return multiprocessing.get_context('spawn').Pool(processes)
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _run_in_workers(cells, clips, quick, seed, device, jobs):
+    import multiprocessing
+    ordered = sorted(cells, key=lambda cell: -_cell_cost(*cell, quick))
+    tasks = [(model, family, clips[family], quick, seed, device) for model, family in ordered]
+    pool = one_thread_pool(min(jobs, len(cells)))
     try:
-        yield from pool.imap_unordered(_worker_cell, tasks)
+        results = pool.imap_unordered(_worker_cell, tasks)
+        for _ in tasks:
+            try:
+                yield results.next(timeout=CELL_TIMEOUT)
+            except multiprocessing.TimeoutError as e:
+                raise TimeoutError(f"compare: no cell finished within {CELL_TIMEOUT} s") from e
         pool.close()
     finally:
         pool.terminate()                         # Ctrl-C or an error: stop the other cells
         pool.join()
 
-
-_ONE_THREAD = {'OPENBLAS_NUM_THREADS': '1', 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1',
-               'NUMBA_NUM_THREADS': '1'}
 
 
 def format_table(records):

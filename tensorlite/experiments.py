@@ -96,8 +96,7 @@ QUICK_DATA_SIZES = (32, 64)
 DATA_MODELS = ('c3d', 'timesformer')
 DATA_LEVEL = 0.9                        # the anchor claim at the largest size: compare's 90 %
 
-CELL_TIMEOUT = 1800                     # seconds a worker may take over one cell before the run
-                                        # is abandoned (the longest full cell takes ~80 s)
+CELL_TIMEOUT = compare.CELL_TIMEOUT     # seconds without a finished cell: the run is abandoned
 
 
 # ---- loaders ------------------------------------------------------------------------------------
@@ -334,19 +333,8 @@ def _run_in_workers(cells, jobs):
     """Yield (cell, record) as spawned workers finish them; compare's worker set-up (one BLAS and
     one Numba thread each, read from the environment as they start); a worker that takes more
     than CELL_TIMEOUT seconds over a cell, an error or Ctrl-C stops them all."""
-    import multiprocessing
-    import os
     ordered = sorted(range(len(cells)), key=lambda k: -cells[k]['cost'])
-    saved = {k: os.environ.get(k) for k in compare._ONE_THREAD}
-    os.environ.update(compare._ONE_THREAD)
-    try:
-        pool = multiprocessing.get_context('spawn').Pool(min(jobs, len(cells)))
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    pool = compare.one_thread_pool(min(jobs, len(cells)))
     try:
         pending = [(k, pool.apply_async(_run_cell, (cells[k],))) for k in ordered]
         started = time.monotonic()

@@ -272,3 +272,12 @@ def test_worker_processes_give_the_same_records(smoke_records):
     with pytest.raises(ValueError, match=r"jobs must be a positive int, got 0"):
         compare.run_compare(models=['single_frame'], families=['scene'], jobs=0)
     assert 1 <= compare.default_jobs() <= 4
+
+
+def test_worker_run_gives_up_when_no_cell_finishes_in_time(monkeypatch):
+    """Nothing waits forever: with no cell done within CELL_TIMEOUT the run raises, and the
+    workers are terminated."""
+    monkeypatch.setattr(compare, 'CELL_TIMEOUT', 0.05)
+    with pytest.raises(TimeoutError, match=r'compare: no cell finished within 0.05 s'):
+        compare.run_compare(models=['single_frame'], families=['scene', 'order'], quick=True,
+                            progress=False, jobs=2)
