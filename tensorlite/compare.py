@@ -407,7 +407,9 @@ def format_table(records):
             models.append(r['model'])
     by_key = {(r['model'], r['family']): r for r in records}
     width = max([len('model')] + [len(m) for m in models])
-    header = f"{'model':<{width}s}" + ''.join(f" | {f + ' acc/rev/shuf':^20s}" for f in families) \
+    cell = max([20] + [len(f + ' acc/rev/shuf') for f in families])
+    header = f"{'model':<{width}s}" + ''.join(f" | {f + ' acc/rev/shuf':^{cell}s}"
+                                              for f in families) \
         + f" | {'params':>7s} | {'in/clip':>7s} | {'act MB':>6s} | {'train s':>7s} | {'clips/s':>7s}"
     lines = [header, '-' * len(header)]
     for model in models:
@@ -416,10 +418,10 @@ def format_table(records):
         for family in families:
             r = by_key.get((model, family))
             if r is None:
-                row += f" | {'-':^20s}"
+                row += f" | {'-':^{cell}s}"
                 continue
             row += (f" | {100 * r['accuracy']:5.1f} {100 * r['reversed_accuracy']:5.1f} "
-                    f"{100 * r['shuffled_accuracy']:5.1f}   ")
+                    f"{100 * r['shuffled_accuracy']:5.1f}".ljust(cell + 3))
             seconds += r['train_seconds']
             clips += r['epochs'] * r['train_clips']
             last = r

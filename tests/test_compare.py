@@ -44,6 +44,7 @@ def test_table_and_checks(smoke_records):
     table = compare.format_table(smoke_records)
     lines = table.splitlines()
     assert lines[0].startswith('model') and 'scene' in lines[0] and 'order' in lines[0]
+    assert {len(line) for line in lines[:-1]} == {len(lines[0])}       # the columns line up
     assert 'in/clip' in lines[0] and 'act MB' in lines[0]
     assert lines[2].startswith('single_frame') and lines[3].startswith('late_fusion')
     assert '49,152' in lines[2]                  # 3 x 16 x 32 x 32 numbers per clip
