@@ -317,3 +317,13 @@ def test_plot_without_matplotlib_fails_before_training(monkeypatch, tmp_path, ca
     assert code == 2
     assert 'pip install -e ".[plot]"' in capsys.readouterr().err
     assert not (tmp_path / 'run').exists()
+
+
+def test_train_with_a_diverging_learning_rate_exits_1_and_saves_nothing(tmp_path, capsys):
+    out = tmp_path / 'run'
+    code = cli.main(['train', '--model', 'single_frame', '--data', 'synthetic:motion',
+                     '--out', str(out), '--lr', '1e30'] + TINY)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert 'FloatingPointError: fit: epoch 0 (from 0), batch' in err and 'loss is' in err
+    assert not (out / 'last.npz').exists()

@@ -313,3 +313,140 @@ def test_the_same_loop_trains_every_kind_of_model(name):
     history = fit(model, DataLoader(data, batch_size=2), epochs=1, progress=False)
     assert math.isfinite(history[0]['train_loss'])
     assert any(not np.array_equal(before[k], v) for k, v in weights(model).items())
+
+
+# ---- non-finite training -------------------------------------------------------------------------
+
+def bn_model(num_classes=6):
+    return nn.Sequential(nn.Conv3d(3, 4, 3, padding=1), nn.BatchNorm3d(4), nn.ReLU(),
+                         nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(4, num_classes))
+
+
+class PoisonedLoader:
+    """scene batches of 8 clips; in epoch `epoch`, batch `batch` has one NaN pixel."""
+
+    def __init__(self, epoch, batch):
+        self.clips, self.labels = scene_data().batch(np.arange(32))
+        self.poison, self.epoch = (epoch, batch), 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return 4
+
+    def __iter__(self):
+        for b in range(4):
+            clips = self.clips[8 * b:8 * b + 8].copy()
+            if (self.epoch, b) == self.poison:
+                clips[3, 1, 2, 5, 7] = np.nan
+            yield tl.tensor(clips), tl.tensor(self.labels[8 * b:8 * b + 8])
+
+
+def test_a_nan_pixel_stops_training_before_the_checkpoint(tmp_path):
+    tl.manual_seed(0)
+    model = bn_model()
+    with pytest.raises(FloatingPointError) as info:
+        fit(model, PoisonedLoader(1, 2), optimizer=optim.SGD(model.parameters(), lr=0.1),
+            epochs=3, checkpoint_dir=tmp_path, progress=False)
+    message = str(info.value)
+    assert 'epoch 1 (from 0), batch 2 (from 0)' in message
+    assert 'input 0 of the batch is not finite: 1 of its 24576 values' in message
+    assert 'last.npz holds the last finite epoch' in message
+    saved = tl.train.load_checkpoint(tmp_path / 'last.npz')
+    assert saved['epoch'] == 0
+    for name, array in saved['model'].items():
+        assert np.isfinite(array).all(), name
+    # the poisoned forward left no NaN in the running statistics of the model in memory
+    for name, buffer in model.named_buffers():
+        assert np.isfinite(buffer.numpy()).all(), name
+
+
+def test_skip_counts_the_batch_and_takes_no_step_with_it():
+    """nonfinite='skip': the poisoned batch is skipped (its BatchNorm statistics too), so the
+    run equals one over a loader that never had that batch."""
+    class Without(PoisonedLoader):
+        def __iter__(self):
+            for k, batch in enumerate(super().__iter__()):
+                if (self.epoch, k) != self.poison:
+                    yield batch
+
+    results = []
+    for loader, mode in ((PoisonedLoader(0, 1), 'skip'), (Without(0, 1), 'raise')):
+        tl.manual_seed(0)
+        model = bn_model()
+        history = fit(model, loader, optimizer=optim.SGD(model.parameters(), lr=0.1), epochs=2,
+                      progress=False, nonfinite=mode)
+        results.append((weights(model), history))
+    (skipped, skipped_history), (clean, clean_history) = results
+    assert_same_weights(skipped, clean)
+    assert [h['nonfinite_batches'] for h in skipped_history] == [1, 0]
+    assert [h['nonfinite_batches'] for h in clean_history] == [0, 0]
+    assert skipped_history[0]['train_loss'] == clean_history[0]['train_loss']
+
+
+def test_a_diverging_learning_rate_names_the_parameter_and_saves_nothing(tmp_path):
+    tl.manual_seed(0)
+    model = tiny_model()
+    train = DataLoader(scene_data(), batch_size=8, shuffle=True, seed=3)
+    with pytest.raises(FloatingPointError, match=r"epoch 0 \(from 0\), batch \d+ \(from 0\): the "
+                                                 r"loss is nan: .*largest parameter value is "
+                                                 r".*learning rate"):
+        fit(model, train, optimizer=optim.SGD(model.parameters(), lr=1e30), epochs=2,
+            checkpoint_dir=tmp_path, progress=False)
+    assert not (tmp_path / 'last.npz').exists()
+    # skipping: epoch 0 saves its (finite, huge) weights; epoch 1 skips every batch and stops
+    tl.manual_seed(0)
+    model = tiny_model()
+    with pytest.raises(FloatingPointError, match=r"every one of the 4 batches of epoch 1 \(from 0\)"
+                                                 r" had a non-finite loss or gradient.*last.npz "
+                                                 r"holds the last finite epoch"):
+        fit(model, train, optimizer=optim.SGD(model.parameters(), lr=1e30), epochs=3,
+            checkpoint_dir=tmp_path, progress=False, nonfinite='skip')
+    saved = tl.train.load_checkpoint(tmp_path / 'last.npz')
+    assert saved['epoch'] == 0 and saved['extra']['history'][0]['nonfinite_batches'] >= 1
+    assert all(np.isfinite(array).all() for array in saved['model'].values())
+
+
+def test_an_epoch_never_saves_non_finite_parameters(tmp_path):
+    class Poison(nn.Module):                   # a finite loss, then a parameter set to NaN
+        def __init__(self):
+            super().__init__()
+            self.net = tiny_model()
+
+        def forward(self, x):
+            out = self.net(x)
+            self.net[5].bias.data[0] = np.nan
+            return out
+
+    tl.manual_seed(0)
+    model = Poison()
+    with pytest.raises(FloatingPointError, match=r"after epoch 0 \(from 0\) parameter "
+                                                 r"'net.5.bias' is not finite.*not saved"):
+        fit(model, DataLoader(scene_data(), batch_size=32), optimizer=optim.SGD(
+            model.parameters(), lr=0.1), epochs=1, checkpoint_dir=tmp_path, progress=False)
+    assert not (tmp_path / 'last.npz').exists()
+
+
+def test_a_non_finite_gradient_is_caught_before_the_step():
+    class Overflow(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(tl.tensor(np.ones(1, np.float32)))
+            self.net = tiny_model()
+
+        def forward(self, x):
+            # sqrt at 0: a finite loss whose gradient for `scale` is inf
+            return self.net(x) + (self.scale - 1.0).abs().sqrt().sum()
+
+    tl.manual_seed(0)
+    model = Overflow()
+    before = weights(model)
+    with pytest.raises(FloatingPointError, match="batch 0 .*the gradient of parameter 'scale' is "
+                                                 "not finite"):
+        fit(model, DataLoader(scene_data(), batch_size=8), optimizer=optim.SGD(
+            model.parameters(), lr=0.1), epochs=1, progress=False)
+    assert_same_weights(before, weights(model))
+    with pytest.raises(ValueError, match=r"nonfinite must be one of \('raise', 'skip'\), got 'warn'"):
+        fit(model, DataLoader(scene_data(), batch_size=8), epochs=1, progress=False,
+            nonfinite='warn')

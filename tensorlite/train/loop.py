@@ -31,6 +31,16 @@ built with the same explicit `seed` (a DataLoader without one draws its seed fro
 generator; resuming with a differently seeded loader warns); the validation loader
 is set to epoch 0 before every evaluation, so each evaluation sees the same clips and crops.
 
+Non-finite losses
+-----------------
+Every batch's loss is checked, and after backward its gradients, before the optimizer steps. At the
+first NaN or inf, fit raises FloatingPointError naming the epoch, the batch and the first input,
+parameter or gradient that is not finite (or, when all are finite, the largest parameter value:
+an overflowing forward after a too-large step); the batch's forward leaves the running statistics
+as they were, and the checkpoint on disk stays the last finite epoch. `nonfinite='skip'` skips
+such a batch instead and counts it in the history (`nonfinite_batches`); an epoch that skipped
+every batch raises. No epoch ever saves non-finite parameters.
+
 Reproducibility
 ---------------
 With `seed`, fit seeds tensorlite's generator, NumPy's global one and Python's `random` before
@@ -64,7 +74,8 @@ __all__ = ['fit', 'evaluate', 'temporal_diagnostic', 'unpack_batch', 'write_hist
 
 # the columns of the history, in the order of the CSV file
 HISTORY_FIELDS = ('epoch', 'train_loss', 'train_accuracy', 'val_loss', 'val_accuracy', 'lr',
-                  'seconds', 'clips_per_second')
+                  'seconds', 'clips_per_second', 'nonfinite_batches')
+NONFINITE = ('raise', 'skip')
 CHECKPOINT_NAME = 'last.npz'
 
 
@@ -113,7 +124,8 @@ def _batch_size(inputs, target):
 
 def fit(model, train_loader, val_loader=None, loss_fn=None, optimizer=None, scheduler=None,
         epochs=1, device='cpu', checkpoint_dir=None, resume=False, clip_grad_norm=None,
-        progress=True, history_path=None, log_every=10, seed=None, config=None):
+        progress=True, history_path=None, log_every=10, seed=None, config=None,
+        nonfinite='raise'):
     """Train `model` for `epochs` epochs over `train_loader`; returns the history.
 
     loss_fn(output, target) -> scalar Tensor; default `F.cross_entropy`.
@@ -131,11 +143,20 @@ def fit(model, train_loader, val_loader=None, loss_fn=None, optimizer=None, sche
         `log_every` batches, and one summary line per epoch; progress=False prints nothing.
     seed: seeds tensorlite's, NumPy's and Python's generators at the start (see the module doc).
     config: extra JSON-able settings stored in the checkpoint beside the ones fit records.
+    nonfinite: what a batch whose loss or gradients are not finite (NaN, inf) does.  'raise'
+        (default): FloatingPointError at once, naming the epoch, the batch and the first input,
+        parameter or gradient that is not finite, before any step with it and before any
+        checkpoint: '<checkpoint_dir>/last.npz' stays the last finite one.  'skip': the batch
+        takes no step and is counted in the history ('nonfinite_batches'), and an epoch whose
+        every batch was skipped raises FloatingPointError.  Either way a model whose parameters
+        are not finite at the end of an epoch is never saved: FloatingPointError.
 
     The history is a list with one dict per epoch: epoch (from 0), train_loss (mean over the
     clips), train_accuracy (top-1; None when the target is not (N,) class indices), val_loss and
     val_accuracy (None without val_loader), lr (the first parameter group's rate during the
-    epoch), seconds (the whole epoch, validation included) and clips_per_second (training only).
+    epoch), seconds (the whole epoch, validation included), clips_per_second (training only) and
+    nonfinite_batches (batches skipped for a non-finite loss or gradient; 0 unless
+    nonfinite='skip').
     A resumed run returns the history of all epochs, the ones before the interruption included.
     """
     from .. import functional as F
@@ -146,6 +167,8 @@ def fit(model, train_loader, val_loader=None, loss_fn=None, optimizer=None, sche
         raise ValueError(f"fit: log_every must be an int >= 1 (batches), got {log_every!r}")
     if resume and checkpoint_dir is None:
         raise ValueError("fit: resume=True needs checkpoint_dir, the folder holding 'last.npz'")
+    if nonfinite not in NONFINITE:
+        raise ValueError(f"fit: nonfinite must be one of {NONFINITE}, got {nonfinite!r}")
     if clip_grad_norm is not None and not clip_grad_norm > 0:
         raise ValueError(f"fit: clip_grad_norm must be a positive number or None, "
                          f"got {clip_grad_norm!r}")
@@ -192,7 +215,7 @@ def fit(model, train_loader, val_loader=None, loss_fn=None, optimizer=None, sche
         if hasattr(train_loader, 'set_epoch'):
             train_loader.set_epoch(epoch)
         model.train()
-        total_loss, correct, counted, clips = 0.0, 0, 0, 0
+        total_loss, correct, counted, clips, skipped = 0.0, 0, 0, 0, 0
         bar = _progress_bar(train_loader, f"epoch {epoch + 1}/{epochs}", progress)
         try:
             for step, batch in enumerate(bar):
@@ -200,16 +223,36 @@ def fit(model, train_loader, val_loader=None, loss_fn=None, optimizer=None, sche
                 inputs = tuple(_to_device(x, device) for x in inputs)
                 target = _to_device(target, device)
                 optimizer.zero_grad()
+                buffers = _snapshot_buffers(model)      # running statistics, restored on a skip
                 output = model(*inputs)
                 loss = loss_fn(output, target)
-                loss.backward()
+                loss_value = float(loss.item())
+                cause = None
+                if not math.isfinite(loss_value):
+                    cause = f"the loss is {loss_value}: " + _nonfinite_cause(model, inputs, target)
+                else:
+                    loss.backward()
+                    cause = _nonfinite_gradient(model)
+                if cause is not None:
+                    _restore_buffers(buffers)         # the batch's forward leaves no trace
+                    if nonfinite == 'raise':
+                        raise FloatingPointError(
+                            f"fit: epoch {epoch} (from 0), batch {step} (from 0): {cause}; no step "
+                            f"was taken with it"
+                            + (f", and {checkpoint_path} holds the last finite epoch"
+                               if checkpoint_path is not None and os.path.exists(checkpoint_path)
+                               else "")
+                            + " (fit(..., nonfinite='skip') skips such batches)")
+                    optimizer.zero_grad()
+                    skipped += 1
+                    continue
                 if clip_grad_norm is not None:
                     clip_grad_norm_(model.parameters(), clip_grad_norm)
                 optimizer.step()
 
                 n = _batch_size(inputs, target)
                 clips += n
-                total_loss += float(loss.item()) * n
+                total_loss += loss_value * n
                 labels = _labels_of(target)
                 if labels is not None and isinstance(output, Tensor) and output.ndim == 2:
                     predicted = backend.as_numpy(output.data).argmax(axis=1)
@@ -237,9 +280,22 @@ def fit(model, train_loader, val_loader=None, loss_fn=None, optimizer=None, sche
                         'train_accuracy': correct / counted if counted else None,
                         'val_loss': val_loss, 'val_accuracy': val_accuracy, 'lr': lr,
                         'seconds': seconds,
-                        'clips_per_second': clips / train_seconds if train_seconds > 0 else None})
+                        'clips_per_second': clips / train_seconds if train_seconds > 0 else None,
+                        'nonfinite_batches': skipped})
         if progress:
             _write(_summary_line(history[-1], epochs))
+        if skipped and not clips:
+            raise FloatingPointError(
+                f"fit: every one of the {skipped} batches of epoch {epoch} (from 0) had a "
+                f"non-finite loss or gradient; the epoch was not saved"
+                + (f" ({checkpoint_path} holds the last finite epoch)"
+                   if checkpoint_path is not None and os.path.exists(checkpoint_path) else ""))
+        broken = _nonfinite_parameter(model)
+        if broken is not None:
+            raise FloatingPointError(
+                f"fit: after epoch {epoch} (from 0) {broken}; the model was not saved"
+                + (f" ({checkpoint_path} holds the last finite epoch)"
+                   if checkpoint_path is not None and os.path.exists(checkpoint_path) else ""))
         if checkpoint_path is not None:
             save_checkpoint(checkpoint_path, model, optimizer, scheduler, epoch=epoch,
                             rng_state=capture_rng_state(), config=run_config,
@@ -247,6 +303,79 @@ def fit(model, train_loader, val_loader=None, loss_fn=None, optimizer=None, sche
         if history_path is not None:
             write_history(history, history_path)
     return history
+
+
+def _count_nonfinite(array):
+    """How many NaN and inf values a float array holds (0 for other dtypes)."""
+    if array is None or getattr(array, 'dtype', None) is None or array.dtype.kind not in 'fc':
+        return 0
+    xp = backend.array_module(array)
+    return int(array.size - int(xp.isfinite(array).sum()))
+
+
+def _describe(count, array):
+    return f"{count} of its {array.size} values are not finite (shape {tuple(array.shape)})"
+
+
+def _nonfinite_cause(model, inputs, target):
+    """Why a loss is not finite: the first input (or the target), parameter or buffer that holds
+    NaN or inf, or that all of them are finite."""
+    for k, x in enumerate(inputs):
+        array = x.data if isinstance(x, Tensor) else None
+        count = _count_nonfinite(array)
+        if count:
+            return f"input {k} of the batch is not finite: {_describe(count, array)}"
+    array = target.data if isinstance(target, Tensor) else None
+    count = _count_nonfinite(array)
+    if count:
+        return f"the target is not finite: {_describe(count, array)}"
+    broken = _nonfinite_parameter(model)
+    if broken is not None:
+        return broken + (" (an earlier step made it so: are the learning rate and weight decay "
+                         "finite and small enough?)")
+    largest, where = 0.0, None
+    for name, p in model.named_parameters():
+        if p.data.size and p.data.dtype.kind == 'f':
+            value = float(backend.array_module(p.data).abs(p.data).max())
+            if value >= largest:
+                largest, where = value, name
+    return ("the inputs, target, parameters and buffers are all finite: the forward pass or the "
+            "loss overflowed" + (f" (the largest parameter value is {largest:.3g}, in {where!r}: "
+                                 f"is the learning rate small enough?)" if where else ""))
+
+
+def _nonfinite_parameter(model):
+    """'parameter 'name' is not finite: ...' for the first parameter or buffer holding NaN or
+    inf, else None."""
+    for kind, named in (('parameter', model.named_parameters()), ('buffer', model.named_buffers())):
+        for name, tensor in named:
+            array = tensor.data if isinstance(tensor, Tensor) else tensor
+            count = _count_nonfinite(array)
+            if count:
+                return f"{kind} {name!r} is not finite: {_describe(count, array)}"
+    return None
+
+
+def _snapshot_buffers(model):
+    """[(buffer, a copy of its array)] of the model's buffers (BatchNorm's running statistics
+    and batch count: a forward in training mode updates them, even on a batch then skipped)."""
+    return [(b, b.data.copy()) for _, b in model.named_buffers() if b is not None]
+
+
+def _restore_buffers(snapshot):
+    for buffer, array in snapshot:
+        buffer.data[...] = array
+
+
+def _nonfinite_gradient(model):
+    """'the gradient of parameter 'name' is not finite: ...' for the first such gradient, else
+    None."""
+    for name, p in model.named_parameters():
+        grad = None if p.grad is None else p.grad.data
+        count = _count_nonfinite(grad)
+        if count:
+            return f"the gradient of parameter {name!r} is not finite: {_describe(count, grad)}"
+    return None
 
 
 def _seed_everything(seed):
