@@ -161,11 +161,20 @@ def cuda_module():
 
 
 def normalize_device(device):
-    """'cpu', 'cuda', 'cuda:0' or None -> 'cpu' | 'cuda'; anything else is refused by name."""
+    """'cpu', 'cuda', 'cuda:0' or None -> 'cpu' | 'cuda'; anything else is refused by name.
+    tensorlite places everything on one CUDA device, the current one: 'cuda:1' and above are
+    refused (CUDA_VISIBLE_DEVICES picks which GPU that is)."""
     if device is None:
         return 'cpu'
     name = str(getattr(device, 'type', device))
+    if not isinstance(device, str) and isinstance(getattr(device, 'index', None), int):
+        # a device object (torch.device-like): its type and index
+        name = f"{name}:{device.index}"
     if name.startswith('cuda:') and name[5:].isdigit():
+        if int(name[5:]) != 0:
+            raise ValueError(f"device {device!r}: tensorlite uses one CUDA device, 'cuda' (= "
+                             f"'cuda:0', the current one); choose the GPU with "
+                             f"CUDA_VISIBLE_DEVICES={name[5:]} instead")
         name = 'cuda'
     if name not in DEVICES:
         raise ValueError(f"unknown device {device!r}: expected one of {', '.join(DEVICES)}")

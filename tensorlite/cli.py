@@ -351,8 +351,22 @@ def _positive(kind, name):
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be a {kind.__name__}, "
                                              f"got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"{name} must be > 0, got {text!r}")
+        if not value > 0 or (kind is float and not math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"{name} must be a finite number > 0, got {text!r}"
+                                             if kind is float else
+                                             f"{name} must be > 0, got {text!r}")
+        return value
+    return parse
+
+
+def _non_negative_float(name):
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not (math.isfinite(value) and value >= 0):
+            raise argparse.ArgumentTypeError(f"{name} must be a finite number >= 0, got {text!r}")
         return value
     return parse
 
@@ -891,7 +905,7 @@ def build_parser():
                    help='learning rate (default 0.05 for sgd, 1e-3 for adam/adamw)')
     p.add_argument('--optimizer', choices=('sgd', 'adam', 'adamw'), default='sgd',
                    help='sgd (momentum 0.9, default), adam or adamw')
-    p.add_argument('--weight-decay', type=float, default=None,
+    p.add_argument('--weight-decay', type=_non_negative_float('--weight-decay'), default=None,
                    help="default: the optimizer's own (0; adamw 0.01)")
     p.add_argument('--frames', type=_positive(int, '--frames'), default=None,
                    help=f'frames per clip (default {DEFAULT_FRAMES})')

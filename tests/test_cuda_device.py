@@ -372,3 +372,22 @@ def test_profiler_errors_and_scope():
         pass
     tl.ones(2) + 1                                   # after the block: not recorded
     assert prof.events() == []
+
+
+def test_one_cuda_device_and_clear_device_errors(cuda):
+    with pytest.raises(ValueError, match=r"device 'cuda:1': tensorlite uses one CUDA device.*"
+                                         r"CUDA_VISIBLE_DEVICES=1"):
+        tl.zeros(2, device='cuda:1')
+    with pytest.raises(ValueError, match=r"device 'cuda:3'"):
+        tl.ones(2).to('cuda:3')
+    assert tl.zeros(2, device='cuda:0').device == 'cuda'
+    logits = tl.tensor(np.random.default_rng(0).random((4, 3), dtype=np.float32)).to(cuda)
+    target = tl.tensor(np.array([0, 1, 2, 0]))
+    for loss in (F.cross_entropy, F.nll_loss):
+        with pytest.raises(RuntimeError, match=rf"{loss.__name__}: expected input and target on "
+                                               r"one device, found input on cuda and target on "
+                                               r"cpu \(move it with .to\('cuda'\)\)"):
+            loss(logits, target)
+    with pytest.raises(RuntimeError, match=r"weight on cpu"):
+        F.cross_entropy(logits, target.to(cuda), weight=tl.ones(3))
+    assert np.isfinite(F.cross_entropy(logits, target.to(cuda)).item())

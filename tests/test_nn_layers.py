@@ -126,3 +126,29 @@ def test_pytorch_weights_give_pytorchs_outputs_and_gradients(train):
     for k, v in tnet.state_dict().items():
         np.testing.assert_allclose(net.state_dict()[k].numpy(), v.numpy(), rtol=1e-5, atol=1e-6,
                                    err_msg=k)
+
+
+@pytest.mark.parametrize('make, message', [
+    (lambda: nn.Conv3d(3, 4, 0), r'Conv3d: kernel_size must be ints >= 1, got \(0, 0, 0\)'),
+    (lambda: nn.Conv3d(0, 4, 3), r'Conv3d: in_channels must be an int >= 1, got 0'),
+    (lambda: nn.Conv2d(3, -4, 3), r'Conv2d: out_channels must be an int >= 1, got -4'),
+    (lambda: nn.Conv1d(3, 4, 3, stride=0), r'Conv1d: stride must be an int >= 1, got \(0,\)'),
+    (lambda: nn.Conv3d(3, 4, 3, dilation=(1, 0, 1)), r'Conv3d: dilation must be ints >= 1'),
+    (lambda: nn.Conv3d(3, 4, 3, padding=-1), r'Conv3d: padding must be ints >= 0'),
+    (lambda: nn.Conv3d(3, 4, 3, groups=0), r'Conv3d: groups must be an int >= 1, got 0'),
+    (lambda: nn.ConvTranspose3d(3, 4, 0), r'ConvTranspose3d: kernel_size must be ints >= 1'),
+    (lambda: nn.Linear(0, 3), r'Linear: in_features must be an int >= 1, got 0'),
+    (lambda: nn.Linear(3, 2.5), r'Linear: out_features must be an int >= 1, got 2.5'),
+    (lambda: nn.MultiheadAttention(8, 0), r'MultiheadAttention: num_heads must be an int >= 1'),
+    (lambda: nn.MultiheadAttention(0, 1), r'MultiheadAttention: embed_dim must be an int >= 1'),
+    (lambda: nn.MultiheadAttention(8, 3), r'embed_dim \(8\) must be divisible by num_heads \(3\)'),
+    (lambda: nn.BatchNorm3d(0), r'BatchNorm3d: num_features must be an int >= 1, got 0'),
+    (lambda: nn.LayerNorm((4, 0)), r'LayerNorm: normalized_shape must be ints >= 1'),
+    (lambda: nn.GroupNorm(0, 4), r'GroupNorm: num_groups must be an int >= 1, got 0'),
+    (lambda: nn.MaxPool3d(0), r'MaxPool3d: kernel_size must be an int >= 1, got 0'),
+    (lambda: nn.AvgPool2d(2, stride=0), r'AvgPool2d: stride must be an int >= 1, got 0'),
+    (lambda: nn.MaxPool2d(2, padding=-1), r'MaxPool2d: padding must be an int >= 0, got -1'),
+])
+def test_layers_refuse_sizes_below_one(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()

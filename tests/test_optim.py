@@ -275,6 +275,20 @@ def test_closure_returns_the_loss():
     (lambda p: SGD(p, lr=-1), 'learning rate'),
     (lambda p: Adam(p, betas=(0.9, 1.0)), 'beta parameter at index 1'),
     (lambda p: AdamW(p, eps=-1), 'epsilon'),
+    # non-finite or out-of-range hyper-parameters are refused when the optimizer is built
+    (lambda p: SGD(p, lr=float('inf')), r"Invalid learning rate: SGD: lr must be a finite number "
+                                         r">= 0, got inf"),
+    (lambda p: SGD(p, lr=float('nan')), r'SGD: lr .* got nan'),
+    (lambda p: SGD(p, lr='0.1'), r"SGD: lr .* got '0.1'"),
+    (lambda p: SGD(p, lr=0.1, momentum=float('inf')), r'SGD: momentum .* got inf'),
+    (lambda p: SGD(p, lr=0.1, momentum=-0.5), r'SGD: momentum must be a finite number >= 0'),
+    (lambda p: SGD(p, lr=0.1, dampening=2), r'SGD: dampening .* >= 0 and <= 1, got 2'),
+    (lambda p: SGD(p, lr=0.1, weight_decay=float('nan')), r'SGD: weight_decay .* got nan'),
+    (lambda p: Adam(p, lr=1e30 * 1e300), r'Adam: lr .* got inf'),
+    (lambda p: Adam(p, eps=float('inf')), r'Adam: eps .* got inf'),
+    (lambda p: Adam(p, betas=(float('nan'), 0.9)), r'beta parameter at index 0.* got nan'),
+    (lambda p: Adam(p, betas=(0.9,)), r'betas must be a pair'),
+    (lambda p: AdamW(p, weight_decay=-1e-2), r'AdamW: weight_decay must be a finite number >= 0'),
 ])
 def test_constructor_errors(make, message):
     params = tl_params(make_problem()[0])
@@ -527,6 +541,20 @@ def _with_grads(*grads):
         p.grad = tl.tensor(np.array(g, dtype=np.float64))
         params.append(p)
     return params
+
+
+@pytest.mark.parametrize('max_norm, norm_type, message', [
+    (0.0, 2.0, r'max_norm must be a finite number > 0, got 0.0'),
+    (-1.0, 2.0, r'max_norm must be a finite number >= 0, got -1.0'),
+    (float('inf'), 2.0, r'max_norm .* got inf'),
+    (float('nan'), 2.0, r'max_norm .* got nan'),
+    (1.0, 0.0, r'norm_type must be a number > 0 or inf, got 0.0'),
+    (1.0, float('nan'), r'norm_type .* got nan'),
+])
+def test_clip_grad_norm_refuses_bad_arguments(max_norm, norm_type, message):
+    params = tl_params(make_problem()[0])
+    with pytest.raises(ValueError, match=message):
+        clip_grad_norm_(params, max_norm=max_norm, norm_type=norm_type)
 
 
 def test_clip_grad_norm_scales_to_max_norm():

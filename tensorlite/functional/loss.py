@@ -2,6 +2,7 @@
 arguments and reductions."""
 import numpy as np
 
+from .. import backend
 from ..autograd.tensor import Tensor
 from ._util import check_broadcast, xp_of
 from .activation import log_softmax, softplus
@@ -30,6 +31,17 @@ def _class_weight_shape(ndim):
     return (1, -1) + (1,) * (ndim - 2)
 
 
+def _check_devices(op, input, **others):
+    """RuntimeError naming `op` when a Tensor among `others` (target, weight) is on another device
+    than `input`."""
+    where = backend.device_of(input.data)
+    for name, x in others.items():
+        if isinstance(x, Tensor) and backend.device_of(x.data) != where:
+            raise RuntimeError(f"{op}: expected input and {name} on one device, found input on "
+                               f"{where} and {name} on {backend.device_of(x.data)} (move it with "
+                               f".to('{where}'))")
+
+
 def _check_class_target(op, input, target):
     """(N, C, d...) input and (N, d...) integer target; returns the target array."""
     t = target.data if isinstance(target, Tensor) else xp_of(input.data).asarray(target)
@@ -47,6 +59,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction='mean'):
     log-probabilities or (C,) with a scalar target.  'mean' divides by the summed weights of the
     targets that are not ignored, as PyTorch."""
     _check_reduction('nll_loss', reduction)
+    _check_devices('nll_loss', input, target=target, weight=weight)
     if input.ndim == 1:
         out = nll_loss(unsqueeze(input, 0), reshape(_as_int_tensor(target, input), (1,)), weight,
                        ignore_index, reduction)
@@ -88,6 +101,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, label_smoothing
     """log_softmax over dim 1 then nll_loss; `target` holds class indices (N, d...) or class
     probabilities of input's shape.  Label smoothing mixes in the uniform distribution, as PyTorch."""
     _check_reduction('cross_entropy', reduction)
+    _check_devices('cross_entropy', input, target=target, weight=weight)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     if input.ndim == 1:

@@ -20,7 +20,7 @@ from ..creation import empty
 from ..functional.attention import scaled_dot_product_attention
 from . import init
 from .linear import Linear
-from .module import Module, Parameter
+from .module import Module, Parameter, check_size
 
 
 def _mask_array(mask, name):
@@ -84,6 +84,8 @@ class MultiheadAttention(Module):
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, batch_first=False,
                  device=None, dtype=None):
         super().__init__()
+        embed_dim = check_size('MultiheadAttention', 'embed_dim', embed_dim)
+        num_heads = check_size('MultiheadAttention', 'num_heads', num_heads)
         if embed_dim % num_heads:
             raise ValueError(f"MultiheadAttention: embed_dim ({embed_dim}) must be divisible by "
                              f"num_heads ({num_heads})")

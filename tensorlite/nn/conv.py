@@ -3,7 +3,7 @@ initialization."""
 from .. import functional as F
 from ..creation import empty
 from . import init
-from .module import Module, Parameter
+from .module import Module, Parameter, check_size
 
 
 def _tuple(v, n, name):
@@ -22,7 +22,10 @@ class _ConvNd(Module):
                  groups=1, bias=True, padding_mode='zeros', output_padding=0, device=None, dtype=None):
         super().__init__()
         name = type(self).__name__
-        if groups <= 0 or in_channels % groups or out_channels % groups:
+        in_channels = check_size(name, 'in_channels', in_channels)
+        out_channels = check_size(name, 'out_channels', out_channels)
+        groups = check_size(name, 'groups', groups)
+        if in_channels % groups or out_channels % groups:
             raise ValueError(f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
                              f"must both be divisible by groups ({groups})")
         if padding_mode != 'zeros':
@@ -30,11 +33,13 @@ class _ConvNd(Module):
                                       "only 'zeros' is")
         n = self.n
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = _tuple(kernel_size, n, 'kernel_size')
-        self.stride = _tuple(stride, n, 'stride')
-        self.padding = padding if isinstance(padding, str) else _tuple(padding, n, 'padding')
-        self.dilation = _tuple(dilation, n, 'dilation')
-        self.output_padding = _tuple(output_padding, n, 'output_padding')
+        self.kernel_size = check_size(name, 'kernel_size', _tuple(kernel_size, n, 'kernel_size'))
+        self.stride = check_size(name, 'stride', _tuple(stride, n, 'stride'))
+        self.padding = padding if isinstance(padding, str) else \
+            check_size(name, 'padding', _tuple(padding, n, 'padding'), low=0)
+        self.dilation = check_size(name, 'dilation', _tuple(dilation, n, 'dilation'))
+        self.output_padding = check_size(name, 'output_padding',
+                                         _tuple(output_padding, n, 'output_padding'), low=0)
         self.padding_mode = padding_mode
         shape = ((in_channels, out_channels // groups) if self.transposed
                  else (out_channels, in_channels // groups)) + self.kernel_size

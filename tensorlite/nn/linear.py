@@ -4,7 +4,7 @@ import numpy as np
 from .. import functional as F
 from ..creation import empty
 from . import init
-from .module import Module, Parameter
+from .module import Module, Parameter, check_size
 
 
 class Identity(Module):
@@ -22,6 +22,8 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
+        in_features = check_size('Linear', 'in_features', in_features)
+        out_features = check_size('Linear', 'out_features', out_features)
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(empty(out_features, in_features, dtype=dtype, device=device or 'cpu'))
         if bias:

@@ -3,12 +3,25 @@ attribute name, and those names (joined with dots) are the keys of its state dic
 state dict converted to NumPy arrays loads unchanged."""
 import collections
 import itertools
+import numbers
 
 import numpy as np
 
 from .. import backend, dtypes
 from ..autograd.grad_mode import no_grad
 from ..autograd.tensor import Tensor
+
+
+def check_size(owner, name, value, low=1):
+    """`value` as an int, or ValueError naming `owner` and `name`: a layer's size (features,
+    channels, kernel, stride, heads) must be an int >= low (1 unless a zero means something, as a
+    padding does).  Tuples are checked element by element."""
+    values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
+            raise ValueError(f"{owner}: {name} must be {'an int' if len(values) == 1 else 'ints'}"
+                             f" >= {low}, got {value!r}")
+    return tuple(int(v) for v in values) if isinstance(value, (tuple, list)) else int(value)
 
 
 class Parameter(Tensor):

@@ -5,7 +5,7 @@ from .. import dtypes
 from .. import functional as F
 from ..creation import ones, tensor, zeros
 from . import init
-from .module import Module, Parameter
+from .module import Module, Parameter, check_size
 
 
 class _BatchNorm(Module):
@@ -16,6 +16,7 @@ class _BatchNorm(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
                  device=None, dtype=None):
         super().__init__()
+        num_features = check_size(type(self).__name__, 'num_features', num_features)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         dev = device or 'cpu'
@@ -90,7 +91,7 @@ class LayerNorm(Module):
         super().__init__()
         if isinstance(normalized_shape, numbers.Integral):
             normalized_shape = (normalized_shape,)
-        self.normalized_shape = tuple(normalized_shape)
+        self.normalized_shape = check_size('LayerNorm', 'normalized_shape', tuple(normalized_shape))
         self.eps, self.elementwise_affine = eps, elementwise_affine
         dev = device or 'cpu'
         if elementwise_affine:
@@ -115,7 +116,9 @@ class GroupNorm(Module):
 
     def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, device=None, dtype=None):
         super().__init__()
-        if num_groups <= 0 or num_channels % num_groups:
+        num_groups = check_size('GroupNorm', 'num_groups', num_groups)
+        num_channels = check_size('GroupNorm', 'num_channels', num_channels)
+        if num_channels % num_groups:
             raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by "
                              f"num_groups ({num_groups})")
         self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine

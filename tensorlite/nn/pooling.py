@@ -1,7 +1,15 @@
 """Pooling layers over tensorlite.functional's pooling ops, with PyTorch's arguments."""
 from .. import functional as F
-from .module import Module
+from .module import Module, check_size
 
+
+
+def _check_window(owner, kernel_size, stride, padding):
+    """A pooling window: kernel_size and stride (None: the kernel size) >= 1, padding >= 0."""
+    check_size(owner, 'kernel_size', kernel_size)
+    if stride is not None:
+        check_size(owner, 'stride', stride)
+    check_size(owner, 'padding', padding, low=0)
 
 class _MaxPoolNd(Module):
     n = None
@@ -9,6 +17,8 @@ class _MaxPoolNd(Module):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
                  ceil_mode=False):
         super().__init__()
+        _check_window(type(self).__name__, kernel_size, stride, padding)
+        check_size(type(self).__name__, 'dilation', dilation)
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
 
@@ -40,6 +50,7 @@ class _AvgPoolNd(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                  divisor_override=None):
         super().__init__()
+        _check_window(type(self).__name__, kernel_size, stride, padding)
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
         self.divisor_override = divisor_override

@@ -1,7 +1,7 @@
 """Adam and AdamW, as `torch.optim.Adam` and `torch.optim.AdamW` compute them (their
 single-tensor path)."""
 from .. import backend, kernels
-from .optimizer import Optimizer
+from .optimizer import Optimizer, check_hyperparameter
 
 
 class Adam(Optimizer):
@@ -23,16 +23,15 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  amsgrad=False, *, maximize=False):
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr} (expected >= 0)")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps} (expected >= 0)")
-        for i, beta in enumerate(betas):
-            if not 0.0 <= beta < 1.0:
-                raise ValueError(f"Invalid beta parameter at index {i}: {beta} "
-                                 "(expected 0 <= beta < 1)")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay} (expected >= 0)")
+        owner = type(self).__name__
+        lr = check_hyperparameter(owner, 'lr', lr)
+        eps = check_hyperparameter(owner, 'eps', eps)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"Invalid beta parameters: {owner}: betas must be a pair (beta1, "
+                             f"beta2), got {betas!r}")
+        betas = tuple(check_hyperparameter(owner, f'betas[{i}]', beta, high=1.0)
+                      for i, beta in enumerate(betas))
+        weight_decay = check_hyperparameter(owner, 'weight_decay', weight_decay)
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                         amsgrad=amsgrad, maximize=maximize)
         super().__init__(params, defaults)

@@ -6,6 +6,7 @@ import numpy as np
 from .. import backend
 from ..autograd.grad_mode import no_grad
 from ..autograd.tensor import Tensor
+from .optimizer import check_hyperparameter
 
 
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
@@ -21,10 +22,19 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     RuntimeError with `error_if_nonfinite=True`; otherwise, as in PyTorch, the gradients are
     multiplied by the resulting NaN coefficient, so the problem shows at once.
     """
+    max_norm = check_hyperparameter('clip_grad_norm_', 'max_norm', max_norm)
+    if max_norm <= 0:
+        raise ValueError(f"clip_grad_norm_: max_norm must be a finite number > 0, got {max_norm!r}")
+    try:
+        norm_type = float(norm_type)
+    except (TypeError, ValueError):
+        norm_type = math.nan
+    if not norm_type > 0:                     # inf is allowed: the largest absolute value
+        raise ValueError(f"clip_grad_norm_: norm_type must be a number > 0 or inf, got "
+                         f"{norm_type!r}")
     parameters = [parameters] if isinstance(parameters, Tensor) else list(parameters)
     with_grad = [p for p in parameters if p.grad is not None]
     grads = [p.grad.data for p in with_grad]
-    max_norm, norm_type = float(max_norm), float(norm_type)
     if not grads:
         return Tensor(np.zeros((), dtype=np.float32))
     xp = backend.array_module(grads[0])

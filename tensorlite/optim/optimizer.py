@@ -16,6 +16,7 @@ stays in the parameter's dtype.
 """
 import collections
 import copy
+import math
 
 import numpy as np
 
@@ -37,6 +38,29 @@ required = _RequiredParameter()
 
 _UNORDERED = ("parameters must be given in an ordered collection, not a set: a set's order changes "
               "between runs, and the state dict names parameters by their order")
+
+
+def check_hyperparameter(owner, name, value, low=0.0, high=None, high_inclusive=False):
+    """`value` as a float, or ValueError naming `owner`, `name`, the range and what came: a
+    hyper-parameter must be a real number, finite, >= low and below (or up to) high.  PyTorch's
+    wording ('Invalid learning rate') starts the message."""
+    label = {'lr': 'learning rate', 'eps': 'epsilon value'}.get(name, f'{name} value')
+    if name.startswith('betas['):
+        label = f"beta parameter at index {name[6:-1]}"      # PyTorch's words
+    bound = f">= {low:g}" + ('' if high is None else
+                             f" and {'<=' if high_inclusive else '<'} {high:g}")
+    try:
+        number = float(value)
+        valid = not isinstance(value, (bool, str)) and math.isfinite(number)
+    except (TypeError, ValueError):
+        valid = False
+    if valid:
+        valid = number >= low and (high is None or number < high
+                                   or (high_inclusive and number == high))
+    if not valid:
+        raise ValueError(f"Invalid {label}: {owner}: {name} must be a finite number {bound}, got "
+                         f"{value!r}")
+    return number
 
 
 def _as_python(value):

@@ -1,7 +1,7 @@
 """Stochastic gradient descent, with momentum, Nesterov momentum and weight decay, as
 `torch.optim.SGD` computes it."""
 from .. import backend, kernels
-from .optimizer import Optimizer
+from .optimizer import Optimizer, check_hyperparameter
 
 
 class SGD(Optimizer):
@@ -20,12 +20,11 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False,
                  *, maximize=False):
-        if lr < 0.0:
-            raise ValueError(f"Invalid learning rate: {lr} (expected >= 0)")
-        if momentum < 0.0:
-            raise ValueError(f"Invalid momentum value: {momentum} (expected >= 0)")
-        if weight_decay < 0.0:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay} (expected >= 0)")
+        lr = check_hyperparameter('SGD', 'lr', lr)
+        momentum = check_hyperparameter('SGD', 'momentum', momentum)
+        dampening = check_hyperparameter('SGD', 'dampening', dampening, high=1.0,
+                                         high_inclusive=True)
+        weight_decay = check_hyperparameter('SGD', 'weight_decay', weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening "
                              f"(got momentum={momentum}, dampening={dampening})")
