@@ -396,15 +396,35 @@ def make_optimizer(name, parameters, lr, weight_decay):
     return cls(parameters, lr=1e-3 if lr is None else lr, **kwargs)
 
 
+def default_run_folder(model, root='runs'):
+    """'runs/<model>/<YYYYmmdd-HHMMSS>' (with '-2', '-3', ... if that exists already): where
+    `tensorlite train` saves when no --out is given."""
+    import time
+    base = os.path.join(root, model, time.strftime('%Y%m%d-%H%M%S'))
+    folder, k = base, 1
+    while os.path.exists(folder):
+        k += 1
+        folder = f"{base}-{k}"
+    return folder
+
+
 def cmd_train(args):
     from . import data as D
     from .train import evaluate, fit
+    from .train.loop import CHECKPOINT_NAME, seed_everything
     check_model_name(args.model)
     check_device(args.device)
     if args.plot:
         check_plots_available()
     if args.resume and not args.out:
         raise usage_error("--resume needs --out, the folder holding last.npz")
+    if args.out is None:
+        args.out = default_run_folder(args.model)
+        print(f"saving the run to {args.out} (no --out given)")
+    elif not args.resume and os.path.exists(os.path.join(args.out, CHECKPOINT_NAME)):
+        raise usage_error(f"--out {args.out!r} already holds a run ({CHECKPOINT_NAME}); pass "
+                          f"--resume to continue it, or choose another --out: nothing was "
+                          f"changed")
     if not 0 <= args.val_split < 1:
         raise usage_error(f"--val-split must be in [0, 1), got {args.val_split}")
     kind, where = parse_data(args.data)
@@ -427,6 +447,7 @@ def cmd_train(args):
                       split_seed=args.seed)
     config['overrides'] = model_overrides(args.model, frames, size)
     config['flow_length'] = config['overrides'].get('flow_length')
+    seed_everything(args.seed)          # the model's initial weights: a run repeats bit for bit
     model = build_from_config(config)
     if getattr(model, 'flow_length', None) is not None:
         config['flow_length'] = int(model.flow_length)
@@ -446,19 +467,22 @@ def cmd_train(args):
     val_loader = None if val_set is None else D.DataLoader(val_set, batch_size=args.batch_size,
                                                            seed=args.seed, num_workers=args.workers)
     optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay)
-    history = fit(model, train_loader, val_loader, optimizer=optimizer, epochs=args.epochs,
-                  device=args.device, checkpoint_dir=args.out, resume=args.resume,
-                  progress=not args.no_progress, seed=args.seed,
-                  config={'model_config': config})
+    from .train.checkpoint import CheckpointError
+    try:
+        history = fit(model, train_loader, val_loader, optimizer=optimizer, epochs=args.epochs,
+                      device=args.device, checkpoint_dir=args.out, resume=args.resume,
+                      progress=not args.no_progress, seed=args.seed,
+                      config={'model_config': config})
+    except CheckpointError as e:             # --resume from a damaged or foreign last.npz
+        raise missing_error(f"--resume: {e}") from None
     final = None
     if val_loader is not None:
         final = evaluate(model, val_loader, device=args.device)
         print(f"validation: top-1 {final['top1']:.3f}, mean class accuracy "
               f"{final['mean_class_accuracy']:.3f}, loss {final['loss']:.4f} "
               f"({final['num_samples']} clips)")
-    checkpoint = os.path.join(args.out, 'last.npz') if args.out else None
-    if checkpoint:
-        print(f"checkpoint: {checkpoint}")
+    checkpoint = os.path.join(args.out, CHECKPOINT_NAME)
+    print(f"checkpoint: {checkpoint}")
     if args.json:
         write_json(args.json, {'model': args.model, 'data': args.data, 'config': config,
                                'optimizer': args.optimizer, 'epochs': args.epochs,
@@ -918,7 +942,9 @@ def build_parser():
     p.add_argument('--val-split', type=float, default=0.2,
                    help="a folder's held-out fraction per class (default 0.2; 0: no validation)")
     p.add_argument('--seed', type=_non_negative_int, default=0)
-    p.add_argument('--out', help='checkpoint folder: last.npz, history.csv and history.json')
+    p.add_argument('--out', help='checkpoint folder: last.npz, history.csv and history.json '
+                                 '(default: runs/<model>/<date-time>; a folder that already holds '
+                                 'a run needs --resume)')
     p.add_argument('--resume', action='store_true', help='continue from OUT/last.npz if present')
     p.add_argument('--workers', type=_non_negative_int, default=0, help='DataLoader workers')
     device(p)

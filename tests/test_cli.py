@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+import tensorlite as tl
 import tensorlite.data as D
 from tensorlite import cli, gradcheck_suite
 from tensorlite.autograd import Function
@@ -87,7 +88,8 @@ def test_eval_refuses_data_with_other_classes(trained, capsys):
 def test_two_stream_trains_on_flow_stacks(tmp_path):
     code = cli.main(['train', '--model', 'two_stream', '--data', 'synthetic:scene', '--num-clips',
                      '8', '--epochs', '1', '--frames', '6', '--size', '32', '--batch-size', '4',
-                     '--no-progress', '--json', str(tmp_path / 't.json')])
+                     '--no-progress', '--json', str(tmp_path / 't.json'),
+                     '--out', str(tmp_path / 'run')])
     assert code == 0
     config = read_json(tmp_path / 't.json')['config']
     assert config['flow_length'] == 5                 # L + 1 frames must fit in the clip
@@ -332,3 +334,51 @@ def test_train_with_a_diverging_learning_rate_exits_1_and_saves_nothing(tmp_path
     assert code == 1
     assert 'FloatingPointError: fit: epoch 0 (from 0), batch' in err and 'loss is' in err
     assert not (out / 'last.npz').exists()
+
+
+def _weights(path):
+    info = tl.train.load_checkpoint(path)
+    return info['model']
+
+
+def test_train_seed_repeats_bit_for_bit(tmp_path):
+    """--seed seeds everything before the model is built: two runs give the same weights."""
+    runs = []
+    for name in ('a', 'b'):
+        assert cli.main(['train', '--model', 'single_frame', '--data', 'synthetic:order', '--seed', '3',
+                         '--out', str(tmp_path / name)] + TINY) == 0
+        runs.append(_weights(tmp_path / name / 'last.npz'))
+    assert runs[0].keys() == runs[1].keys()
+    for key in runs[0]:
+        assert np.array_equal(runs[0][key], runs[1][key]), key
+
+
+def test_train_without_out_saves_under_runs_and_never_overwrites(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(['train', '--model', 'single_frame', '--data', 'synthetic:motion'] + TINY) == 0
+    out = capsys.readouterr().out
+    folders = list((tmp_path / 'runs' / 'single_frame').iterdir())
+    assert len(folders) == 1 and (folders[0] / 'last.npz').exists()
+    assert f"saving the run to {os.path.join('runs', 'single_frame', folders[0].name)}" in out
+    # an --out that holds a run, without --resume: exit 2, nothing touched
+    before = (folders[0] / 'last.npz').read_bytes()
+    names = sorted(p.name for p in folders[0].iterdir())
+    code = cli.main(['train', '--model', 'single_frame', '--data', 'synthetic:motion',
+                     '--out', str(folders[0])] + TINY)
+    err = capsys.readouterr().err
+    assert code == 2 and 'already holds a run (last.npz); pass --resume' in err
+    assert (folders[0] / 'last.npz').read_bytes() == before
+    assert sorted(p.name for p in folders[0].iterdir()) == names
+    # --resume continues it
+    assert cli.main(['train', '--model', 'single_frame', '--data', 'synthetic:motion',
+                     '--out', str(folders[0]), '--resume'] + TINY) == 0
+
+
+def test_resume_from_an_unreadable_checkpoint_exits_3(tmp_path, capsys):
+    run = tmp_path / 'run'
+    run.mkdir()
+    (run / 'last.npz').write_bytes(b'not a checkpoint at all')
+    code = cli.main(['train', '--model', 'single_frame', '--data', 'synthetic:motion',
+                     '--out', str(run), '--resume'] + TINY)
+    assert code == 3 and 'not a checkpoint' in capsys.readouterr().err
+    assert (run / 'last.npz').read_bytes() == b'not a checkpoint at all'

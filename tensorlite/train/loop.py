@@ -70,7 +70,8 @@ from ..autograd.tensor import Tensor
 from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .metrics import accuracy, average_clip_scores, confusion_matrix, mean_class_accuracy
 
-__all__ = ['fit', 'evaluate', 'temporal_diagnostic', 'unpack_batch', 'write_history', 'HISTORY_FIELDS']
+__all__ = ['fit', 'evaluate', 'temporal_diagnostic', 'unpack_batch', 'write_history', 'HISTORY_FIELDS',
+           'seed_everything']
 
 # the columns of the history, in the order of the CSV file
 HISTORY_FIELDS = ('epoch', 'train_loss', 'train_accuracy', 'val_loss', 'val_accuracy', 'lr',
@@ -174,7 +175,7 @@ def fit(model, train_loader, val_loader=None, loss_fn=None, optimizer=None, sche
                          f"got {clip_grad_norm!r}")
     loss_fn = F.cross_entropy if loss_fn is None else loss_fn
     if seed is not None:
-        _seed_everything(seed)
+        seed_everything(seed)
     model.to(device)
     if optimizer is None:
         optimizer = SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -378,7 +379,9 @@ def _nonfinite_gradient(model):
     return None
 
 
-def _seed_everything(seed):
+def seed_everything(seed):
+    """Seed tensorlite's generator, NumPy's global one and Python's `random` (what fit's `seed`
+    does; `tensorlite train --seed` calls it before building the model and the data)."""
     tl_random.manual_seed(seed)
     np.random.seed(seed)
     _python_random.seed(seed)
