@@ -282,9 +282,11 @@ def folder_transform(size, training, views=1):
     return D.Compose(steps)
 
 
-def make_datasets(config, split, num_clips=None, seed=None, views=1, video_frames=None):
+def make_datasets(config, split, num_clips=None, seed=None, views=1, video_frames=None,
+                  skip_bad=False):
     """The dataset of one split ('train', 'val' or 'all') of a run's data, as `config` (the
-    checkpoint's model_config) describes it, with flow stacks for a two-stream model."""
+    checkpoint's model_config) describes it, with flow stacks for a two-stream model.  skip_bad:
+    a folder's unreadable videos are replaced by others (VideoFolder's skip_bad)."""
     from . import data as D
     frames, size = config['frames'], config['size']
     if config['data_kind'] == 'synthetic':
@@ -308,7 +310,8 @@ def make_datasets(config, split, num_clips=None, seed=None, views=1, video_frame
             sampler = D.UniformStride(frames)
         try:
             dataset = D.VideoFolder(config['data_path'], sampler=sampler,
-                                    transform=folder_transform(size, training, views))
+                                    transform=folder_transform(size, training, views),
+                                    skip_bad=skip_bad)
         except FileNotFoundError as e:
             raise missing_error(str(e)) from None
         if list(dataset.classes) != list(config['classes']):
@@ -458,8 +461,9 @@ def cmd_train(args):
             val_clips = args.val_clips or max(1, args.num_clips // 4)
             val_set = make_datasets(config, 'val', val_clips, config['val_data_seed'])
         else:
-            train_set = make_datasets(config, 'train')
-            val_set = make_datasets(config, 'val') if args.val_split > 0 else None
+            train_set = make_datasets(config, 'train', skip_bad=args.skip_bad)
+            val_set = make_datasets(config, 'val', skip_bad=args.skip_bad) \
+                if args.val_split > 0 else None
     except ValueError as e:                    # e.g. a family that needs more frames
         raise usage_error(str(e)) from None
     train_loader = D.DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
@@ -547,6 +551,7 @@ def cmd_eval(args):
     seed = config.get('val_data_seed', 1) if args.data_seed is None else args.data_seed
     try:
         dataset = make_datasets(config, split, args.num_clips, seed, views=args.views,
+                                skip_bad=args.skip_bad,
                                 video_frames=args.video_frames)
     except ValueError as e:
         raise usage_error(str(e)) from None
@@ -919,6 +924,9 @@ def build_parser():
     # train
     p = command('train', cmd_train, 'train a model with tensorlite.train.fit')
     p.add_argument('--model', required=True, help='a registered model (tensorlite info lists them)')
+    p.add_argument('--skip-bad', action='store_true',
+                   help="replace a folder's unreadable videos by others instead of stopping "
+                        "(VideoFolder's skip_bad; each is reported once)")
     p.add_argument('--preset', choices=('tiny', 'paper'), default='tiny')
     p.add_argument('--data', default='synthetic:scene',
                    help='synthetic:FAMILY (scene, motion, order) or a folder root/<class>/<video> '
@@ -955,6 +963,9 @@ def build_parser():
     # eval
     p = command('eval', cmd_eval, 'evaluate a checkpoint written by tensorlite train')
     p.add_argument('--checkpoint', required=True, help='last.npz of a tensorlite train run')
+    p.add_argument('--skip-bad', action='store_true',
+                   help="replace a folder's unreadable videos by others instead of stopping "
+                        "(VideoFolder's skip_bad; each is reported once)")
     p.add_argument('--data', default=None,
                    help="synthetic:FAMILY or a folder (default: the run's data: new synthetic "
                         "clips of its validation seed, or the folder's validation split)")

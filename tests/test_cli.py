@@ -382,3 +382,22 @@ def test_resume_from_an_unreadable_checkpoint_exits_3(tmp_path, capsys):
                      '--out', str(run), '--resume'] + TINY)
     assert code == 3 and 'not a checkpoint' in capsys.readouterr().err
     assert (run / 'last.npz').read_bytes() == b'not a checkpoint at all'
+
+
+def test_skip_bad_trains_and_evaluates_past_an_unreadable_video(tmp_path, capsys):
+    root = tmp_path / 'videos'
+    for cls, offset in (('a', 10), ('b', 120)):
+        (root / cls).mkdir(parents=True)
+        for k in range(3):
+            frames = np.zeros((8, 32, 32, 3), np.uint8)
+            frames[..., 0] = offset + 10 * k + np.arange(8)[:, None, None]
+            D.write_video(str(root / cls / f'{k}.gif'), frames, fps=8)
+    (root / 'a' / 'broken.mp4').write_text('<html>404 Not Found</html>')   # a failed download
+    argv = ['train', '--model', 'single_frame', '--data', str(root), '--frames', '4',
+            '--size', '32', '--epochs', '1', '--batch-size', '4', '--val-split', '0',
+            '--no-progress']
+    code = cli.main(argv + ['--out', str(tmp_path / 'strict')])
+    assert code == 1 and 'broken.mp4' in capsys.readouterr().err
+    assert cli.main(argv + ['--out', str(tmp_path / 'run'), '--skip-bad']) == 0
+    assert cli.main(['eval', '--checkpoint', str(tmp_path / 'run' / 'last.npz'), '--data',
+                     str(root), '--skip-bad', '--no-progress']) == 0
