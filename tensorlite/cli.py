@@ -411,6 +411,49 @@ def default_run_folder(model, root='runs'):
     return folder
 
 
+# what a resumed run must share with the run it continues, and what it takes from the checkpoint
+RESUME_FIXED = ('name', 'preset', 'frames', 'size', 'data', 'overrides')
+
+
+def check_resume(args, config, path):
+    """Before resuming from `path`: the run's model and data (RESUME_FIXED) must be the saved
+    run's, or a usage error lists what differs; an --optimizer, --lr or --weight-decay other than
+    the saved ones is reported as ignored (the optimizer state comes from the checkpoint).  An
+    unreadable checkpoint is exit 3.  Returns the lines it printed."""
+    from .train import load_checkpoint
+    from .train.checkpoint import CheckpointError
+    try:
+        info = load_checkpoint(path)
+    except (CheckpointError, OSError) as e:
+        raise missing_error(f"--resume: {e}") from None
+    saved_run = info['config'] or {}
+    saved = saved_run.get('model_config') or {}
+    changed = [f"{key}: the run has {saved.get(key)!r}, this command {config.get(key)!r}"
+               for key in RESUME_FIXED if saved.get(key) != config.get(key)]
+    if changed:
+        raise usage_error(f"--resume: {path} continues another run; refused because "
+                          + '; '.join(changed) + " (give another --out to start a new run)")
+    lines = []
+    optimizer = {'sgd': 'SGD', 'adam': 'Adam', 'adamw': 'AdamW'}[args.optimizer]
+    if saved_run.get('optimizer') not in (None, optimizer):
+        raise usage_error(f"--resume: the run was trained with {saved_run['optimizer']}, this "
+                          f"command asks for {optimizer} (--optimizer); refused")
+    groups = ((info['optimizer'] or {}).get('param_groups') or [{}])
+    for flag, key, value in (('--lr', 'lr', args.lr), ('--weight-decay', 'weight_decay',
+                                                       args.weight_decay)):
+        kept = groups[0].get(key)
+        if value is not None and kept is not None and float(kept) != float(value):
+            lines.append(f"resuming: keeps the run's {key} {kept:g} from the checkpoint "
+                         f"({flag} {value:g} is ignored)")
+    done = info['epoch']
+    if done is not None and args.epochs <= done + 1:
+        lines.append(f"resuming: the run has already trained {done + 1} epoch(s); --epochs "
+                     f"{args.epochs} trains no more")
+    for line in lines:
+        print(line)
+    return lines
+
+
 def cmd_train(args):
     from . import data as D
     from .train import evaluate, fit
@@ -450,6 +493,8 @@ def cmd_train(args):
                       split_seed=args.seed)
     config['overrides'] = model_overrides(args.model, frames, size)
     config['flow_length'] = config['overrides'].get('flow_length')
+    if args.resume and os.path.exists(os.path.join(args.out, CHECKPOINT_NAME)):
+        check_resume(args, config, os.path.join(args.out, CHECKPOINT_NAME))
     seed_everything(args.seed)          # the model's initial weights: a run repeats bit for bit
     model = build_from_config(config)
     if getattr(model, 'flow_length', None) is not None:

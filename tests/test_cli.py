@@ -401,3 +401,27 @@ def test_skip_bad_trains_and_evaluates_past_an_unreadable_video(tmp_path, capsys
     assert cli.main(argv + ['--out', str(tmp_path / 'run'), '--skip-bad']) == 0
     assert cli.main(['eval', '--checkpoint', str(tmp_path / 'run' / 'last.npz'), '--data',
                      str(root), '--skip-bad', '--no-progress']) == 0
+
+
+def test_resume_says_what_it_keeps_and_refuses_what_it_cannot(tmp_path, capsys):
+    run = str(tmp_path / 'run')
+    base = ['train', '--data', 'synthetic:motion', '--out', run] + TINY
+    assert cli.main(base + ['--model', 'single_frame', '--lr', '0.01']) == 0
+    before = (tmp_path / 'run' / 'last.npz').read_bytes()
+    capsys.readouterr()
+    # another model, or other clips: another run
+    assert cli.main(base + ['--model', 'late_fusion', '--resume']) == 2
+    err = capsys.readouterr().err
+    assert "name: the run has 'single_frame', this command 'late_fusion'" in err
+    assert cli.main(['train', '--data', 'synthetic:motion', '--out', run, '--model',
+                     'single_frame', '--resume', '--num-clips', '16', '--epochs', '1',
+                     '--frames', '8', '--size', '16', '--batch-size', '8', '--no-progress']) == 2
+    assert 'size: the run has 32, this command 16' in capsys.readouterr().err
+    assert cli.main(base + ['--model', 'single_frame', '--resume', '--optimizer', 'adam']) == 2
+    assert 'trained with SGD, this command asks for Adam' in capsys.readouterr().err
+    assert (tmp_path / 'run' / 'last.npz').read_bytes() == before          # nothing touched
+    # a new learning rate is ignored, and said to be; so are epochs already done
+    assert cli.main(base + ['--model', 'single_frame', '--resume', '--lr', '0.5']) == 0
+    out = capsys.readouterr().out
+    assert "keeps the run's lr 0.01 from the checkpoint (--lr 0.5 is ignored)" in out
+    assert 'already trained 1 epoch(s); --epochs 1 trains no more' in out
