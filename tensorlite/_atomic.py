@@ -12,6 +12,7 @@ write to the same path remove the leftovers of writers that are no longer runnin
 live writer's file).
 """
 import contextlib
+import hashlib
 import os
 import re
 import tempfile
@@ -25,7 +26,8 @@ def atomic_write(path, suffix='.tmp'):
     exception remove it and re-raise."""
     directory = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{base}.{os.getpid()}.', suffix=suffix, dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{_temp_stem(base)}.{os.getpid()}.', suffix=suffix,
+                               dir=directory)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())    # mkstemp makes 0600; give what open() would have given
     try:
@@ -59,9 +61,20 @@ def _fsync(path):
         os.close(fd)
 
 
+def _temp_stem(base):
+    """The target's name as it appears in its temporary files' names: the name itself, or for a
+    long one (a file name may have 255 bytes, and the temporary name adds ~25) its first 100
+    characters and a hash of the whole."""
+    if len(base.encode('utf-8')) <= 180:
+        return base
+    digest = hashlib.sha1(base.encode('utf-8', 'surrogateescape')).hexdigest()[:12]
+    return f"{base[:100]}~{digest}"
+
+
 def remove_dead_leftovers(directory, base, suffix='.tmp'):
     """Remove the temporary files of earlier writes to `base` whose process is gone."""
-    pattern = re.compile(re.escape(f'.{base}.') + r'(\d+)\.[^.]+' + re.escape(suffix) + '$')
+    pattern = re.compile(re.escape(f'.{_temp_stem(base)}.') + r'(\d+)\.[^.]+' + re.escape(suffix)
+                         + '$')
     for entry in os.listdir(directory):
         match = pattern.match(entry)
         if match and not _process_alive(int(match.group(1))):

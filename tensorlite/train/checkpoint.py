@@ -46,17 +46,26 @@ intact.  Such a killed save leaves its temporary file behind; the next save to t
 removes leftovers whose writing process no longer runs.  Loading reads only the path it is given,
 never a temporary file.
 
-Loading uses ``np.load(..., allow_pickle=False)``: a checkpoint can hold data, never code.  A file
-that is missing raises FileNotFoundError; one that is not a zip archive, is truncated or damaged,
-is an `.npz` without checkpoint metadata, has a newer format version, or does not match the model,
-optimizer or scheduler it is loaded into raises `CheckpointError`, whose message names the file and
-the problem (for a model: the missing, unexpected and shape-mismatched keys).
+Loading verifies every byte before it parses it (`_read`): a regular file only; every zip entry
+stored (never inflated), inside the file and matching its CRC-32 (the .npy header included); then a
+header with a plain dtype (never objects, never pickle) and a shape that accounts for exactly the
+entry's bytes.  A model entry of another dtype than the model's is refused, not cast, and the model,
+optimizer and scheduler are loaded all or nothing.  A file that is missing raises
+FileNotFoundError; everything else (not a regular file, not a zip archive, truncated or damaged,
+compressed, a CRC or shape mismatch, an `.npz` without checkpoint metadata, malformed or too deeply
+nested metadata, a newer format version, a state that does not fit the object it is loaded into)
+raises `CheckpointError`, whose message names the file and the problem (for a model: the missing,
+unexpected and shape-mismatched keys).
 """
+import contextlib
+import io
 import json
 import math
 import os
 import random as _python_random
 import re
+import stat
+import struct
 import zipfile
 import zlib
 
@@ -74,6 +83,7 @@ TEMP_SUFFIX = '.tmp'
 _SECTIONS = ('model', 'optimizer', 'scheduler', 'rng_state', 'config', 'extra')
 _JSON_SAFE_INT = 2 ** 53            # doubles hold every integer up to here exactly
 _TAGS = ('__array__', '__dict__', '__tuple__', '__float__', '__int__')
+MAX_DEPTH = 64                      # nesting levels of the metadata a checkpoint may have
 
 
 class CheckpointError(ValueError):
@@ -151,9 +161,13 @@ class _Decoder:
     def __init__(self, path, arrays):
         self.path, self.arrays, self.used = path, arrays, set()
 
-    def decode(self, value):
+    def decode(self, value, depth=0):
+        if depth > MAX_DEPTH:
+            raise CheckpointError(f"{self.path}: the metadata nests deeper than {MAX_DEPTH} "
+                                  "levels, which no checkpoint does")
+        depth += 1
         if isinstance(value, list):
-            return [self.decode(v) for v in value]
+            return [self.decode(v, depth) for v in value]
         if not isinstance(value, dict):
             return value
         tag = next((t for t in _TAGS if t in value), None)
@@ -162,22 +176,35 @@ class _Decoder:
                 raise CheckpointError(f"{self.path}: the metadata holds an unknown tag among "
                                       f"{sorted(value)}: it was written by another program or "
                                       "a newer tensorlite")
-            return {k: self.decode(v) for k, v in value.items()}
+            return {k: self.decode(v, depth) for k, v in value.items()}
         body = value[tag]
         if tag == '__array__':
-            if body not in self.arrays:
+            if not isinstance(body, str) or body not in self.arrays:
                 raise CheckpointError(f"{self.path}: the metadata refers to the array '{body}', "
                                       "which the file does not hold")
             self.used.add(body)
             array = self.arrays[body]
             return array[()] if value.get('scalar') else array
         if tag == '__dict__':
-            return {self.decode(k): self.decode(v) for k, v in body}
+            if not isinstance(body, list) or not all(isinstance(p, list) and len(p) == 2
+                                                     for p in body):
+                raise CheckpointError(f"{self.path}: the metadata's __dict__ must hold [key, "
+                                      f"value] pairs, got {str(body)[:80]}")
+            return {self.decode(k, depth): self.decode(v, depth) for k, v in body}
         if tag == '__tuple__':
-            return tuple(self.decode(v) for v in body)
+            if not isinstance(body, list):
+                raise CheckpointError(f"{self.path}: the metadata's __tuple__ must hold a list, "
+                                      f"got {str(body)[:80]}")
+            return tuple(self.decode(v, depth) for v in body)
         if tag == '__float__':
+            if body not in ('nan', 'inf', '-inf'):
+                raise CheckpointError(f"{self.path}: the metadata's __float__ must be 'nan', "
+                                      f"'inf' or '-inf', got {str(body)[:80]}")
             return float(body)
-        return int(body)                      # '__int__'
+        if not isinstance(body, str) or not re.fullmatch(r'-?\d{1,4300}', body):   # '__int__'
+            raise CheckpointError(f"{self.path}: the metadata's __int__ must be decimal digits, "
+                                  f"got {str(body)[:80]}")
+        return int(body)
 
 
 # ---- writing ------------------------------------------------------------------------------------
@@ -258,7 +285,12 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, strict=Tru
     path = os.fspath(path)
     metadata, arrays = _read(path)
     decoder = _Decoder(path, arrays)
-    sections = {name: decoder.decode(metadata.get(name)) for name in _SECTIONS}
+    try:
+        sections = {name: decoder.decode(metadata.get(name)) for name in _SECTIONS}
+    except (TypeError, ValueError, KeyError, AttributeError) as error:
+        if isinstance(error, CheckpointError):
+            raise
+        raise CheckpointError(f"{path}: the checkpoint metadata is malformed: {error}") from error
     unused = sorted(set(arrays) - decoder.used)
     if unused:
         raise CheckpointError(f"{path}: the file holds arrays its metadata does not describe: "
@@ -268,6 +300,7 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, strict=Tru
               'extra': sections['extra'], 'rng_state': sections['rng_state'],
               'format_version': metadata['version'],
               'tensorlite_version': metadata.get('tensorlite_version')}
+    targets = []
     for name, obj in (('model', model), ('optimizer', optimizer), ('scheduler', scheduler)):
         state = sections[name]
         if obj is None:
@@ -278,48 +311,113 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, strict=Tru
                 raise CheckpointError(f"{path}: a {name} was given to load into, but the "
                                       f"checkpoint holds no {name} state")
             continue
-        try:
-            if name == 'model':
-                outcome = obj.load_state_dict(state, strict=strict)
-            else:
-                obj.load_state_dict(state)
-        except Exception as error:
-            raise CheckpointError(f"{path}: the {name} state does not fit the "
-                                  f"{type(obj).__name__} given: {error}") from error
         if name == 'model':
-            result['incompatible_keys'] = outcome
+            _check_model_dtypes(path, obj, state)
+        targets.append((name, obj, state))
+    # All or nothing: each object's state is copied before any is loaded, and put back if a
+    # later one does not fit, so a failed load leaves model, optimizer and scheduler as they were.
+    before = [(obj, _copy_state(obj.state_dict())) for _, obj, _ in targets]
+    loaded = 0
+    try:
+        for name, obj, state in targets:
+            try:
+                if name == 'model':
+                    result['incompatible_keys'] = obj.load_state_dict(state, strict=strict)
+                else:
+                    obj.load_state_dict(state)
+            except Exception as error:
+                raise CheckpointError(f"{path}: the {name} state does not fit the "
+                                      f"{type(obj).__name__} given: {error}") from error
+            loaded += 1
+    except CheckpointError:
+        for obj, state in before[:loaded + 1]:       # the one that failed may be half-loaded
+            with contextlib.suppress(Exception):
+                obj.load_state_dict(state)
+        raise
     return result
 
 
+def _copy_state(value):
+    """A deep copy of a state dict: arrays and Tensors become NumPy copies."""
+    if isinstance(value, Tensor):
+        return backend.as_numpy(value.data).copy()
+    if isinstance(value, np.ndarray) or backend.is_cupy_array(value):
+        return backend.as_numpy(value).copy()
+    if isinstance(value, dict):
+        return type(value)((k, _copy_state(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copy_state(v) for v in value)
+    return value
+
+
+def _check_model_dtypes(path, model, state):
+    """Refuse an entry whose dtype differs from the model's tensor of the same name: a
+    checkpoint is not cast silently (float16, int or str into float32)."""
+    current = model.state_dict()
+    for key, value in state.items():
+        if key not in current or current[key] is None:
+            continue
+        mine = current[key]
+        want = np.dtype(mine.dtype if hasattr(mine, 'dtype') else np.asarray(mine).dtype)
+        have = value.dtype if hasattr(value, 'dtype') else np.asarray(value).dtype
+        if np.dtype(have) != want:
+            raise CheckpointError(f"{path}: the entry 'model/{key}' is {np.dtype(have)}, the "
+                                  f"model's {key} is {want}: refused (a checkpoint is not cast; "
+                                  f"convert the model, e.g. .double(), to load it)")
+
+
 def _read(path):
-    """(metadata dict, {entry name: ndarray}) of the file, every entry read and checked."""
-    with open(path, 'rb') as f:              # a missing file raises FileNotFoundError as is
-        magic = f.read(4)
-        if magic not in (b'PK\x03\x04', b'PK\x05\x06'):
-            raise CheckpointError(f"{path}: not a checkpoint: an .npz (zip) file starts with "
-                                  f"b'PK\\x03\\x04', this one with {magic!r}")
-        f.seek(0)
-        try:
-            with np.load(f, allow_pickle=False) as npz:
-                names = list(npz.files)
-                if METADATA_KEY not in names:
-                    raise CheckpointError(
-                        f"{path}: not a tensorlite checkpoint: an .npz without the "
-                        f"'{METADATA_KEY}' metadata entry (it holds "
-                        f"{', '.join(names) or 'nothing'})")
-                arrays = {}
-                for name in names:
-                    try:
-                        arrays[name] = npz[name]
-                    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile,
-                            zlib.error) as error:
-                        raise CheckpointError(f"{path}: the entry '{name}' cannot be read "
-                                              f"(damaged or truncated file?): {error}") from error
-        except CheckpointError:
-            raise
-        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
-            raise CheckpointError(f"{path}: not a readable .npz archive (damaged or truncated "
-                                  f"file?): {error}") from error
+    """(metadata dict, {entry name: ndarray}) of the file, every entry verified and parsed.
+
+    The file must be a regular file (a directory, FIFO or device is refused before it is opened,
+    so nothing waits on a pipe).  It is read whole, then for every entry of the zip's central
+    directory, before anything of the entry is parsed: it must be stored, not compressed (the
+    writer never compresses; a compressed entry could inflate far beyond the file), its bytes --
+    the .npy header included -- must match the CRC-32 the directory records, checked here rather
+    than left to the reader, and its declared dtype and shape must account for exactly the bytes
+    it holds, so nothing is allocated beyond the file's size."""
+    try:
+        status = os.stat(path)               # a missing file raises FileNotFoundError as is
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot be read: {error}") from error
+    if stat.S_ISDIR(status.st_mode):
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
+    if not stat.S_ISREG(status.st_mode):
+        raise CheckpointError(f"{path}: not a regular file (a FIFO, device or socket): a "
+                              "checkpoint is a file; refused without opening it")
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot be read: {error}") from error
+    if data[:4] not in (b'PK\x03\x04', b'PK\x05\x06'):
+        raise CheckpointError(f"{path}: not a checkpoint: an .npz (zip) file starts with "
+                              f"b'PK\\x03\\x04', this one with {data[:4]!r}")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, struct.error,
+            zlib.error, NotImplementedError) as error:
+        raise CheckpointError(f"{path}: not a readable .npz archive (damaged or truncated "
+                              f"file?): {error}") from error
+    view = memoryview(data)
+    arrays = {}
+    for info in infos:
+        name = info.filename
+        entry = _entry_bytes(path, info, data, view)
+        if not name.endswith('.npy') or name.endswith('/'):
+            raise CheckpointError(f"{path}: the entry {name!r} is not an array (.npy); a "
+                                  "checkpoint holds .npy entries only")
+        key = name[:-len('.npy')]
+        if key in arrays:
+            raise CheckpointError(f"{path}: the entry {name!r} appears twice")
+        arrays[key] = _parse_npy(path, name, entry)
+    if METADATA_KEY not in arrays:
+        raise CheckpointError(f"{path}: not a tensorlite checkpoint: an .npz without the "
+                              f"'{METADATA_KEY}' metadata entry (it holds "
+                              f"{', '.join(arrays) or 'nothing'})")
     raw = arrays.pop(METADATA_KEY)
     if raw.dtype != np.uint8 or raw.ndim != 1:
         raise CheckpointError(f"{path}: the '{METADATA_KEY}' entry must be a 1-D uint8 array of "
@@ -329,6 +427,9 @@ def _read(path):
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CheckpointError(f"{path}: the checkpoint metadata is not valid UTF-8 JSON: "
                               f"{error}") from error
+    except RecursionError:
+        raise CheckpointError(f"{path}: the checkpoint metadata is nested too deeply to be "
+                              "a checkpoint's") from None
     if not isinstance(metadata, dict) or metadata.get('format') != FORMAT_NAME:
         found = metadata.get('format') if isinstance(metadata, dict) else type(metadata).__name__
         raise CheckpointError(f"{path}: the metadata's format is {found!r}, expected "
@@ -341,6 +442,65 @@ def _read(path):
         raise CheckpointError(f"{path}: written in checkpoint format version {version}; this "
                               f"tensorlite reads versions up to {FORMAT_VERSION}: upgrade it")
     return metadata, arrays
+
+
+def _entry_bytes(path, info, data, view):
+    """The stored bytes of one zip entry, after checking that it is stored (not compressed, not
+    encrypted), lies inside the file, and matches its CRC-32."""
+    name = info.filename
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise CheckpointError(f"{path}: the entry {name!r} is compressed (zip method "
+                              f"{info.compress_type}); a checkpoint's entries are stored as they "
+                              "are: refused before inflating it")
+    if info.flag_bits & 0x1:
+        raise CheckpointError(f"{path}: the entry {name!r} is encrypted")
+    if info.compress_size != info.file_size:
+        raise CheckpointError(f"{path}: the entry {name!r} records {info.compress_size} stored "
+                              f"bytes but a size of {info.file_size}")
+    offset = info.header_offset
+    if offset < 0 or offset + 30 > len(data) or data[offset:offset + 4] != b'PK\x03\x04':
+        raise CheckpointError(f"{path}: the entry {name!r} has no local header where the zip "
+                              f"directory says (offset {offset}): damaged or truncated file")
+    name_length, extra_length = struct.unpack('<HH', data[offset + 26:offset + 30])
+    start = offset + 30 + name_length + extra_length
+    end = start + info.compress_size
+    if end > len(data):
+        raise CheckpointError(f"{path}: the entry {name!r} runs past the end of the file "
+                              f"({end} > {len(data)} bytes): truncated file")
+    entry = view[start:end]
+    if zlib.crc32(entry) != info.CRC:
+        raise CheckpointError(f"{path}: the entry {name!r} fails its CRC-32 check: its bytes were "
+                              "changed or damaged")
+    return entry
+
+
+def _parse_npy(path, name, entry):
+    """An ndarray (a copy) from the verified bytes of one .npy entry; its header must declare a
+    plain dtype and a shape whose size is exactly the bytes after the header."""
+    stream = io.BytesIO(entry)
+    try:
+        major, _ = np.lib.format.read_magic(stream)
+        read_header = {1: np.lib.format.read_array_header_1_0,
+                       2: np.lib.format.read_array_header_2_0}.get(major)
+        if read_header is None:
+            raise ValueError(f".npy format version {major} is not one np.save writes")
+        shape, fortran_order, dtype = read_header(stream)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError, struct.error) as error:
+        raise CheckpointError(f"{path}: the entry {name!r} has no valid .npy header: "
+                              f"{error}") from error
+    if dtype.hasobject or dtype.kind not in 'biufcSU':
+        raise CheckpointError(f"{path}: the entry {name!r} declares dtype {dtype}, which a "
+                              "checkpoint never holds (no objects, no pickle)")
+    if not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise CheckpointError(f"{path}: the entry {name!r} declares the shape {shape}")
+    count = math.prod(shape)
+    offset = stream.tell()
+    if count * dtype.itemsize != len(entry) - offset:
+        raise CheckpointError(f"{path}: the entry {name!r} declares {count} values of {dtype} "
+                              f"(shape {shape}: {count * dtype.itemsize} bytes), but holds "
+                              f"{len(entry) - offset} bytes after its header")
+    array = np.frombuffer(entry, dtype=dtype, count=count, offset=offset)
+    return array.reshape(shape, order='F' if fortran_order else 'C').copy(order='K')
 
 
 # ---- random generator states --------------------------------------------------------------------
