@@ -286,3 +286,33 @@ def test_write_rejects_bad_input(tmp_path):
         write_video(tmp_path / 'a.xyz', np.zeros((2, 8, 8, 3), np.uint8), fps=10)
     with pytest.raises(FileNotFoundError, match='no_such_dir'):
         write_video(tmp_path / 'no_such_dir' / 'a.mp4', np.zeros((2, 8, 8, 3), np.uint8), fps=10)
+
+
+# ---- hostile names and files (issue 17) ---------------------------------------------------------
+
+@pytest.mark.skipif(not hasattr(os, 'mkfifo'), reason='no FIFOs on this platform')
+def test_a_fifo_named_like_a_video_is_refused_without_waiting(tmp_path):
+    import time
+    fifo = tmp_path / 'x.mp4'
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    for read in (video_info, read_video):
+        with pytest.raises(VideoReadError, match=r"x\.mp4' is not a regular file"):
+            read(fifo)
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize('name', ['pipe:1.mp4', '12:30 clip.mp4', 'http:x.mp4'])
+def test_names_ffmpeg_would_read_as_protocols_are_read_as_files(tmp_path, name):
+    frames = smooth_frames(t=6)
+    written = write_video(tmp_path / 'plain.mp4', frames, fps=12)
+    target = tmp_path / name
+    os.replace(written, target)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)                     # the bare name, as a dataset listing would give it
+    try:
+        info = video_info(name)
+        out, _ = read_video(name)
+    finally:
+        os.chdir(cwd)
+    assert info.num_frames == 6 and out.shape == (6, 48, 64, 3)

@@ -23,6 +23,7 @@ All decoded frames are uint8 arrays of shape (T, H, W, 3), RGB whatever the sour
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 from dataclasses import asdict, dataclass
@@ -97,11 +98,16 @@ class VideoInfo:
 
 
 def _kind(path):
-    """'folder', 'gif' or 'ffmpeg' for an existing path; FileNotFoundError naming it otherwise."""
+    """'folder', 'gif' or 'ffmpeg' for an existing path; FileNotFoundError naming it otherwise,
+    and VideoReadError for what is neither a folder nor a regular file (a FIFO, a device): such a
+    file could block its reader forever, so it is refused before anything opens it."""
     if os.path.isdir(path):
         return 'folder'
     if not os.path.exists(path):
         raise FileNotFoundError(f"video not found: {path!r}")
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise VideoReadError(f"{path!r} is not a regular file (a FIFO, device or socket): a video "
+                             "is a file or a folder of frames; refused without opening it")
     if path.lower().endswith('.gif'):
         return 'gif'
     return 'ffmpeg'
@@ -164,13 +170,26 @@ def _parse_rate(text, unit):
     return float(m.group(1)) * (1000.0 if m.group(2) else 1.0)
 
 
+PROBE_TIMEOUT = 120        # seconds ffmpeg may take to scan one file's packets before it is killed
+
+
+def _ffmpeg_input(path):
+    """The path as ffmpeg's input: 'file:' and the absolute path, so that a name ffmpeg would
+    read as a protocol ('pipe:1.mp4', '12:30 clip.mp4', 'http:...') is read as the file it is."""
+    return 'file:' + os.path.abspath(path)
+
+
 def _probe_ffmpeg(path):
     """VideoInfo from one demux-only ffmpeg pass (`-c copy -f null`): the header gives size, rate
     and codec, the packet count gives num_frames; plus whether the stream looks constant-rate
     (its average rate, 'fps', equals its base rate, 'tbr'), which is when seeking by time is exact."""
-    cmd = [_ffmpeg_exe(), '-hide_banner', '-nostdin', '-i', path, '-map', '0:v:0', '-c', 'copy',
-           '-f', 'null', '-', '-progress', 'pipe:1', '-nostats']
-    proc = subprocess.run(cmd, capture_output=True)
+    cmd = [_ffmpeg_exe(), '-hide_banner', '-nostdin', '-i', _ffmpeg_input(path), '-map', '0:v:0',
+           '-c', 'copy', '-f', 'null', '-', '-progress', 'pipe:1', '-nostats']
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=PROBE_TIMEOUT)
+    except subprocess.TimeoutExpired:                    # run() has killed ffmpeg
+        raise VideoReadError(f"cannot read {path!r}: ffmpeg took more than {PROBE_TIMEOUT} s to "
+                             "scan it (killed)") from None
     err = proc.stderr.decode(errors='replace')
     if proc.returncode != 0:
         if 'matches no streams' in err:
@@ -279,8 +298,8 @@ def _ffmpeg_frames(path, width, height, start=0, fps=None):
     cmd = [_ffmpeg_exe(), '-hide_banner', '-nostdin', '-v', 'error']
     if start > 0:
         cmd += ['-ss', f'{(start - 0.5) / fps:.6f}']
-    cmd += ['-i', path, '-map', '0:v:0', '-fps_mode', 'passthrough', '-f', 'rawvideo',
-            '-pix_fmt', 'rgb24', '-']
+    cmd += ['-i', _ffmpeg_input(path), '-map', '0:v:0', '-fps_mode', 'passthrough',
+            '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-']
     frame_bytes = width * height * 3
     # stderr goes to a file, not a pipe: nobody reads it while frames stream, and a full pipe
     # would block ffmpeg.
