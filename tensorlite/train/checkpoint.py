@@ -287,9 +287,9 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, strict=Tru
     decoder = _Decoder(path, arrays)
     try:
         sections = {name: decoder.decode(metadata.get(name)) for name in _SECTIONS}
+    except CheckpointError:
+        raise
     except (TypeError, ValueError, KeyError, AttributeError) as error:
-        if isinstance(error, CheckpointError):
-            raise
         raise CheckpointError(f"{path}: the checkpoint metadata is malformed: {error}") from error
     unused = sorted(set(arrays) - decoder.used)
     if unused:
@@ -377,8 +377,8 @@ def _read(path):
     than left to the reader, and its declared dtype and shape must account for exactly the bytes
     it holds, so nothing is allocated beyond the file's size."""
     try:
-        status = os.stat(path)               # a missing file raises FileNotFoundError as is
-    except FileNotFoundError:
+        status = os.stat(path)
+    except FileNotFoundError:                # a missing file raises FileNotFoundError as is
         raise
     except OSError as error:
         raise CheckpointError(f"{path}: cannot be read: {error}") from error
