@@ -213,22 +213,6 @@ def input_shapes(model, frames, size, batch=1):
     return shapes
 
 
-class Subset:
-    """Items `indices` of `dataset` (a train/validation split of a VideoFolder)."""
-
-    def __init__(self, dataset, indices):
-        self.dataset, self.indices = dataset, [int(i) for i in indices]
-        for attribute in ('classes', 'num_classes'):
-            if hasattr(dataset, attribute):
-                setattr(self, attribute, getattr(dataset, attribute))
-
-    def __len__(self):
-        return len(self.indices)
-
-    def __getitem__(self, i):
-        return self.dataset[self.indices[i]]
-
-
 def split_folder(targets, val_split, seed):
     """(train indices, val indices): `val_split` of each class's videos (at least one when the
     class has two or more) held out, chosen by a generator seeded by `seed`."""
@@ -320,7 +304,8 @@ def make_datasets(config, split, num_clips=None, seed=None, views=1, video_frame
                               f"{list(config['classes'])}")
         if split != 'all':
             train, val = split_folder(dataset.targets, config['val_split'], config['split_seed'])
-            dataset = Subset(dataset, train if split == 'train' else val)
+            # a subset of its own: skip_bad's substitutes stay inside the split
+            dataset = dataset.subset(train if split == 'train' else val)
     if config.get('flow_length'):
         if views > 1:
             raise usage_error("--views > 1 is not supported for two-stream models (their flow "
@@ -329,6 +314,22 @@ def make_datasets(config, split, num_clips=None, seed=None, views=1, video_frame
     if len(dataset) == 0:
         raise usage_error(f"the {split} split of {config['data']!r} is empty")
     return dataset
+
+
+def skipped_files(dataset):
+    """The unreadable files a --skip-bad dataset (possibly wrapped, e.g. in WithFlowStack) met, as
+    recorded in this process (DataLoader workers send theirs here)."""
+    while dataset is not None and not hasattr(dataset, 'bad_files'):
+        dataset = getattr(dataset, 'dataset', None)
+    return [] if dataset is None else list(dataset.bad_files)
+
+
+def report_skipped(dataset, what):
+    bad = skipped_files(dataset)
+    if bad:
+        print(f"{what}: skipped {len(bad)} unreadable video{'s' if len(bad) > 1 else ''} "
+              f"(--skip-bad; a video of the same class stood in for each): "
+              f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}")
 
 
 class _SqueezeView:
@@ -524,12 +525,14 @@ def cmd_train(args):
                       config={'model_config': config})
     except CheckpointError as e:             # --resume from a damaged or foreign last.npz
         raise missing_error(f"--resume: {e}") from None
+    report_skipped(train_set, 'training')
     final = None
     if val_loader is not None:
         final = evaluate(model, val_loader, device=args.device)
         print(f"validation: top-1 {final['top1']:.3f}, mean class accuracy "
               f"{final['mean_class_accuracy']:.3f}, loss {final['loss']:.4f} "
               f"({final['num_samples']} clips)")
+        report_skipped(val_set, 'validation')
     checkpoint = os.path.join(args.out, CHECKPOINT_NAME)
     print(f"checkpoint: {checkpoint}")
     if args.json:
@@ -608,6 +611,7 @@ def cmd_eval(args):
         line += f", top-5 {metrics['top5']:.3f}"
     print(line + f", mean class accuracy {metrics['mean_class_accuracy']:.3f}, "
                  f"loss {metrics['loss']:.4f}")
+    report_skipped(dataset, 'evaluation')
     temporal = None
     if args.temporal:
         temporal = temporal_diagnostic(model, loader, device=args.device,

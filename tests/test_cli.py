@@ -398,9 +398,12 @@ def test_skip_bad_trains_and_evaluates_past_an_unreadable_video(tmp_path, capsys
             '--no-progress']
     code = cli.main(argv + ['--out', str(tmp_path / 'strict')])
     assert code == 1 and 'broken.mp4' in capsys.readouterr().err
-    assert cli.main(argv + ['--out', str(tmp_path / 'run'), '--skip-bad']) == 0
+    assert cli.main(argv + ['--out', str(tmp_path / 'run'), '--skip-bad', '--workers', '2']) == 0
+    out = capsys.readouterr().out
+    assert 'training: skipped 1 unreadable video' in out and 'broken.mp4' in out
     assert cli.main(['eval', '--checkpoint', str(tmp_path / 'run' / 'last.npz'), '--data',
                      str(root), '--skip-bad', '--no-progress']) == 0
+    assert 'evaluation: skipped 1 unreadable video' in capsys.readouterr().out
 
 
 def test_resume_says_what_it_keeps_and_refuses_what_it_cannot(tmp_path, capsys):

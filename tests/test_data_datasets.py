@@ -118,15 +118,15 @@ def test_skip_bad_moves_on_counts_and_reports_once(tmp_path):
     ds = VideoFolder(_bad_root(tmp_path), skip_bad=True)
     assert len(ds) == 3
     with pytest.warns(UserWarning, match=r'2\.mp4') as record:
-        clip, label = ds[1]                              # the bad file: the next one instead
+        clip, label = ds[1]                 # the bad file: the next one of its class (wrapping)
     assert len(record) == 1
-    assert frame_ids(clip) == [30, 31, 32, 33] and label == 1
+    assert frame_ids(clip) == [10, 11, 12, 13] and label == 0
     assert ds.num_bad == 1 and ds.bad_files == [str(ds.samples[1][0])]
     with warnings.catch_warnings():
         warnings.simplefilter('error')                   # no second report
         for _ in range(2):
-            assert frame_ids(ds[1][0]) == [30, 31, 32, 33]
-        assert [frame_ids(ds[i][0])[0] for i in range(len(ds))] == [10, 30, 30]
+            assert frame_ids(ds[1][0]) == [10, 11, 12, 13]
+        assert [frame_ids(ds[i][0])[0] for i in range(len(ds))] == [10, 10, 30]
     assert ds.num_bad == 1 and len(ds) == 3
 
 
@@ -140,7 +140,7 @@ def test_skip_bad_wraps_around_and_all_bad_raises(tmp_path):
         assert frame_ids(ds[1][0]) == [0, 1, 2]          # last index wraps to the first
     (root / 'c' / 'a.gif').write_bytes(b'GIF89a broken')
     ds = VideoFolder(root, skip_bad=True)
-    with pytest.warns(UserWarning), pytest.raises(VideoReadError, match='all 2 videos'):
+    with pytest.warns(UserWarning), pytest.raises(VideoReadError, match="all 2 videos of class 'c' are unreadable"):
         ds[0]
     assert ds.num_bad == 2
 
@@ -152,7 +152,7 @@ def test_check_files_reports_all_bad_in_one_warning(tmp_path):
     assert len(record) == 1 and bad == [ds.samples[1][0]] and ds.num_bad == 1
     with warnings.catch_warnings():
         warnings.simplefilter('error')
-        assert ds.check_files() == [] and frame_ids(ds[1][0])[0] == 30
+        assert ds.check_files() == [] and frame_ids(ds[1][0])[0] == 10     # class a's other video
 
 
 # ---- VideoList ----------------------------------------------------------------------------------

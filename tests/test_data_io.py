@@ -163,7 +163,7 @@ def test_partial_folder_reads_only_requested_files(tmp_path, monkeypatch):
     path = write_video(tmp_path / 'f/', frames, fps=10)
     reads = []
     real = io._read_image
-    monkeypatch.setattr(io, '_read_image', lambda p: reads.append(p) or real(p))
+    monkeypatch.setattr(io, '_read_image', lambda p, size=None: reads.append(p) or real(p, size))
     out, _ = read_video(path, frames=np.array([15, 3, 15, 9]))
     np.testing.assert_array_equal(out, frames[[15, 3, 15, 9]])
     assert sorted(os.path.basename(p) for p in reads) == ['000003.png', '000009.png', '000015.png']

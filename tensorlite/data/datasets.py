@@ -14,18 +14,25 @@ sample's clip is then a list/tuple of clips, given to the transform together so 
 is drawn once for all of them.
 
 Unreadable files. Without `skip_bad` the error propagates, naming the file. With `skip_bad=True`
-`dataset[i]` on an unreadable video returns the next readable sample instead (i+1, i+2, ...
-wrapping around), so `len(dataset)` and every index a loader asks for stay valid and the result
-is deterministic; the file is recorded in `bad_files` (its count in `num_bad`) and reported by one
-warning the first time it is met, never again. The record is per process: DataLoader workers each
-keep their own. `check_files()` probes every file up front (no decoding) and reports all bad ones in
-a single warning.
+`dataset[i]` on an unreadable video returns the next readable sample of the same class instead
+(the class's next index after i, wrapping around; for rows without a label, the next readable
+row), so `len(dataset)` and every index a loader asks for stay valid, the class balance holds and
+the result is deterministic. A class whose videos are all unreadable raises VideoReadError naming
+it. The file is recorded in `bad_files` (its count in `num_bad`) and reported by one warning the
+first time it is met, never again. Under a DataLoader with workers, the workers send what they
+find to the main process, which keeps the record and gives the warnings (each file once, however
+many workers meet it). `check_files()` probes every file up front (no decoding) and reports all bad
+ones in a single warning. `subset(indices)` is the same dataset restricted to those items (a
+train/validation split), whose substitutes stay inside it.
 """
+import copy
 import csv
+import itertools
 import json
 import math
 import os
 import warnings
+import weakref
 
 import numpy as np
 
@@ -41,6 +48,34 @@ DEFAULT_EXTENSIONS = VIDEO_EXTENSIONS + ('.gif',)
 # files. Errors from a sampler or a transform are bugs in the pipeline and are never skipped.
 _UNREADABLE = (VideoReadError, OSError)
 
+# skip_bad under DataLoader workers: a worker does not warn; it queues (token, index, path,
+# message) here, the loader sends the queue with each batch, and the main process merges it into
+# the dataset of that token. Tokens name datasets across processes (a forked or pickled copy
+# keeps its original's token).
+_DATASETS = weakref.WeakValueDictionary()          # token -> dataset made in this process
+_TOKENS = itertools.count()
+_worker_reports = []
+
+
+def take_worker_reports():
+    """The unreadable files this worker met since the last call (the loader sends them)."""
+    reports = list(_worker_reports)
+    _worker_reports.clear()
+    return reports
+
+
+def merge_worker_reports(reports):
+    """Record a worker's unreadable files in the main process's datasets, warning once per file."""
+    for token, index, path, message in reports:
+        dataset = _DATASETS.get(token)
+        if dataset is not None:
+            dataset._record_bad(index, path, message, warn=True)
+
+
+def _in_worker():
+    from .loader import get_worker_info
+    return get_worker_info() is not None
+
 
 class _VideoDataset:
     """Shared loading: segment -> sampler -> partial decode -> transform, with skip_bad.
@@ -55,6 +90,27 @@ class _VideoDataset:
         self.fps = fps
         self.bad_files = []              # paths found unreadable, in the order they were met
         self._bad_indices = set()
+        self._register()
+
+    def _register(self):
+        self._token = (os.getpid(), next(_TOKENS))
+        _DATASETS[self._token] = self
+
+    def subset(self, indices):
+        """This dataset restricted to items `indices` (in that order), e.g. a train/validation
+        split: item k is item indices[k] here. Its unreadable-file record starts empty, and
+        skip_bad's substitutes come from the subset only (a training video is never replaced by a
+        validation one)."""
+        indices = [range(len(self))[int(i)] for i in indices]
+        part = copy.copy(self)
+        part.samples = [self.samples[i] for i in indices]
+        part.targets = [self.targets[i] for i in indices]
+        if hasattr(self, 'annotations'):
+            part.annotations = [self.annotations[i] for i in indices]
+        part.bad_files, part._bad_indices = [], set()
+        part.__dict__.pop('_groups', None)
+        part._register()
+        return part
 
     def __len__(self):
         return len(self.samples)
@@ -68,25 +124,55 @@ class _VideoDataset:
         index = range(len(self))[index]          # negative indices; IndexError past the end
         if not self.skip_bad:
             return self._load(index)
-        n = len(self)
-        for step in range(n):
-            j = (index + step) % n
+        group = self._group_of(index)
+        start = group.index(index)
+        for step in range(len(group)):
+            j = group[(start + step) % len(group)]
             if j in self._bad_indices:
                 continue
             try:
                 return self._load(j)
             except _UNREADABLE as err:
                 self._mark_bad(j, err)
-        raise VideoReadError(f"{type(self).__name__}: all {n} videos are unreadable "
-                             f"({self.num_bad} bad files, e.g. {self.bad_files[:3]})")
+        raise VideoReadError(f"{type(self).__name__}: all {len(group)} videos of "
+                             f"{self._label_name(self.targets[index])} are unreadable: nothing can "
+                             f"stand in for item {index} ({self.num_bad} bad files, e.g. "
+                             f"{self.bad_files[:3]})")
+
+    def _label_name(self, label):
+        classes = getattr(self, 'classes', None) or []
+        if label is None:
+            return 'the rows without a label'
+        if label in range(len(classes)) and isinstance(classes[label], str):
+            return f"class {classes[label]!r}"
+        return f"label {label!r}"
+
+    def _group_of(self, index):
+        """The indices of the items with index's label (all unlabelled rows form one group),
+        in order: where skip_bad looks for a substitute."""
+        if '_groups' not in self.__dict__:
+            groups = {}
+            for i, label in enumerate(self.targets):
+                groups.setdefault(label, []).append(i)
+            self._groups = groups
+        return self._groups[self.targets[index]]
 
     def _mark_bad(self, index, err):
         path = self._item(index)[0]
+        if _in_worker():                 # the main process keeps the record and warns
+            _worker_reports.append((self._token, index, path, str(err)))
+            self._record_bad(index, path, str(err), warn=False)
+        else:
+            self._record_bad(index, path, str(err), warn=True)
+
+    def _record_bad(self, index, path, message, warn):
         self._bad_indices.add(index)
         if path not in self.bad_files:
             self.bad_files.append(path)
-            warnings.warn(f"{type(self).__name__}: skipping unreadable video {path!r} ({err}); "
-                          f"{self.num_bad} unreadable so far, see .bad_files", stacklevel=3)
+            if warn:
+                warnings.warn(f"{type(self).__name__}: skipping unreadable video {path!r} "
+                              f"({message}); {self.num_bad} unreadable so far, see .bad_files",
+                              stacklevel=4)
 
     def check_files(self):
         """Probe every video (headers and frame counts, no decoding) and record the unreadable ones.

@@ -20,12 +20,15 @@ Three kinds of source, one interface:
 All decoded frames are uint8 arrays of shape (T, H, W, 3), RGB whatever the source's pixel format
 (grayscale, palette, RGBA, YUV).
 """
+import atexit
 import os
 import re
+import select
 import shutil
 import stat
 import subprocess
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -33,7 +36,7 @@ import numpy as np
 from .._atomic import atomic_write
 
 __all__ = ['VideoReadError', 'VideoInfo', 'read_video', 'video_info', 'write_video',
-           'VIDEO_EXTENSIONS', 'IMAGE_EXTENSIONS', 'FOLDER_FPS']
+           'VIDEO_EXTENSIONS', 'IMAGE_EXTENSIONS', 'FOLDER_FPS', 'MAX_FRAME_PIXELS']
 
 #: extensions read through ffmpeg (anything ffmpeg can demux works; these are the ones a dataset
 #: scan picks up by default)
@@ -43,6 +46,12 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 #: frame rate assumed for a folder of frames when the caller gives none (a folder stores no rate;
 #: 30 fps is the common extraction rate of Kinetics-style dumps)
 FOLDER_FPS = 30.0
+
+#: the largest frame (width * height) a reader accepts: 8192 x 8192, four times 8K UHD. A larger
+#: size in a header is refused with VideoReadError before any frame is decoded or allocated (a
+#: 16000 x 16000 header in a few kilobytes, an image decompression bomb). Raise it by assigning
+#: `tensorlite.data.io.MAX_FRAME_PIXELS` when you really read such videos.
+MAX_FRAME_PIXELS = 8192 * 8192
 
 # Seeking (ffmpeg -ss before -i) is used when the first requested frame is at least this many
 # frames in: below it, decoding from the start costs little and cannot go wrong.
@@ -146,6 +155,17 @@ def _check_indices(indices, info):
     return arr
 
 
+def _check_pixels(path, width, height):
+    """VideoReadError naming the file when a frame of width x height exceeds MAX_FRAME_PIXELS:
+    called with the header's size, before any frame is decoded."""
+    if width * height > MAX_FRAME_PIXELS:
+        raise VideoReadError(
+            f"{path!r}: frames of {width}x{height} ({width * height:,} pixels, "
+            f"{width * height * 3 / 2**20:,.0f} MiB each as RGB) exceed MAX_FRAME_PIXELS = "
+            f"{MAX_FRAME_PIXELS:,}; refused before decoding (raise "
+            f"tensorlite.data.io.MAX_FRAME_PIXELS to read it)")
+
+
 # ----------------------------------------------------------------------------------------------
 # ffmpeg
 
@@ -170,13 +190,79 @@ def _parse_rate(text, unit):
     return float(m.group(1)) * (1000.0 if m.group(2) else 1.0)
 
 
-PROBE_TIMEOUT = 120        # seconds ffmpeg may take to scan one file's packets before it is killed
-
-
 def _ffmpeg_input(path):
     """The path as ffmpeg's input: 'file:' and the absolute path, so that a name ffmpeg would
     read as a protocol ('pipe:1.mp4', '12:30 clip.mp4', 'http:...') is read as the file it is."""
     return 'file:' + os.path.abspath(path)
+
+
+# Running ffmpeg. Every call is bounded in time, and no ffmpeg outlives the Python process that
+# started it:
+# - the probe and frame-count passes are killed after PROBE_TIMEOUT / COUNT_TIMEOUT seconds;
+# - the decoding pass is killed when it delivers no byte for DECODE_STALL_TIMEOUT seconds (a long
+#   video may take long as a whole; a stalled decoder is what must not hang);
+# - writing is killed after WRITE_TIMEOUT seconds plus one per MiB of frames;
+# - the processes still running when Python exits (an unclosed frame generator, an exception on
+#   the way out) are killed by an atexit hook; a Python killed outright (SIGKILL) closes its end of
+#   ffmpeg's output pipe, and ffmpeg then dies of SIGPIPE at its next write.
+PROBE_TIMEOUT = 120            # seconds for the demux-only pass that counts packets
+COUNT_TIMEOUT = 600            # seconds for the decoding pass that counts a damaged file's frames
+DECODE_STALL_TIMEOUT = 120     # seconds the decoding pass may go without delivering a byte
+WRITE_TIMEOUT = 120            # seconds to encode a video, plus one per MiB of raw frames
+
+_RUNNING = set()               # ffmpeg processes started by this process and not yet reaped
+
+
+def _start_ffmpeg(cmd, **kwargs):
+    proc = subprocess.Popen(cmd, **kwargs)
+    _RUNNING.add(proc)
+    return proc
+
+
+def _stop_ffmpeg(proc):
+    """Kill `proc` if it still runs, reap it and forget it."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    _RUNNING.discard(proc)
+
+
+@atexit.register
+def _kill_running_ffmpeg():
+    for proc in list(_RUNNING):
+        try:
+            _stop_ffmpeg(proc)
+        except OSError:
+            pass
+
+
+# A forked child (a DataLoader worker) does not own its parent's ffmpeg processes.
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(after_in_child=_RUNNING.clear)
+
+
+class _FFmpegTimeout(Exception):
+    pass
+
+
+def _run_ffmpeg(cmd, timeout, input=None):
+    """subprocess.run(cmd, capture_output=True) bounded by `timeout` seconds: (returncode, stdout
+    bytes, stderr bytes); raises _FFmpegTimeout once ffmpeg has been killed."""
+    proc = _start_ffmpeg(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise _FFmpegTimeout from None
+    finally:
+        _stop_ffmpeg(proc)
+    return proc.returncode, out, err
+
+
+# What the demux-only pass prints when packets lie partly or wholly beyond the end of the file, or
+# are damaged: the packet count then overstates what decodes, and the frames are counted by
+# decoding instead.
+_DAMAGE = re.compile(r'^\[.*(partial file|Packet corrupt|corrupt input packet|[Tt]runcat)', re.M)
 
 
 def _probe_ffmpeg(path):
@@ -186,16 +272,16 @@ def _probe_ffmpeg(path):
     cmd = [_ffmpeg_exe(), '-hide_banner', '-nostdin', '-i', _ffmpeg_input(path), '-map', '0:v:0',
            '-c', 'copy', '-f', 'null', '-', '-progress', 'pipe:1', '-nostats']
     try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=PROBE_TIMEOUT)
-    except subprocess.TimeoutExpired:                    # run() has killed ffmpeg
+        code, out, err = _run_ffmpeg(cmd, PROBE_TIMEOUT)
+    except _FFmpegTimeout:
         raise VideoReadError(f"cannot read {path!r}: ffmpeg took more than {PROBE_TIMEOUT} s to "
                              "scan it (killed)") from None
-    err = proc.stderr.decode(errors='replace')
-    if proc.returncode != 0:
+    err = err.decode(errors='replace')
+    if code != 0:
         if 'matches no streams' in err:
             raise VideoReadError(f"{path!r} has no video stream (ffmpeg: {_last_lines(err, 2)})")
         raise VideoReadError(f"cannot read {path!r} as a video: ffmpeg exited with code "
-                             f"{proc.returncode}: {_last_lines(err)}")
+                             f"{code}: {_last_lines(err)}")
     # Only the input section describes the file (the output section repeats it for the null muxer).
     head = err.split('Stream mapping:')[0]
     fmt = re.search(r"Input #0, (.+?), from ", head)
@@ -210,11 +296,14 @@ def _probe_ffmpeg(path):
         raise VideoReadError(f"cannot read {path!r}: broken or truncated video stream "
                              f"({_last_lines(err, 3)})")
     width, height = int(size.group(1)), int(size.group(2))
+    _check_pixels(path, width, height)
     rotation = re.search(r'rotation of (-?[\d.]+) degrees', head)
     if rotation and round(abs(float(rotation.group(1)))) % 180 == 90:
         width, height = height, width      # ffmpeg applies the display rotation when decoding
-    counts = re.findall(r'^frame=(\d+)', proc.stdout.decode(errors='replace'), flags=re.M)
-    num_frames = int(counts[-1]) if counts else 0
+    num_frames = _progress_frames(out)
+    damaged = bool(_DAMAGE.search(err.split('Stream mapping:', 1)[-1]))
+    if damaged and num_frames:
+        num_frames = _count_decoded(path)
     if num_frames == 0:
         raise VideoReadError(f"{path!r} contains no video frames (truncated or empty stream): "
                              f"{_last_lines(err, 2)}")
@@ -229,7 +318,30 @@ def _probe_ffmpeg(path):
     info = VideoInfo(fps=fps, num_frames=num_frames, duration=num_frames / fps, width=width,
                      height=height, path=path, format='ffmpeg:' + (fmt.group(1) if fmt else '?'),
                      codec=line.split()[0].rstrip(','))
-    return info, _can_seek(info, fps, tbr, fmt.group(1) if fmt else '')
+    return info, not damaged and _can_seek(info, fps, tbr, fmt.group(1) if fmt else '')
+
+
+def _progress_frames(out):
+    """The last 'frame=N' of ffmpeg's -progress output (0 when there is none)."""
+    counts = re.findall(r'^frame=(\d+)', out.decode(errors='replace'), flags=re.M)
+    return int(counts[-1]) if counts else 0
+
+
+def _count_decoded(path):
+    """The number of frames that decode, counted by one decoding pass to nowhere: for a file whose
+    packets are damaged or cut off at the end, so that num_frames is what `read_video` returns."""
+    cmd = [_ffmpeg_exe(), '-hide_banner', '-nostdin', '-v', 'error', '-i', _ffmpeg_input(path),
+           '-map', '0:v:0', '-fps_mode', 'passthrough', '-f', 'null', '-', '-progress', 'pipe:1',
+           '-nostats']
+    try:
+        code, out, err = _run_ffmpeg(cmd, COUNT_TIMEOUT)
+    except _FFmpegTimeout:
+        raise VideoReadError(f"cannot read {path!r}: it is damaged, and counting the frames that "
+                             f"decode took more than {COUNT_TIMEOUT} s (killed)") from None
+    if code != 0:
+        raise VideoReadError(f"cannot decode {path!r}: ffmpeg exited with code {code}: "
+                             f"{_last_lines(err.decode(errors='replace'))}")
+    return _progress_frames(out)
 
 
 def _exact_rate(rate):
@@ -300,32 +412,55 @@ def _ffmpeg_frames(path, width, height, start=0, fps=None):
         cmd += ['-ss', f'{(start - 0.5) / fps:.6f}']
     cmd += ['-i', _ffmpeg_input(path), '-map', '0:v:0', '-fps_mode', 'passthrough',
             '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-']
-    frame_bytes = width * height * 3
     # stderr goes to a file, not a pipe: nobody reads it while frames stream, and a full pipe
     # would block ffmpeg.
     with tempfile.TemporaryFile() as errfile:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errfile, stdin=subprocess.DEVNULL,
-                                bufsize=frame_bytes)
-        finished = False
+        proc = _start_ffmpeg(cmd, stdout=subprocess.PIPE, stderr=errfile, stdin=subprocess.DEVNULL,
+                             bufsize=0)
         try:
             while True:
-                buf = proc.stdout.read(frame_bytes)
-                if not buf:
-                    finished = True
+                frame = np.empty((height, width, 3), np.uint8)
+                got = _read_into(proc.stdout, frame.reshape(-1), path)
+                if got == 0:
                     break
-                if len(buf) < frame_bytes:
+                if got < frame.size:
                     raise VideoReadError(f"{path!r}: ffmpeg stopped in the middle of a frame "
-                                         f"({len(buf)} of {frame_bytes} bytes)")
-                yield np.frombuffer(buf, np.uint8).reshape(height, width, 3)
-        finally:
-            if not finished:
-                proc.kill()
-            proc.stdout.close()
-            code = proc.wait()
-            if finished and code != 0:
+                                         f"({got} of {frame.size} bytes)")
+                yield frame
+            code = proc.wait(timeout=DECODE_STALL_TIMEOUT)   # its output is closed: it is exiting
+            if code != 0:
                 errfile.seek(0)
                 raise VideoReadError(f"cannot decode {path!r}: ffmpeg exited with code {code}: "
                                      f"{_last_lines(errfile.read().decode(errors='replace'))}")
+        except subprocess.TimeoutExpired:
+            raise VideoReadError(f"{path!r}: ffmpeg did not exit {DECODE_STALL_TIMEOUT} s after its "
+                                 f"last frame (killed)") from None
+        finally:
+            proc.stdout.close()
+            _stop_ffmpeg(proc)           # kills ffmpeg when the generator is closed early
+
+
+def _read_into(pipe, out, path):
+    """Fill the uint8 array `out` from ffmpeg's output pipe; the number of bytes read (fewer only
+    at the end of the stream). VideoReadError when ffmpeg delivers nothing for
+    DECODE_STALL_TIMEOUT seconds."""
+    fd, view, got = pipe.fileno(), memoryview(out), 0
+    while got < len(view):
+        if _CAN_SELECT_PIPES:
+            ready, _, _ = select.select([fd], [], [], DECODE_STALL_TIMEOUT)
+            if not ready:
+                raise VideoReadError(f"cannot decode {path!r}: ffmpeg delivered nothing for "
+                                     f"{DECODE_STALL_TIMEOUT} s (killed)")
+        n = os.readv(fd, [view[got:]]) if _CAN_SELECT_PIPES else pipe.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
+# select() waits on pipes on POSIX systems only; elsewhere the decoding pass reads without a stall
+# timeout.
+_CAN_SELECT_PIPES = os.name == 'posix'
 
 
 def _read_ffmpeg(path, unique, info, seekable):
@@ -348,11 +483,24 @@ def _read_ffmpeg(path, unique, info, seekable):
 
 
 def _open_image(path):
+    """Pillow's lazy image (only the header is read), its size checked against MAX_FRAME_PIXELS.
+    Pillow's own decompression-bomb warning and error are superseded by that check."""
     from PIL import Image, UnidentifiedImageError
     try:
-        return Image.open(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            im = Image.open(path)
     except UnidentifiedImageError as e:
         raise VideoReadError(f"cannot read {path!r} as an image: {e}") from None
+    except Image.DecompressionBombError as e:
+        raise VideoReadError(f"{path!r}: {e} (and MAX_FRAME_PIXELS = {MAX_FRAME_PIXELS:,}); "
+                             "refused before decoding") from None
+    try:
+        _check_pixels(path, im.width, im.height)
+    except VideoReadError:
+        im.close()
+        raise
+    return im
 
 
 def _probe_gif(path):
@@ -379,6 +527,7 @@ def _gif_frames(path):
         for k in range(im.n_frames):
             try:
                 im.seek(k)
+                _check_pixels(path, im.width, im.height)    # a frame may enlarge the canvas
                 yield np.asarray(im.convert('RGB'))
             except (OSError, EOFError, SyntaxError) as e:
                 raise VideoReadError(f"cannot decode frame {k} of {path!r}: {e}") from None
@@ -419,10 +568,14 @@ def _probe_folder(path, fps):
                      height=height, path=path, format='folder', codec=codec), files
 
 
-def _read_image(path):
-    """One frame file -> (H, W, 3) uint8 RGB."""
+def _read_image(path, size=None):
+    """One frame file -> (H, W, 3) uint8 RGB; VideoReadError before decoding when its header's
+    size (width, height) is not `size`."""
     im = _open_image(path)
     with im:
+        if size is not None and im.size != size:
+            raise VideoReadError(f"frame {path!r} is {im.width}x{im.height} but the first frame of "
+                                 f"its folder is {size[0]}x{size[1]}")
         try:
             return np.asarray(im.convert('RGB'))
         except (OSError, SyntaxError) as e:
@@ -430,14 +583,7 @@ def _read_image(path):
 
 
 def _read_folder(files, unique, info):
-    got = {}
-    for k in unique.tolist():
-        frame = _read_image(files[k])
-        if frame.shape[:2] != (info.height, info.width):
-            raise VideoReadError(f"frame {files[k]!r} is {frame.shape[1]}x{frame.shape[0]} but the "
-                                 f"first frame of {info.path!r} is {info.width}x{info.height}")
-        got[k] = frame
-    return got
+    return {k: _read_image(files[k], (info.width, info.height)) for k in unique.tolist()}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -556,10 +702,15 @@ def _write_ffmpeg(tmp, frames, fps, ext, crf):
     cmd = [_ffmpeg_exe(), '-hide_banner', '-nostdin', '-v', 'error', '-y',
            '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', f'{w}x{h}', '-r', f'{fps}', '-i', '-',
            '-an', '-c:v', codec] + [o.format(crf=crf) for o in options] + [tmp]
-    proc = subprocess.run(cmd, input=frames.tobytes(), capture_output=True)
-    if proc.returncode != 0:
+    timeout = WRITE_TIMEOUT + frames.nbytes / 2**20
+    try:
+        code, _, err = _run_ffmpeg(cmd, timeout, input=frames.tobytes())
+    except _FFmpegTimeout:
+        raise OSError(f"ffmpeg took more than {timeout:.0f} s to write a {ext} video of "
+                      f"{t} frames {w}x{h} (killed)") from None
+    if code != 0:
         raise OSError(f"ffmpeg could not write {ext} video (codec {codec}): "
-                      f"{_last_lines(proc.stderr.decode(errors='replace'))}")
+                      f"{_last_lines(err.decode(errors='replace'))}")
 
 
 def _write_gif(tmp, frames, fps):

@@ -28,6 +28,11 @@ The dataset needs `__len__` and `__getitem__(index)`. What the loader promises:
   traceback in the message and the original exception as `__cause__` when it can be pickled. A
   worker that dies (killed, segfault) raises RuntimeError with its exit code; `timeout` seconds
   without a batch raise TimeoutError.
+- Unreadable files. A dataset's `skip_bad` record (VideoFolder, VideoList) is kept in the main
+  process: what a worker finds unreadable is sent back with the batch, merged into the main
+  process's dataset in batch order and warned about there, once per file; `dataset.num_bad` in
+  the main process counts them all, and the next epoch's workers start from that record.
+  `get_worker_info()` says, inside a dataset, whether it runs in a worker (as PyTorch's).
 - Shutdown. Breaking out of the loop, deleting the iterator, an exception or Ctrl-C stops the
   workers: they are asked to exit, given a second, then terminated. Workers ignore SIGINT (the main
   process owns Ctrl-C) and exit by themselves if the main process disappears.
@@ -161,6 +166,39 @@ def default_collate(batch):
 def _is_tensor(x):
     from ..autograd import Tensor
     return isinstance(x, Tensor)
+
+
+class WorkerInfo:
+    """What `get_worker_info()` returns inside a worker: id (0 .. num_workers - 1), num_workers,
+    seed (the loader's), dataset (this worker's copy)."""
+
+    def __init__(self, id, num_workers, seed, dataset):
+        self.id, self.num_workers, self.seed, self.dataset = id, num_workers, seed, dataset
+
+    def __repr__(self):
+        return f"WorkerInfo(id={self.id}, num_workers={self.num_workers}, seed={self.seed})"
+
+
+_worker_info = None
+
+
+def get_worker_info():
+    """A `WorkerInfo` in a DataLoader worker process, None in the main process (PyTorch's
+    torch.utils.data.get_worker_info)."""
+    return _worker_info
+
+
+def _take_reports():
+    """In a worker: what the datasets found unreadable since the last call (see datasets.py)."""
+    from .datasets import take_worker_reports
+    return take_worker_reports()
+
+
+def _merge_reports(reports):
+    """In the main process: a worker's reports into the main process's datasets."""
+    if reports:
+        from .datasets import merge_worker_reports
+        merge_worker_reports(reports)
 
 
 # ---- loading one batch (main process or worker) -------------------------------------------------
@@ -341,10 +379,13 @@ def _receive(conn):
     return pickle.loads(header, buffers=buffers)
 
 
-def _worker_loop(worker, dataset, collate_fn, seed, epoch, tasks, results, done):
+def _worker_loop(worker, num_workers, dataset, collate_fn, seed, epoch, tasks, results, done):
     """A worker process: load the batches named on `tasks` until None (or until the main process
-    is gone), and send each on `results` as (batch number, ok, batch or DataLoaderError)."""
+    is gone), and send each on `results` as (batch number, ok, batch or DataLoaderError, the
+    unreadable files met while loading it)."""
+    global _worker_info
     signal.signal(signal.SIGINT, signal.SIG_IGN)      # Ctrl-C is the main process's to handle
+    _worker_info = WorkerInfo(worker, num_workers, seed, dataset)
     parent = multiprocessing.parent_process()
     collate = collate_fn or collate_arrays
     while True:
@@ -366,13 +407,14 @@ def _worker_loop(worker, dataset, collate_fn, seed, epoch, tasks, results, done)
             return
         except DataLoaderError as e:
             message = (batch_number, False, (e, _pickled_cause(e)))
+        reports = _take_reports()
         try:
-            _send(results, message)
+            _send(results, message + (reports,))
         except (BrokenPipeError, EOFError):           # the main process is gone
             return
         except Exception as e:                        # the batch cannot be pickled: say so
             err = _error(e, [int(i) for i in indices], worker)
-            _send(results, (batch_number, False, (err, None)))
+            _send(results, (batch_number, False, (err, None), reports))
 
 
 def _pickled_cause(err):
@@ -400,7 +442,7 @@ class _WorkerIterator:
         self._timeout = loader.timeout
         self._num_workers = loader.num_workers
         self._sent = self._received = 0
-        self._ready = {}                              # batch number -> (ok, batch), out of order
+        self._ready = {}                              # batch number -> (ok, batch, reports)
         ctx = loader._context()
         self._done = ctx.Event()
         self._closed = False
@@ -410,7 +452,7 @@ class _WorkerIterator:
                 result_reader, result_writer = ctx.Pipe(duplex=True)   # a socket: passes fds
                 process = ctx.Process(
                     target=_worker_loop, name=f"DataLoader worker {w}", daemon=True,
-                    args=(w, loader.dataset, loader.collate_fn, loader.seed, epoch, task_reader,
+                    args=(w, loader.num_workers, loader.dataset, loader.collate_fn, loader.seed, epoch, task_reader,
                           result_writer, self._done))
                 process.start()
                 task_reader.close()                   # the worker's ends live in the worker
@@ -442,10 +484,11 @@ class _WorkerIterator:
             raise StopIteration
         try:
             while self._received not in self._ready:
-                number, ok, payload = self._get()
-                self._ready[number] = (ok, payload)
-            ok, payload = self._ready.pop(self._received)
+                number, ok, payload, reports = self._get()
+                self._ready[number] = (ok, payload, reports)
+            ok, payload, reports = self._ready.pop(self._received)
             self._received += 1
+            _merge_reports(reports)
             if not ok:
                 err, cause = payload
                 raise err from (_unpickle(cause) if cause is not None else None)
