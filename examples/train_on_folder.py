@@ -24,7 +24,7 @@ The pipeline, all of it public API:
   `check_files()` probes every video up front (no decoding) and reports the unreadable ones in one
   warning; they are left out of the split. skip_bad=True stays on for files whose header is sound
   but whose data is corrupt further in (found only when decoded): such a sample is replaced by the
-  next readable one and reported once.
+  next readable one of its class and reported once.
 - Temporal sampling (--sampler): 'uniform' takes --frames frames --stride apart, at a random
   position in training (D.RandomTemporalCrop) and centred in evaluation (D.UniformStride);
   'segments' takes one frame from each of --frames equal segments (D.SegmentSampler, TSN), random
@@ -280,12 +280,13 @@ def run(args, root, checkpoint_dir, started):
         print(f"  {len(bad)} unreadable, left out: " + ', '.join(os.path.relpath(p, root)
                                                                  for p in bad))
         # what skip_bad=True does when a file is found bad only at loading time (no check_files):
-        # the sample is replaced by the next readable one, and the file is reported once
+        # the sample is replaced by the next readable one of its class, and the file is reported once
         fresh = D.VideoFolder(root, eval_sampler, eval_tf, skip_bad=True)
         with warnings.catch_warnings(record=True):
             warnings.simplefilter('always')
             clip, label = fresh[bad_indices[0]]
-        print(f"  skip_bad=True: dataset[{bad_indices[0]}] gave the next readable video instead, "
+        print(f"  skip_bad=True: dataset[{bad_indices[0]}] gave the next readable video of its "
+              f"class instead, "
               f"clip {clip.shape} of class {classes[label]!r}; dataset.bad_files = "
               f"{[os.path.relpath(p, root) for p in fresh.bad_files]}")
     skipped = None if not bad else {'index': bad_indices[0], 'label': int(label),

@@ -890,7 +890,12 @@ def cmd_bench(args):
     for name in names:
         script = scripts[name][0]
         print(f"== {name}: {script.name} {' '.join(args.extra)}".rstrip(), flush=True)
-        code = subprocess.call([sys.executable, str(script)] + list(args.extra), cwd=str(folder))
+        try:
+            code = subprocess.call([sys.executable, str(script)] + list(args.extra),
+                                   cwd=str(folder), timeout=args.timeout)   # killed on timeout
+        except subprocess.TimeoutExpired:
+            failed.append(f"{name} (killed after --timeout {args.timeout:g} s)")
+            continue
         if code != 0:
             failed.append(f"{name} (exit {code})")
     if failed:
@@ -1092,6 +1097,8 @@ def build_parser():
                 '(arguments after -- go to each script)')
     p.add_argument('names', nargs='*', help='benchmarks to run, e.g. conv flow (default: all)')
     p.add_argument('--list', action='store_true', help='list the benchmarks and stop')
+    p.add_argument('--timeout', type=_positive(float, '--timeout'), default=3600.0,
+                   help='seconds each benchmark may run before it is killed (default 3600)')
 
     # info
     p = command('info', cmd_info, 'versions, CPUs, CUDA, models, synthetic families')

@@ -272,6 +272,18 @@ def test_bench_passes_arguments_after_double_dash(monkeypatch, tmp_path, capsys)
     assert 'echo (exit 3)' in capsys.readouterr().err
 
 
+def test_a_benchmark_that_hangs_is_killed_after_its_timeout(monkeypatch, tmp_path, capsys):
+    import time
+    folder = tmp_path / 'benchmarks'
+    folder.mkdir()
+    (folder / 'bench_hang.py').write_text('"""Hangs."""\nimport time\ntime.sleep(600)\n')
+    monkeypatch.setattr(cli, 'benchmarks_folder', lambda: folder)
+    started = time.monotonic()
+    assert cli.main(['bench', 'hang', '--timeout', '1']) == 1
+    assert time.monotonic() - started < 30
+    assert 'hang (killed after --timeout 1 s)' in capsys.readouterr().err
+
+
 def test_unexpected_error_exits_1_without_traceback(monkeypatch, capsys):
     def broken(args):
         raise RuntimeError('the disk caught fire')

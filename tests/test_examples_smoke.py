@@ -101,8 +101,8 @@ def test_train_on_folder_demo(folder_example, tmp_path, capsys):
     # skip_bad=True on a dataset that has not probed its files: the next readable video instead
     skipped = results['skip_bad_demo']
     assert skipped['bad_files'] == results['unreadable']
-    assert classes[skipped['label']] == 'beach'            # pool/unreadable.mp4 is the last file:
-    assert 'skip_bad=True: dataset[' in printed            # it wraps around to the first video
+    assert classes[skipped['label']] == 'pool'             # a video of pool/unreadable.mp4's class
+    assert 'skip_bad=True: dataset[' in printed            # stands in for it
     per_class = 4                                          # --quick: 4 videos per class
     assert results['num_train'] + results['num_val'] == per_class * len(classes)
     # every 4th demo video is a folder of PNG frames, the others .mp4 files

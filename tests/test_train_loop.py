@@ -450,3 +450,93 @@ def test_a_non_finite_gradient_is_caught_before_the_step():
     with pytest.raises(ValueError, match=r"nonfinite must be one of \('raise', 'skip'\), got 'warn'"):
         fit(model, DataLoader(scene_data(), batch_size=8), epochs=1, progress=False,
             nonfinite='warn')
+
+
+# ---- kill -9 at random moments ------------------------------------------------------------------
+
+_KILLABLE_RUN = '''
+import sys, time
+import numpy as np
+import tensorlite as tl
+import tensorlite.nn as nn
+import tensorlite.optim as optim
+from tensorlite.data import DataLoader, SyntheticActions
+from tensorlite.train.loop import fit
+out, epochs = sys.argv[1], int(sys.argv[2])
+tl.manual_seed(0)
+model = nn.Sequential(nn.Conv3d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool3d(1),
+                      nn.Flatten(), nn.Dropout(0.25), nn.Linear(8, 6))
+optimizer = optim.AdamW(model.parameters(), lr=0.01)
+scheduler = optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+data = SyntheticActions('scene', 32, num_frames=4, size=16, seed=0)
+print('fit', flush=True)
+started = time.perf_counter()
+fit(model, DataLoader(data, batch_size=8, shuffle=True, seed=3), optimizer=optimizer,
+    scheduler=scheduler, epochs=epochs, checkpoint_dir=out, resume=True, progress=False, seed=1)
+print('seconds', time.perf_counter() - started, flush=True)
+np.savez(out + '/final.npz', **{k: v.numpy() for k, v in model.state_dict().items()})
+'''
+
+
+def test_kill_9_at_random_moments_then_resume_is_bit_exact(tmp_path):
+    """A run killed with SIGKILL at random moments (before the first epoch ends, inside epochs,
+    while a checkpoint is written), resumed each time, ends with exactly the weights of an unkilled
+    run, and every checkpoint left behind loads. Kill k waits until the run has finished 0 or 1 more
+    epochs (drawn at random) and then a random part of an epoch's time. TENSORLITE_KILLS sets how
+    many kills (default 4)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from tensorlite.train import load_checkpoint
+    script = tmp_path / 'run.py'
+    script.write_text(_KILLABLE_RUN)
+    kills = int(os.environ.get('TENSORLITE_KILLS', '4'))
+    epochs = kills + 4
+
+    def start(folder):
+        return subprocess.Popen([sys.executable, str(script), str(folder), str(epochs)],
+                                stdout=subprocess.PIPE, text=True)
+
+    def epochs_done(folder):
+        history = folder / 'history.csv'
+        return max(len(history.read_text().splitlines()) - 1, 0) if history.exists() else 0
+
+    straight = start(tmp_path / 'straight')
+    out, _ = straight.communicate(timeout=600)
+    assert straight.returncode == 0
+    epoch_seconds = float(out.split('seconds')[1]) / epochs
+    reference = dict(np.load(tmp_path / 'straight' / 'final.npz'))
+
+    rng = np.random.default_rng(int(os.environ.get('TENSORLITE_KILL_SEED', '0')))
+    folder = tmp_path / 'killed'
+    saved = []                               # the epoch of last.npz after each kill
+    for _ in range(kills):
+        child = start(folder)
+        try:
+            assert child.stdout.readline() == 'fit\n'
+            target = epochs_done(folder) + int(rng.integers(0, 2))
+            deadline = time.monotonic() + 120
+            while epochs_done(folder) < target and child.poll() is None:
+                assert time.monotonic() < deadline, 'the run made no progress'
+                time.sleep(0.002)
+            time.sleep(rng.uniform(0, epoch_seconds))
+            assert child.poll() is None, 'the run ended before it was killed'
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=60)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            child.stdout.close()
+        last = folder / 'last.npz'
+        saved.append(load_checkpoint(last)['epoch'] if last.exists() else None)
+    finish = start(folder)
+    finish.communicate(timeout=600)
+    assert finish.returncode == 0
+    resumed = dict(np.load(folder / 'final.npz'))
+    assert resumed.keys() == reference.keys()
+    for key in reference:
+        assert np.array_equal(reference[key], resumed[key]), (key, saved)
+    print(f"{kills} kills survived; the epoch of last.npz after each: {saved}")
