@@ -12,13 +12,16 @@ Three kinds of source, one interface:
   run as a subprocess that pipes raw RGB frames. Frames are counted by a demux-only pass
   (`-c copy`: packets are counted, nothing is decoded), which is exact where container headers
   are not (an AVI's or WebM's header may omit the count; duration * fps is off by one or more
-  when the last frame's duration is rounded).
+  when the last frame's duration is rounded). When that pass reports damaged packets or a file
+  cut short, the frames are counted by decoding instead, so the count is always what decodes.
+  Every ffmpeg run is bounded in time and killed if Python exits first (see "Running ffmpeg").
 - GIF: Pillow, which composites each frame over the previous one as a GIF viewer does.
 - a folder of .jpg/.jpeg/.png frames, sorted naturally (frame_2 before frame_10). A folder stores
   no frame rate: `fps` (default `FOLDER_FPS`) says at what rate the frames were extracted.
 
 All decoded frames are uint8 arrays of shape (T, H, W, 3), RGB whatever the source's pixel format
-(grayscale, palette, RGBA, YUV).
+(grayscale, palette, RGBA, YUV). A frame size over `MAX_FRAME_PIXELS` is refused from the header,
+before anything is decoded.
 """
 import atexit
 import os
@@ -446,8 +449,7 @@ def _read_into(pipe, out, path):
     """Fill the uint8 array `out` from ffmpeg's output pipe; the number of bytes read (fewer only
     at the end of the stream). VideoReadError when ffmpeg delivers nothing for
     DECODE_STALL_TIMEOUT seconds. The pipe is non-blocking: read what is there, wait (select)
-    only when nothing is. (The pipe keeps its default size: a 1 MiB pipe made a 640x480 decode 25 %
-    slower, its data no longer in cache between ffmpeg's write and our read.)"""
+    only when nothing is."""
     view, got = memoryview(out), 0
     if not _CAN_SELECT_PIPES:
         while got < len(view):
