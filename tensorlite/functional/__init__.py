@@ -23,7 +23,7 @@ from .reduction import (argmax, argmin, logsumexp, max, mean, min, std, sum, var
 from .spacetime import (divided_space_time_attention, factorized_dot_product_attention,  # noqa: F401
                         factorized_self_attention, joint_space_time_attention, spatial_attention,
                         temporal_attention)
-from .sparse import embedding  # noqa: F401
+from .sparse import embedding, one_hot  # noqa: F401
 from .shape import (broadcast_to, cast, cat, chunk, clone, concatenate, expand, flatten,  # noqa: F401
                     gather, getitem, index_put, pad, permute, repeat, reshape, split, squeeze,
                     stack, sum_to, to_device, transpose, unsqueeze, view)

@@ -15,6 +15,7 @@ from .conv import (Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d,  # 
                    ConvTranspose3d)
 from .linear import Embedding, Flatten, Identity, Linear  # noqa: F401
 from .local_response_norm import LocalResponseNorm  # noqa: F401
+from .loss import BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss  # noqa: F401
 from .module import Module, Parameter  # noqa: F401
 from .normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, LayerNorm  # noqa: F401
 from .spacetime import (DividedSpaceTimeAttention, FactorizedDotProductAttention,  # noqa: F401
