@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .runs import StackViews, folder_transform, model_overrides  # noqa: F401  (the CLI's helpers)
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MISSING, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 EPILOG = """exit codes:
@@ -49,6 +51,7 @@ EPILOG = """exit codes:
 # their own, with other targets)
 CLASS_FAMILIES = ('scene', 'occluded', 'motion', 'order')
 DEFAULT_FRAMES, DEFAULT_SIZE = 16, 32
+VAL_CLIPS = 256                      # at most this many synthetic validation clips by default
 
 
 class CLIError(Exception):
@@ -152,35 +155,14 @@ def parse_data(spec):
     return 'folder', os.path.abspath(spec)
 
 
-def model_overrides(name, frames, size):
-    """The build_model keyword arguments that set a model's clip length and frame size, for the
-    models that fix them (an MLP over a flattened map, position embeddings, stacked frames).
-    I3D and SlowFast take any T and H, W (adaptive pooling), so they get none; so does a model
-    registered by a user, which is built as it comes."""
-    if name == 'c3d':
-        return {'frames': frames, 'size': size}
-    if name.startswith(('timesformer', 'vivit')):
-        return {'frames': frames, 'img_size': size}
-    if name in ('late_fusion_concat', 'early_fusion'):
-        return {'frames': frames, 'input_size': size}
-    if name in ('single_frame', 'late_fusion', 'late_fusion_max', 'cnn_lstm', 'cnn_lstm_mean'):
-        return {'input_size': size}
-    if name.startswith('two_stream'):
-        # the flow stack spans L + 1 frames of the clip: Simonyan & Zisserman's L = 10 if it fits
-        return {'input_size': size, 'flow_length': min(10, frames - 1)}
-    return {}
-
-
 def build_from_config(config):
-    """The model a `tensorlite train` run describes (its checkpoint's 'model_config')."""
-    from .models import build_model
+    """The model a `tensorlite train` run describes (tensorlite.runs.build_from_config); a model
+    that cannot be built is a usage error."""
+    from .runs import build_from_config as build
     try:
-        return build_model(config['name'], config['num_classes'], preset=config['preset'],
-                           **config.get('overrides', {}))
-    except (ValueError, TypeError) as e:
-        raise usage_error(f"cannot build model {config['name']!r} (preset {config['preset']!r}, "
-                          f"{config['frames']} frames of {config['size']}x{config['size']}): "
-                          f"{e}") from None
+        return build(config)
+    except ValueError as e:
+        raise usage_error(str(e)) from None
 
 
 def expected_input(model, name, preset):
@@ -229,17 +211,6 @@ def split_folder(targets, val_split, seed):
     return sorted(train), sorted(val)
 
 
-class StackViews:
-    """ToTensor's list of K (C, T, H, W) views -> one (K, C, T, H, W) array, the multi-view layout
-    `evaluate` and `temporal_diagnostic` average over."""
-
-    def __call__(self, clips, rng=None):
-        return np.stack(list(clips))
-
-    def __repr__(self):
-        return 'StackViews()'
-
-
 class SyntheticViews:
     """A SyntheticActions transform: K windows of `frames` frames spread over the rendered clip
     (MultiClip), each as (C, T, H, W) float32, stacked to (K, C, T, H, W)."""
@@ -253,17 +224,9 @@ class SyntheticViews:
         return np.stack([ToTensor()(frames[idx]) for idx in self.sampler(len(frames))])
 
 
-def folder_transform(size, training, views=1):
-    """Frames (T, H, W, 3) uint8 -> (C, T, size, size) float32 in [0, 1]: short side to `size`,
-    centre crop (a random horizontal flip in training); K views are stacked (K, C, T, H, W)."""
-    from . import data as D
-    steps = [D.Resize(size), D.CenterCrop(size)]
-    if training:
-        steps.append(D.RandomHorizontalFlip())
-    steps.append(D.ToTensor())
-    if views > 1:
-        steps.append(StackViews())
-    return D.Compose(steps)
+def clip_sampler(frames, training=False, views=1):
+    from .runs import clip_sampler as sampler
+    return sampler(frames, training, views)
 
 
 def make_datasets(config, split, num_clips=None, seed=None, views=1, video_frames=None,
@@ -284,24 +247,25 @@ def make_datasets(config, split, num_clips=None, seed=None, views=1, video_frame
                                      seed=seed, transform=transform)
         if transform is not None and views == 1:
             dataset = _SqueezeView(dataset)
+    elif config['data_kind'] == 'file':
+        dataset = OneVideo(config['data_path'], config['classes'],
+                           clip_sampler(frames, False, views), folder_transform(size, False, views))
     else:
         training = split == 'train'
-        if views > 1:
-            sampler = D.MultiClip(views, frames)
-        elif training:
-            sampler = D.RandomTemporalCrop(frames, training=True)
-        else:
-            sampler = D.UniformStride(frames)
         try:
-            dataset = D.VideoFolder(config['data_path'], sampler=sampler,
+            dataset = D.VideoFolder(config['data_path'], sampler=clip_sampler(frames, training, views),
                                     transform=folder_transform(size, training, views),
                                     skip_bad=skip_bad)
         except FileNotFoundError as e:
             raise missing_error(str(e)) from None
         if list(dataset.classes) != list(config['classes']):
-            raise usage_error(f"the folder {config['data_path']!r} has classes "
-                              f"{list(dataset.classes)}, the model was trained on "
-                              f"{list(config['classes'])}")
+            if split != 'all' or not set(dataset.classes) <= set(config['classes']):
+                unknown = [c for c in dataset.classes if c not in config['classes']]
+                raise usage_error(f"the folder {config['data_path']!r} has classes "
+                                  f"{list(dataset.classes)}, the model was trained on "
+                                  f"{list(config['classes'])}"
+                                  + (f": {unknown} are not among them" if unknown else ""))
+            dataset = Relabelled(dataset, config['classes'])
         if split != 'all':
             train, val = split_folder(dataset.targets, config['val_split'], config['split_seed'])
             # a subset of its own: skip_bad's substitutes stay inside the split
@@ -314,6 +278,58 @@ def make_datasets(config, split, num_clips=None, seed=None, views=1, video_frame
     if len(dataset) == 0:
         raise usage_error(f"the {split} split of {config['data']!r} is empty")
     return dataset
+
+
+class Relabelled:
+    """A VideoFolder whose classes are some of a run's, matched by name: its labels become the
+    run's class indices (the run's `classes`); `bad_files` and `targets` follow."""
+
+    def __init__(self, dataset, classes):
+        self.dataset, self.classes = dataset, list(classes)
+        self.mapping = [self.classes.index(c) for c in dataset.classes]
+        self.targets = [self.mapping[t] for t in dataset.targets]
+
+    @property
+    def bad_files(self):
+        return self.dataset.bad_files
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        clip, label = self.dataset[i]
+        return clip, self.mapping[label]
+
+
+class OneVideo:
+    """One video file as a dataset of one labelled clip: its label is its folder's name, which must
+    be one of the run's classes (e.g. data/jump/clip.mp4 is a 'jump')."""
+
+    def __init__(self, path, classes, sampler, transform):
+        from .data import read_video, video_info
+        label = os.path.basename(os.path.dirname(os.path.abspath(path)))
+        if label not in classes:
+            raise usage_error(f"--data {path!r}: a single video is scored against the class named "
+                              f"by its folder, {label!r}, which is not one of the run's classes "
+                              f"{list(classes)}; to see what the model says, use tensorlite "
+                              f"predict")
+        self.path, self.classes, self.targets = path, list(classes), [list(classes).index(label)]
+        self.sampler, self.transform = sampler, transform
+        self._read, self._info = read_video, video_info
+
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, i):
+        range(1)[i]
+        chosen = self.sampler(self._info(self.path).num_frames)
+        if isinstance(chosen, list):
+            union = np.unique(np.concatenate(chosen))
+            frames, _ = self._read(self.path, frames=union)
+            clip = [frames[np.searchsorted(union, c)] for c in chosen]
+        else:
+            clip, _ = self._read(self.path, frames=chosen)
+        return self.transform(clip), self.targets[0]
 
 
 def skipped_files(dataset):
@@ -330,6 +346,36 @@ def report_skipped(dataset, what):
         print(f"{what}: skipped {len(bad)} unreadable video{'s' if len(bad) > 1 else ''} "
               f"(--skip-bad; a video of the same class stood in for each): "
               f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}")
+
+
+def _class_counts(config, dataset):
+    """Clips per class of a split: a folder split's `targets`; synthetic clip i has label
+    i % num_classes (SyntheticActions' rule)."""
+    num_classes = len(config['classes'])
+    if config['data_kind'] == 'synthetic':
+        n = len(dataset)
+        return np.array([(n - c + num_classes - 1) // num_classes for c in range(num_classes)])
+    targets = getattr(dataset, 'targets', None)
+    if targets is None:
+        targets = getattr(getattr(dataset, 'dataset', None), 'targets', None)   # WithFlowStack
+    if targets is None:
+        return None
+    return np.bincount(np.asarray(targets, dtype=np.int64), minlength=num_classes)
+
+
+def print_run_start(config, train_set, val_set):
+    """What a run trains on, before it starts: the classes, and the clips of each split (per class
+    when known)."""
+    classes = config['classes']
+    print(f"data: {config['data']}: {len(classes)} classes: {', '.join(map(str, classes))}")
+    for name, dataset in (('train', train_set), ('val', val_set)):
+        if dataset is None:
+            print(f"{name}: none (--val-split 0: no validation, and no best.npz)")
+            continue
+        counts = _class_counts(config, dataset)
+        per_class = '' if counts is None else ' (' + ', '.join(
+            f"{c} {n}" for c, n in zip(classes, counts.tolist())) + ')'
+        print(f"{name}: {len(dataset)} clips{per_class}")
 
 
 class _SqueezeView:
@@ -392,12 +438,85 @@ def _comma_list(text):
 # ---- train --------------------------------------------------------------------------------------
 
 def make_optimizer(name, parameters, lr, weight_decay):
+    """'sgd' (momentum 0.9), 'adam' or 'adamw' over `parameters`; weight_decay None keeps the
+    optimizer's own default."""
     from . import optim
     kwargs = {} if weight_decay is None else {'weight_decay': weight_decay}
     if name == 'sgd':
-        return optim.SGD(parameters, lr=0.05 if lr is None else lr, momentum=0.9, **kwargs)
+        return optim.SGD(parameters, lr=lr, momentum=0.9, **kwargs)
     cls = optim.Adam if name == 'adam' else optim.AdamW
-    return cls(parameters, lr=1e-3 if lr is None else lr, **kwargs)
+    return cls(parameters, lr=lr, **kwargs)
+
+
+SCHEDULERS = ('none', 'step', 'cosine')
+
+
+def make_scheduler(name, optimizer, epochs, warmup_epochs=0):
+    """The learning-rate schedule of `tensorlite train` (stepped once per epoch), or None:
+    'none' a constant rate; 'step' x0.1 after each third of the epochs past the warmup; 'cosine'
+    half a cosine from the rate to 0 over the epochs past the warmup. warmup_epochs > 0 first
+    raises the rate linearly from rate / (warmup + 1) to the rate (LinearLR), then hands over."""
+    from .optim import lr_scheduler as S
+    if name not in SCHEDULERS:
+        raise usage_error(f"--scheduler must be one of {', '.join(SCHEDULERS)}, got {name!r}")
+    rest = max(1, epochs - warmup_epochs)
+    main = {'none': None,
+            'step': lambda: S.StepLR(optimizer, step_size=max(1, rest // 3), gamma=0.1),
+            'cosine': lambda: S.CosineAnnealingLR(optimizer, T_max=rest)}[name]
+    if not warmup_epochs:
+        return main() if main else None
+    warmup = S.LinearLR(optimizer, start_factor=1.0 / (warmup_epochs + 1), total_iters=warmup_epochs)
+    if main is None:
+        return warmup
+    return S.SequentialLR(optimizer, [warmup, main()], milestones=[warmup_epochs])
+
+
+def train_recipe(model, kind, family=None, num_train=None, batch_size=None, clips=None):
+    """The settings `tensorlite train` uses for what the command line leaves out: `compare`'s
+    recipe for the model (optimizer, lr, weight decay, batch size, epochs, gradient clipping; a
+    model compare does not know gets its default recipe). Synthetic data: the recipe of that
+    family, with compare's number of training clips ('clips'). A folder: the recipe for 'scene'
+    (classes told apart by what they show), with as many epochs as it takes to make the same number
+    of optimizer steps over `num_train` videos. `clips` (synthetic) replaces compare's number of
+    clips; the epochs then still make at least the recipe's minimum of steps."""
+    from . import compare
+    try:
+        compare.base_model(model)
+        name = model
+    except ValueError:
+        name = None
+    overrides = {} if batch_size is None else {'batch_size': batch_size}
+    if kind == 'synthetic' and clips is not None:
+        overrides['clips'] = clips
+    if name is None:
+        recipe = dict(compare.DEFAULT_RECIPE)
+        recipe['clips'] = compare.FAMILY_CLIPS[family if kind == 'synthetic' else 'scene']
+        recipe.update(overrides)
+    else:
+        recipe = compare.recipe_for(name, family if kind == 'synthetic' else 'scene', **overrides)
+    if kind != 'synthetic' and num_train:
+        steps = recipe['epochs'] * -(-recipe['clips'] // recipe['batch_size'])
+        recipe['epochs'] = max(1, -(-steps // -(-num_train // recipe['batch_size'])))
+        recipe['clips'] = num_train
+    return recipe
+
+
+def resolve_train_options(args, kind, family=None, num_train=None):
+    """Fill the train options left out (None) from `train_recipe`; returns the recipe line."""
+    recipe = train_recipe(args.model, kind, family, num_train, args.batch_size, args.num_clips)
+    for key in ('optimizer', 'lr', 'weight_decay', 'batch_size', 'epochs', 'clip_grad_norm'):
+        if getattr(args, key) is None:
+            setattr(args, key, recipe[key])
+    if kind == 'synthetic' and args.num_clips is None:
+        args.num_clips = recipe['clips']
+    clip = 'no gradient clipping' if args.clip_grad_norm is None else \
+        f"gradient norm clipped at {args.clip_grad_norm:g}"
+    schedule = 'a constant rate' if args.scheduler == 'none' else f"the {args.scheduler} schedule"
+    if args.warmup_epochs:
+        schedule += f" after {args.warmup_epochs} warmup epoch(s)"
+    return (f"recipe: {args.optimizer} lr {args.lr:g}, weight decay {args.weight_decay:g}, "
+            f"batch {args.batch_size}, {args.epochs} epoch(s), {clip}, {schedule} (compare's "
+            f"recipe for {args.model} fills what the command line leaves out)")
 
 
 def default_run_folder(model, root='runs'):
@@ -416,11 +535,19 @@ def default_run_folder(model, root='runs'):
 RESUME_FIXED = ('name', 'preset', 'frames', 'size', 'data', 'overrides')
 
 
+# the training options a run stores (model_config['train']) and a resumed run takes from it when
+# the command line leaves them out
+TRAIN_OPTIONS = ('optimizer', 'lr', 'weight_decay', 'batch_size', 'epochs', 'clip_grad_norm',
+                 'scheduler', 'warmup_epochs', 'num_clips')
+
+
 def check_resume(args, config, path):
     """Before resuming from `path`: the run's model and data (RESUME_FIXED) must be the saved
-    run's, or a usage error lists what differs; an --optimizer, --lr or --weight-decay other than
-    the saved ones is reported as ignored (the optimizer state comes from the checkpoint).  An
-    unreadable checkpoint is exit 3.  Returns the lines it printed."""
+    run's, or a usage error lists what differs. The training options the command line leaves out
+    (None) are the saved run's; an --optimizer or --scheduler other than the saved one is refused,
+    an --lr or --weight-decay other than the saved one is reported as ignored (the optimizer state
+    comes from the checkpoint).  An unreadable checkpoint is exit 3.  Returns (the checkpoint's
+    info, the lines it printed)."""
     from .train import load_checkpoint
     from .train.checkpoint import CheckpointError
     try:
@@ -435,30 +562,45 @@ def check_resume(args, config, path):
         raise usage_error(f"--resume: {path} continues another run; refused because "
                           + '; '.join(changed) + " (give another --out to start a new run)")
     lines = []
-    optimizer = {'sgd': 'SGD', 'adam': 'Adam', 'adamw': 'AdamW'}[args.optimizer]
-    if saved_run.get('optimizer') not in (None, optimizer):
-        raise usage_error(f"--resume: the run was trained with {saved_run['optimizer']}, this "
-                          f"command asks for {optimizer} (--optimizer); refused")
+    names = {'SGD': 'sgd', 'Adam': 'adam', 'AdamW': 'adamw'}
+    kept = dict(saved.get('train') or {})
+    kept.setdefault('optimizer', names.get(saved_run.get('optimizer')))
     groups = ((info['optimizer'] or {}).get('param_groups') or [{}])
-    for flag, key, value in (('--lr', 'lr', args.lr), ('--weight-decay', 'weight_decay',
-                                                       args.weight_decay)):
-        kept = groups[0].get(key)
-        if value is not None and kept is not None and float(kept) != float(value):
-            lines.append(f"resuming: keeps the run's {key} {kept:g} from the checkpoint "
+    for key in ('lr', 'weight_decay'):
+        if groups[0].get(key) is not None:
+            kept[key] = float(groups[0][key])
+    for flag, key in (('--optimizer', 'optimizer'), ('--scheduler', 'scheduler')):
+        value = getattr(args, key)
+        if value is not None and kept.get(key) is not None and value != kept[key]:
+            raise usage_error(f"--resume: the run was trained with {key} {kept[key]}, this "
+                              f"command asks for {value} ({flag}); refused")
+    for flag, key in (('--lr', 'lr'), ('--weight-decay', 'weight_decay')):
+        value = getattr(args, key)
+        if value is not None and kept.get(key) is not None and float(kept[key]) != float(value):
+            lines.append(f"resuming: keeps the run's {key} {kept[key]:g} from the checkpoint "
                          f"({flag} {value:g} is ignored)")
-    done = info['epoch']
-    if done is not None and args.epochs <= done + 1:
-        lines.append(f"resuming: the run has already trained {done + 1} epoch(s); --epochs "
-                     f"{args.epochs} trains no more")
+            setattr(args, key, kept[key])
+    for key in TRAIN_OPTIONS:
+        if getattr(args, key, None) is None and kept.get(key) is not None:
+            setattr(args, key, kept[key])
     for line in lines:
         print(line)
-    return lines
+    return info, lines
+
+
+def epochs_finished(info):
+    """How many epochs the run of a `fit` checkpoint has finished (its `epoch` counted from 0 in
+    checkpoints written before tensorlite counted epochs from 1)."""
+    done = info['epoch'] or 0
+    if info['epoch'] is not None and not (info['config'] or {}).get('epochs_finished'):
+        done += 1
+    return done
 
 
 def cmd_train(args):
     from . import data as D
     from .train import evaluate, fit
-    from .train.loop import CHECKPOINT_NAME, seed_everything
+    from .train.loop import BEST_NAME, CHECKPOINT_NAME, seed_everything
     check_model_name(args.model)
     check_device(args.device)
     if args.plot:
@@ -474,6 +616,9 @@ def cmd_train(args):
                           f"changed")
     if not 0 <= args.val_split < 1:
         raise usage_error(f"--val-split must be in [0, 1), got {args.val_split}")
+    if args.warmup_epochs and args.epochs is not None and args.warmup_epochs >= args.epochs:
+        raise usage_error(f"--warmup-epochs {args.warmup_epochs} must be fewer than --epochs "
+                          f"{args.epochs}")
     kind, where = parse_data(args.data)
     frames = DEFAULT_FRAMES if args.frames is None else args.frames
     size = DEFAULT_SIZE if args.size is None else args.size
@@ -494,8 +639,26 @@ def cmd_train(args):
                       split_seed=args.seed)
     config['overrides'] = model_overrides(args.model, frames, size)
     config['flow_length'] = config['overrides'].get('flow_length')
+    num_train = None
+    if kind == 'folder':
+        num_train = len(split_folder(folder.targets, args.val_split, args.seed)[0])
+    resumed = None
     if args.resume and os.path.exists(os.path.join(args.out, CHECKPOINT_NAME)):
-        check_resume(args, config, os.path.join(args.out, CHECKPOINT_NAME))
+        resumed, _ = check_resume(args, config, os.path.join(args.out, CHECKPOINT_NAME))
+    if args.scheduler is None:
+        args.scheduler = 'none'
+    if args.warmup_epochs is None:
+        args.warmup_epochs = 0
+    recipe_line = resolve_train_options(args, kind, where if kind == 'synthetic' else None,
+                                        num_train)
+    if args.warmup_epochs and args.warmup_epochs >= args.epochs:
+        raise usage_error(f"--warmup-epochs {args.warmup_epochs} must be fewer than the "
+                          f"{args.epochs} epochs")
+    config['train'] = {key: getattr(args, key) for key in TRAIN_OPTIONS}
+    if resumed is not None and args.epochs <= epochs_finished(resumed):
+        print(f"resuming: the run has already trained {epochs_finished(resumed)} epoch(s); "
+              f"--epochs {args.epochs} is reached, nothing more to train (give a larger --epochs "
+              f"to continue)")
     seed_everything(args.seed)          # the model's initial weights: a run repeats bit for bit
     model = build_from_config(config)
     if getattr(model, 'flow_length', None) is not None:
@@ -504,7 +667,7 @@ def cmd_train(args):
     try:
         if kind == 'synthetic':
             train_set = make_datasets(config, 'train', args.num_clips, config['train_data_seed'])
-            val_clips = args.val_clips or max(1, args.num_clips // 4)
+            val_clips = args.val_clips or min(VAL_CLIPS, max(1, args.num_clips // 4))
             val_set = make_datasets(config, 'val', val_clips, config['val_data_seed'])
         else:
             train_set = make_datasets(config, 'train', skip_bad=args.skip_bad)
@@ -516,12 +679,16 @@ def cmd_train(args):
                                 seed=args.seed, num_workers=args.workers)
     val_loader = None if val_set is None else D.DataLoader(val_set, batch_size=args.batch_size,
                                                            seed=args.seed, num_workers=args.workers)
+    print_run_start(config, train_set, val_set)
+    print(recipe_line)
     optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay)
+    scheduler = make_scheduler(args.scheduler, optimizer, args.epochs, args.warmup_epochs)
     from .train.checkpoint import CheckpointError
     try:
-        history = fit(model, train_loader, val_loader, optimizer=optimizer, epochs=args.epochs,
+        history = fit(model, train_loader, val_loader, optimizer=optimizer, scheduler=scheduler,
+                      epochs=args.epochs, clip_grad_norm=args.clip_grad_norm,
                       device=args.device, checkpoint_dir=args.out, resume=args.resume,
-                      progress=not args.no_progress, seed=args.seed,
+                      progress='epochs' if args.no_progress else True, seed=args.seed,
                       config={'model_config': config})
     except CheckpointError as e:             # --resume from a damaged or foreign last.npz
         raise missing_error(f"--resume: {e}") from None
@@ -534,7 +701,9 @@ def cmd_train(args):
               f"({final['num_samples']} clips)")
         report_skipped(val_set, 'validation')
     checkpoint = os.path.join(args.out, CHECKPOINT_NAME)
-    print(f"checkpoint: {checkpoint}")
+    best = os.path.join(args.out, BEST_NAME)
+    print(f"checkpoint: {checkpoint}" + (f" (best validation accuracy: {best})"
+                                         if os.path.exists(best) else ""))
     if args.json:
         write_json(args.json, {'model': args.model, 'data': args.data, 'config': config,
                                'optimizer': args.optimizer, 'epochs': args.epochs,
@@ -547,28 +716,18 @@ def cmd_train(args):
 
 # ---- eval ---------------------------------------------------------------------------------------
 
-def load_run(path):
-    """(model with the checkpoint's weights, its model_config) from a `tensorlite train`
-    checkpoint."""
-    from .train import CheckpointError, load_checkpoint
-    if not os.path.isfile(path):
-        raise missing_error(f"--checkpoint {path!r}: no such file (expected the last.npz a "
-                            f"`tensorlite train --out DIR` run wrote)")
+def load_run(path, option='RUN'):
+    """(model with the run's weights, its model_config, the checkpoint file) from a run folder
+    (best.npz, else last.npz) or a checkpoint file of `tensorlite train` (tensorlite.runs);
+    anything unreadable is exit 3."""
+    from .runs import load_run as load, resolve_checkpoint
+    from .train import CheckpointError
     try:
-        info = load_checkpoint(path)
-    except (CheckpointError, OSError) as e:
-        raise missing_error(f"--checkpoint {path!r} cannot be read: {e}") from None
-    config = (info['config'] or {}).get('model_config')
-    if not isinstance(config, dict) or info['model'] is None:
-        raise missing_error(f"--checkpoint {path!r} holds no model_config: it was not written by "
-                            f"`tensorlite train`, so the model cannot be rebuilt")
-    model = build_from_config(config)
-    try:
-        model.load_state_dict(info['model'])
-    except Exception as e:
-        raise missing_error(f"--checkpoint {path!r}: its weights do not fit the model its "
-                            f"config describes: {e}") from None
-    return model, config
+        checkpoint = resolve_checkpoint(path)
+        model, config = load(checkpoint)
+    except (FileNotFoundError, CheckpointError, OSError, ValueError) as e:
+        raise missing_error(f"{option} {path!r}: {e}") from None
+    return model, config, checkpoint
 
 
 def cmd_eval(args):
@@ -577,9 +736,19 @@ def cmd_eval(args):
     check_device(args.device)
     if args.plot:
         check_plots_available()
-    model, config = load_run(args.checkpoint)
+    if args.run is not None and args.checkpoint is not None:
+        raise usage_error("give the run either as RUN or as --checkpoint, not both")
+    if args.run is None and args.checkpoint is None:
+        raise usage_error("which run? give RUN: a `tensorlite train` --out folder (its best.npz, "
+                          "else last.npz) or a checkpoint file")
+    model, config, checkpoint = load_run(args.run or args.checkpoint,
+                                         'RUN' if args.run else '--checkpoint')
+    print(f"evaluating {checkpoint}")
     config = dict(config)
-    if args.data is not None and args.data != config['data']:
+    if args.data is not None and os.path.isfile(args.data):
+        config.update(data_kind='file', data_path=os.path.abspath(args.data), data=args.data)
+        split = 'all'
+    elif args.data is not None and args.data != config['data']:
         kind, where = parse_data(args.data)
         if kind == 'synthetic':
             if config['data_kind'] != 'synthetic' or where != config['family']:
@@ -596,6 +765,9 @@ def cmd_eval(args):
         split = 'val' if config['data_kind'] == 'folder' else 'all'
         if split == 'val' and not config.get('val_split'):
             split = 'all'                       # trained without a held-out part: every video
+            print(f"note: the run held out no validation videos (--val-split 0), so these are "
+                  f"its training videos: the accuracy below is not a test accuracy (give --data "
+                  f"a folder of other videos)")
     seed = config.get('val_data_seed', 1) if args.data_seed is None else args.data_seed
     try:
         dataset = make_datasets(config, split, args.num_clips, seed, views=args.views,
@@ -604,7 +776,8 @@ def cmd_eval(args):
     except ValueError as e:
         raise usage_error(str(e)) from None
     loader = D.DataLoader(dataset, batch_size=args.batch_size, seed=0, num_workers=args.workers)
-    metrics = evaluate(model, loader, device=args.device, progress=not args.no_progress)
+    metrics = evaluate(model, loader, device=args.device, progress=not args.no_progress,
+                       num_classes=len(config['classes']))
     line = (f"{config['name']} on {config['data']} ({metrics['num_samples']} clips, "
             f"{args.views} view{'s' if args.views > 1 else ''}): top-1 {metrics['top1']:.3f}")
     if 'top5' in metrics:
@@ -620,7 +793,7 @@ def cmd_eval(args):
               f"{temporal['reversed_accuracy']:.3f}, shuffled frames "
               f"{temporal['shuffled_accuracy']:.3f} (chance {temporal['chance']:.3f})")
     if args.json:
-        write_json(args.json, {'checkpoint': os.path.abspath(args.checkpoint),
+        write_json(args.json, {'checkpoint': os.path.abspath(checkpoint),
                                'model': config['name'], 'data': config['data'],
                                'classes': config['classes'], 'views': args.views,
                                'metrics': metrics, 'temporal': temporal})
@@ -628,6 +801,33 @@ def cmd_eval(args):
         _plots().plot_confusion_matrix(metrics['confusion_matrix'], args.plot,
                                        class_names=list(config['classes']))
         print(f"confusion matrix: {args.plot}")
+    return EXIT_OK
+
+
+# ---- predict ------------------------------------------------------------------------------------
+
+def cmd_predict(args):
+    from .data import VideoReadError
+    from .runs import predict
+    check_device(args.device)
+    model, config, checkpoint = load_run(args.run)
+    for video in args.videos:
+        if not os.path.exists(video):
+            raise missing_error(f"video {video!r} not found")
+    try:
+        results = predict((model, config), args.videos, topk=args.topk, views=args.views,
+                          device=args.device)
+    except VideoReadError as e:
+        raise missing_error(str(e)) from None
+    except ValueError as e:
+        raise usage_error(str(e)) from None
+    print(f"{config['name']} from {checkpoint} ({len(config['classes'])} classes, {args.views} "
+          f"view{'s' if args.views > 1 else ''} per video)")
+    for item in results:
+        shown = ', '.join(f"{p['label']} {p['probability']:.3f}" for p in item['predictions'])
+        print(f"{item['video']}: {shown}")
+    if args.json:
+        write_json(args.json, results)
     return EXIT_OK
 
 
@@ -954,19 +1154,79 @@ def cmd_info(args):
 
 # ---- the parser ---------------------------------------------------------------------------------
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples' layout, and ends every option's help with its default when the help
+    does not already say it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ''
+        if (action.option_strings and 'default' not in text.lower()
+                and action.default is not argparse.SUPPRESS
+                and action.nargs != 0):                       # flags: on when given
+            shown = 'none' if action.default is None else action.default
+            text += f" (default: {shown})"
+        return text
+
+
+TRAIN_EXAMPLES = """examples:
+  tensorlite train --model single_frame --data synthetic:scene      # ~10 s, >= 90 % accuracy
+  tensorlite train --model c3d --data synthetic:order --out runs/c3d_order
+  tensorlite train --model i3d --data my_videos/ --frames 8 --size 64 --epochs 20 --scheduler cosine
+  tensorlite train --model c3d --data synthetic:order --out runs/c3d_order --resume --epochs 4
+"""
+EVAL_EXAMPLES = """examples:
+  tensorlite eval runs/c3d_order                      # its best.npz, on its validation clips
+  tensorlite eval runs/c3d_order --views 3 --temporal --plot confusion.png
+  tensorlite eval runs/my_i3d --data other_videos/    # a folder with some of the run's classes
+  tensorlite eval runs/my_i3d --data other_videos/jump/clip.mp4
+"""
+PREDICT_EXAMPLES = """examples:
+  tensorlite predict runs/my_i3d clip.mp4 other.avi
+  tensorlite predict runs/my_i3d/last.npz clips/*.mp4 --topk 3 --views 3 --json predictions.json
+"""
+COMPARE_EXAMPLES = """examples:
+  tensorlite compare --quick                          # about a minute on 2 cores
+  tensorlite compare --models single_frame,c3d --families scene,order --plot compare.png
+  tensorlite compare --experiment sampling --json sampling.json --plot sampling.png
+"""
+SUMMARY_EXAMPLES = """examples:
+  tensorlite summary c3d
+  tensorlite summary slowfast --preset paper --json slowfast.json
+"""
+GRADCHECK_EXAMPLES = """examples:
+  tensorlite gradcheck                                # every op
+  tensorlite gradcheck conv3d lstm attention
+"""
+FLOW_EXAMPLES = """examples:
+  tensorlite flow clip.mp4 -o flow.png --frames 0:9
+  tensorlite flow clip.mp4 -o flow.gif --frames 0:33
+"""
+BENCH_EXAMPLES = """examples:
+  tensorlite bench --list
+  tensorlite bench conv -- --repeats 3
+"""
+INFO_EXAMPLES = """examples:
+  tensorlite info
+  tensorlite info --json info.json
+"""
+
+
 def build_parser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument('--traceback', action='store_true',
                         help='print the full traceback of an unexpected error')
 
+    from . import __version__
     parser = argparse.ArgumentParser(
         prog='tensorlite', description='Train, evaluate, compare and inspect tensorlite video '
-        'models.', epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        'models.', epilog=EPILOG, formatter_class=_Formatter)
+    parser.add_argument('--version', action='version', version=f"tensorlite {__version__}")
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')
 
-    def command(name, handler, help_text):
+    def command(name, handler, help_text, examples=''):
         p = sub.add_parser(name, help=help_text, description=help_text, parents=[common],
-                           epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                           epilog=(examples + '\n' if examples else '') + EPILOG,
+                           formatter_class=_Formatter)
         p.set_defaults(handler=handler)
         return p
 
@@ -976,47 +1236,67 @@ def build_parser():
                             'TENSORLITE_SIMULATE_CUDA=1)')
 
     # train
-    p = command('train', cmd_train, 'train a model with tensorlite.train.fit')
+    p = command('train', cmd_train, 'train a model with tensorlite.train.fit',
+                examples=TRAIN_EXAMPLES)
     p.add_argument('--model', required=True, help='a registered model (tensorlite info lists them)')
     p.add_argument('--skip-bad', action='store_true',
                    help="replace a folder's unreadable videos by others instead of stopping "
                         "(VideoFolder's skip_bad; each is reported once)")
-    p.add_argument('--preset', choices=('tiny', 'paper'), default='tiny')
+    p.add_argument('--preset', choices=('tiny', 'paper'), default='tiny',
+                   help='tiny (trains in seconds on a CPU) or paper (the published configuration)')
     p.add_argument('--data', default='synthetic:scene',
                    help='synthetic:FAMILY (scene, motion, order) or a folder root/<class>/<video> '
                         '(default synthetic:scene)')
-    p.add_argument('--epochs', type=_non_negative_int, default=3)
-    p.add_argument('--batch-size', type=_positive(int, '--batch-size'), default=16)
+    p.add_argument('--epochs', type=_non_negative_int, default=None,
+                   help="default: the model's recipe (compare's; printed when the run starts)")
+    p.add_argument('--batch-size', type=_positive(int, '--batch-size'), default=None,
+                   help="default: the model's recipe (16)")
     p.add_argument('--lr', type=_positive(float, '--lr'), default=None,
-                   help='learning rate (default 0.05 for sgd, 1e-3 for adam/adamw)')
-    p.add_argument('--optimizer', choices=('sgd', 'adam', 'adamw'), default='sgd',
-                   help='sgd (momentum 0.9, default), adam or adamw')
+                   help="learning rate (default: the model's recipe, e.g. 1e-3)")
+    p.add_argument('--optimizer', choices=('sgd', 'adam', 'adamw'), default=None,
+                   help="sgd (momentum 0.9), adam or adamw (default: the model's recipe, adamw)")
     p.add_argument('--weight-decay', type=_non_negative_float('--weight-decay'), default=None,
-                   help="default: the optimizer's own (0; adamw 0.01)")
+                   help="default: the model's recipe (1e-4)")
+    p.add_argument('--clip-grad-norm', type=_positive(float, '--clip-grad-norm'), default=None,
+                   help="clip the gradients' global norm to this (default: the model's recipe: "
+                        "5 for i3d, none for the others)")
+    p.add_argument('--scheduler', choices=SCHEDULERS, default=None,
+                   help="learning-rate schedule, stepped per epoch: none (constant), step (x0.1 "
+                        "after each third of the epochs) or cosine (to 0) (default none)")
+    p.add_argument('--warmup-epochs', type=_non_negative_int, default=None,
+                   help='epochs of linear warmup before the schedule (default 0)')
     p.add_argument('--frames', type=_positive(int, '--frames'), default=None,
                    help=f'frames per clip (default {DEFAULT_FRAMES})')
     p.add_argument('--size', type=_positive(int, '--size'), default=None,
                    help=f'frame height and width (default {DEFAULT_SIZE})')
-    p.add_argument('--num-clips', type=_positive(int, '--num-clips'), default=256,
-                   help='synthetic training clips (default 256)')
+    p.add_argument('--num-clips', type=_positive(int, '--num-clips'), default=None,
+                   help="synthetic training clips (default: compare's for the family: scene 384, "
+                        "occluded 1024, motion and order 2048)")
     p.add_argument('--val-clips', type=_positive(int, '--val-clips'), default=None,
-                   help='synthetic validation clips, another seed (default num-clips / 4)')
+                   help='synthetic validation clips, another seed (default num-clips / 4, at '
+                        'most 256)')
     p.add_argument('--val-split', type=float, default=0.2,
                    help="a folder's held-out fraction per class (default 0.2; 0: no validation)")
-    p.add_argument('--seed', type=_non_negative_int, default=0)
+    p.add_argument('--seed', type=_non_negative_int, default=0,
+                   help='seeds the weights, the data and its order: a run repeats bit for bit')
     p.add_argument('--out', help='checkpoint folder: last.npz, history.csv and history.json '
                                  '(default: runs/<model>/<date-time>; a folder that already holds '
                                  'a run needs --resume)')
     p.add_argument('--resume', action='store_true', help='continue from OUT/last.npz if present')
     p.add_argument('--workers', type=_non_negative_int, default=0, help='DataLoader workers')
     device(p)
-    p.add_argument('--no-progress', action='store_true', help='no progress bars')
+    p.add_argument('--no-progress', action='store_true',
+                   help='no progress bars (one line per epoch is still printed)')
     p.add_argument('--json', help='write the history and the final validation metrics here')
     p.add_argument('--plot', help='write the learning curves here (PNG; needs matplotlib)')
 
     # eval
-    p = command('eval', cmd_eval, 'evaluate a checkpoint written by tensorlite train')
-    p.add_argument('--checkpoint', required=True, help='last.npz of a tensorlite train run')
+    p = command('eval', cmd_eval, 'evaluate a run of tensorlite train on labelled videos',
+                examples=EVAL_EXAMPLES)
+    p.add_argument('run', nargs='?', default=None,
+                   help='a run folder (the --out of tensorlite train: its best.npz, else '
+                        'last.npz) or a checkpoint file')
+    p.add_argument('--checkpoint', default=None, help='the same as RUN (a checkpoint file)')
     p.add_argument('--skip-bad', action='store_true',
                    help="replace a folder's unreadable videos by others instead of stopping "
                         "(VideoFolder's skip_bad; each is reported once)")
@@ -1032,28 +1312,45 @@ def build_parser():
     p.add_argument('--video-frames', type=_positive(int, '--video-frames'), default=None,
                    help="synthetic: render videos this long and take the views from them "
                         "(default: the model's clip length, so views coincide)")
-    p.add_argument('--batch-size', type=_positive(int, '--batch-size'), default=16)
-    p.add_argument('--workers', type=_non_negative_int, default=0)
+    p.add_argument('--batch-size', type=_positive(int, '--batch-size'), default=16,
+                   help='clips per batch')
+    p.add_argument('--workers', type=_non_negative_int, default=0, help='DataLoader workers')
     p.add_argument('--temporal', action='store_true',
                    help='also report accuracy on reversed and shuffled frames')
     device(p)
-    p.add_argument('--no-progress', action='store_true')
+    p.add_argument('--no-progress', action='store_true', help='no progress bar')
     p.add_argument('--json', help='write the metrics here')
     p.add_argument('--plot', help='write the confusion matrix here (PNG; needs matplotlib)')
 
+    # predict
+    p = command('predict', cmd_predict, "a trained run's top classes for each video",
+                examples=PREDICT_EXAMPLES)
+    p.add_argument('run', help='a run folder (its best.npz, else last.npz) or a checkpoint file')
+    p.add_argument('videos', nargs='+', metavar='VIDEO',
+                   help='video files (.mp4, .avi, .mkv, .webm, ...), GIFs or folders of frames')
+    p.add_argument('--topk', type=_positive(int, '--topk'), default=5,
+                   help='classes shown per video (default 5)')
+    p.add_argument('--views', type=_positive(int, '--views'), default=1,
+                   help='clips per video, evenly spaced, probabilities averaged (default 1)')
+    p.add_argument('--json', help='write [{"video", "predictions": [{"label", "probability"}]}] '
+                                  'here')
+    device(p)
+
     # compare
     p = command('compare', cmd_compare,
-                'train every model on the synthetic families and compare (tensorlite.compare)')
+                'train every model on the synthetic families and compare (tensorlite.compare)',
+                examples=COMPARE_EXAMPLES)
     p.add_argument('--quick', action='store_true', help='fewer clips and epochs')
     p.add_argument('--models', help='comma-separated model names (default: all)')
     p.add_argument('--families', help=f"comma-separated, among {','.join(CLASS_FAMILIES)} "
                                       "(default: all)")
-    p.add_argument('--seed', type=_non_negative_int, default=0)
+    p.add_argument('--seed', type=_non_negative_int, default=0,
+                   help='seeds the weights and the synthetic clips')
     p.add_argument('--jobs', type=_positive(int, '--jobs'), default=None,
                    help='cells trained at once, one process each (default: the CPU cores, at '
                         'most 4)')
     device(p)
-    p.add_argument('--no-progress', action='store_true')
+    p.add_argument('--no-progress', action='store_true', help='no progress lines')
     p.add_argument('--json', help='write the records here')
     p.add_argument('--plot', help='write the bar chart here (PNG; needs matplotlib)')
     from .experiments import EXPERIMENTS
@@ -1065,22 +1362,27 @@ def build_parser():
 
     # summary
     p = command('summary', cmd_summary, "a model's layers: output shapes, parameters, "
-                'multiply-adds, activation memory')
+                'multiply-adds, activation memory',
+                examples=SUMMARY_EXAMPLES)
     p.add_argument('model', help='a registered model')
-    p.add_argument('--preset', choices=('tiny', 'paper'), default='tiny')
-    p.add_argument('--num-classes', type=_positive(int, '--num-classes'), default=10)
+    p.add_argument('--preset', choices=('tiny', 'paper'), default='tiny',
+                   help='tiny (trains in seconds on a CPU) or paper (the published configuration)')
+    p.add_argument('--num-classes', type=_positive(int, '--num-classes'), default=10,
+                   help='classes of the classifier')
     p.add_argument('--input-shape', help="N,C,T,H,W (default: one clip of the model's own size)")
     p.add_argument('--json', help='write the per-layer rows and the totals here')
 
     # gradcheck
     p = command('gradcheck', cmd_gradcheck,
-                'gradient-check every differentiable op in float64 (first and second order)')
+                'gradient-check every differentiable op in float64 (first and second order)',
+                examples=GRADCHECK_EXAMPLES)
     p.add_argument('words', nargs='*', help='only ops whose name contains one of these')
     p.add_argument('--seed', type=_non_negative_int, default=0, help='seed of the inputs')
     p.add_argument('--json', help='write the rows here')
 
     # flow
-    p = command('flow', cmd_flow, "a video's optical flow (Farnebaeck), colour-coded")
+    p = command('flow', cmd_flow, "a video's optical flow (Farnebaeck), colour-coded",
+                examples=FLOW_EXAMPLES)
     p.add_argument('video', help='a video file, GIF or folder of frames')
     p.add_argument('-o', '--output', required=True,
                    help='.png: a grid of frames and their flows; .gif: frame | flow animation')
@@ -1094,14 +1396,16 @@ def build_parser():
 
     # bench
     p = command('bench', cmd_bench, "run the repository's benchmarks/ scripts "
-                '(arguments after -- go to each script)')
+                '(arguments after -- go to each script)',
+                examples=BENCH_EXAMPLES)
     p.add_argument('names', nargs='*', help='benchmarks to run, e.g. conv flow (default: all)')
     p.add_argument('--list', action='store_true', help='list the benchmarks and stop')
     p.add_argument('--timeout', type=_positive(float, '--timeout'), default=3600.0,
                    help='seconds each benchmark may run before it is killed (default 3600)')
 
     # info
-    p = command('info', cmd_info, 'versions, CPUs, CUDA, models, synthetic families')
+    p = command('info', cmd_info, 'versions, CPUs, CUDA, models, synthetic families',
+                examples=INFO_EXAMPLES)
     p.add_argument('--json', help='write the same as JSON here')
     return parser
 

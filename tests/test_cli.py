@@ -46,7 +46,7 @@ def test_train_json_and_checkpoint(trained):
     assert config['classes'] == ['right', 'left', 'down', 'up']
     assert (config['frames'], config['size'], config['preset']) == (8, 32, 'tiny')
     (row,) = result['history']
-    assert row['epoch'] == 0 and isinstance(row['train_loss'], float)
+    assert row['epoch'] == 1 and isinstance(row['train_loss'], float)
     assert 0 <= row['val_accuracy'] <= 1
     final = result['final']
     assert final['num_samples'] == 4                  # val = num_clips / 4, another seed
@@ -344,7 +344,7 @@ def test_train_with_a_diverging_learning_rate_exits_1_and_saves_nothing(tmp_path
                      '--out', str(out), '--lr', '1e30'] + TINY)
     err = capsys.readouterr().err
     assert code == 1
-    assert 'FloatingPointError: fit: epoch 0 (from 0), batch' in err and 'loss is' in err
+    assert 'FloatingPointError: fit: epoch 1, batch' in err and 'loss is' in err
     assert not (out / 'last.npz').exists()
 
 
@@ -433,10 +433,10 @@ def test_resume_says_what_it_keeps_and_refuses_what_it_cannot(tmp_path, capsys):
                      '--frames', '8', '--size', '16', '--batch-size', '8', '--no-progress']) == 2
     assert 'size: the run has 32, this command 16' in capsys.readouterr().err
     assert cli.main(base + ['--model', 'single_frame', '--resume', '--optimizer', 'adam']) == 2
-    assert 'trained with SGD, this command asks for Adam' in capsys.readouterr().err
+    assert 'trained with optimizer adamw, this command asks for adam' in capsys.readouterr().err
     assert (tmp_path / 'run' / 'last.npz').read_bytes() == before          # nothing touched
     # a new learning rate is ignored, and said to be; so are epochs already done
     assert cli.main(base + ['--model', 'single_frame', '--resume', '--lr', '0.5']) == 0
     out = capsys.readouterr().out
     assert "keeps the run's lr 0.01 from the checkpoint (--lr 0.5 is ignored)" in out
-    assert 'already trained 1 epoch(s); --epochs 1 trains no more' in out
+    assert 'already trained 1 epoch(s); --epochs 1 is reached, nothing more to train' in out

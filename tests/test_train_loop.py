@@ -57,7 +57,7 @@ def test_resumed_run_ends_with_exactly_the_weights_of_an_uninterrupted_run(tmp_p
     resumed, resumed_history = run(3, checkpoint_dir=tmp_path, resume=True, init_seed=99,
                                    fit_seed=1, dropout=0.25)
     assert_same_weights(weights(straight), weights(resumed))
-    assert [h['epoch'] for h in resumed_history] == [0, 1, 2]
+    assert [h['epoch'] for h in resumed_history] == [1, 2, 3]
     for a, b in zip(straight_history, resumed_history):
         for key in ('train_loss', 'train_accuracy', 'val_loss', 'val_accuracy', 'lr'):
             assert a[key] == b[key], key
@@ -350,11 +350,11 @@ def test_a_nan_pixel_stops_training_before_the_checkpoint(tmp_path):
         fit(model, PoisonedLoader(1, 2), optimizer=optim.SGD(model.parameters(), lr=0.1),
             epochs=3, checkpoint_dir=tmp_path, progress=False)
     message = str(info.value)
-    assert 'epoch 1 (from 0), batch 2 (from 0)' in message
+    assert 'epoch 2, batch 3:' in message
     assert 'input 0 of the batch is not finite: 1 of its 24576 values' in message
     assert 'last.npz holds the last finite epoch' in message
     saved = tl.train.load_checkpoint(tmp_path / 'last.npz')
-    assert saved['epoch'] == 0
+    assert saved['epoch'] == 1                               # epochs finished
     for name, array in saved['model'].items():
         assert np.isfinite(array).all(), name
     # the poisoned forward left no NaN in the running statistics of the model in memory
@@ -389,22 +389,22 @@ def test_a_diverging_learning_rate_names_the_parameter_and_saves_nothing(tmp_pat
     tl.manual_seed(0)
     model = tiny_model()
     train = DataLoader(scene_data(), batch_size=8, shuffle=True, seed=3)
-    with pytest.raises(FloatingPointError, match=r"epoch 0 \(from 0\), batch \d+ \(from 0\): the "
+    with pytest.raises(FloatingPointError, match=r"epoch 1, batch \d+: the "
                                                  r"loss is nan: .*largest parameter value is "
                                                  r".*learning rate"):
         fit(model, train, optimizer=optim.SGD(model.parameters(), lr=1e30), epochs=2,
             checkpoint_dir=tmp_path, progress=False)
     assert not (tmp_path / 'last.npz').exists()
-    # skipping: epoch 0 saves its (finite, huge) weights; epoch 1 skips every batch and stops
+    # skipping: epoch 1 saves its (finite, huge) weights; epoch 2 skips every batch and stops
     tl.manual_seed(0)
     model = tiny_model()
-    with pytest.raises(FloatingPointError, match=r"every one of the 4 batches of epoch 1 \(from 0\)"
+    with pytest.raises(FloatingPointError, match=r"every one of the 4 batches of epoch 2"
                                                  r" had a non-finite loss or gradient.*last.npz "
                                                  r"holds the last finite epoch"):
         fit(model, train, optimizer=optim.SGD(model.parameters(), lr=1e30), epochs=3,
             checkpoint_dir=tmp_path, progress=False, nonfinite='skip')
     saved = tl.train.load_checkpoint(tmp_path / 'last.npz')
-    assert saved['epoch'] == 0 and saved['extra']['history'][0]['nonfinite_batches'] >= 1
+    assert saved['epoch'] == 1 and saved['extra']['history'][0]['nonfinite_batches'] >= 1
     assert all(np.isfinite(array).all() for array in saved['model'].values())
 
 
@@ -421,7 +421,7 @@ def test_an_epoch_never_saves_non_finite_parameters(tmp_path):
 
     tl.manual_seed(0)
     model = Poison()
-    with pytest.raises(FloatingPointError, match=r"after epoch 0 \(from 0\) parameter "
+    with pytest.raises(FloatingPointError, match=r"after epoch 1 parameter "
                                                  r"'net.5.bias' is not finite.*not saved"):
         fit(model, DataLoader(scene_data(), batch_size=32), optimizer=optim.SGD(
             model.parameters(), lr=0.1), epochs=1, checkpoint_dir=tmp_path, progress=False)
@@ -442,7 +442,7 @@ def test_a_non_finite_gradient_is_caught_before_the_step():
     tl.manual_seed(0)
     model = Overflow()
     before = weights(model)
-    with pytest.raises(FloatingPointError, match="batch 0 .*the gradient of parameter 'scale' is "
+    with pytest.raises(FloatingPointError, match="batch 1: .*the gradient of parameter 'scale' is "
                                                  "not finite"):
         fit(model, DataLoader(scene_data(), batch_size=8), optimizer=optim.SGD(
             model.parameters(), lr=0.1), epochs=1, progress=False)
@@ -540,3 +540,64 @@ def test_kill_9_at_random_moments_then_resume_is_bit_exact(tmp_path):
     for key in reference:
         assert np.array_equal(reference[key], resumed[key]), (key, saved)
     print(f"{kills} kills survived; the epoch of last.npz after each: {saved}")
+
+
+# ---- best.npz, epoch numbering, progress='epochs' -------------------------------------------------
+
+def test_best_checkpoint_is_the_epoch_of_the_best_validation_accuracy(tmp_path):
+    from tensorlite.train import load_checkpoint
+    _, history = run(4, checkpoint_dir=tmp_path)
+    best_epoch = max(history, key=lambda row: row['val_accuracy'])['epoch']   # first of ties
+    best = load_checkpoint(tmp_path / 'best.npz')
+    last = load_checkpoint(tmp_path / 'last.npz')
+    assert [row['epoch'] for row in history] == [1, 2, 3, 4] and last['epoch'] == 4
+    assert best['epoch'] == best_epoch
+    assert best['extra']['history'][-1]['val_accuracy'] == max(r['val_accuracy'] for r in history)
+    # without a validation loader there is no best
+    other = tmp_path / 'no_val'
+    tl.manual_seed(0)
+    fit(tiny_model(), DataLoader(scene_data(), batch_size=8, seed=3), epochs=1,
+        checkpoint_dir=other, progress=False)
+    assert (other / 'last.npz').exists() and not (other / 'best.npz').exists()
+
+
+def test_a_resumed_run_keeps_the_best_of_the_epochs_before_it(tmp_path):
+    from tensorlite.train import load_checkpoint
+    _, history = run(2, checkpoint_dir=tmp_path)
+    before = load_checkpoint(tmp_path / 'best.npz')['epoch']
+    _, history = run(3, checkpoint_dir=tmp_path, resume=True)
+    best = max(history, key=lambda row: row['val_accuracy'])
+    assert load_checkpoint(tmp_path / 'best.npz')['epoch'] == (
+        best['epoch'] if best['val_accuracy'] > max(r['val_accuracy'] for r in history[:2])
+        else before)
+
+
+def test_a_checkpoint_that_counted_epochs_from_0_resumes_at_the_right_epoch(tmp_path):
+    """Checkpoints written before epochs were counted from 1 hold the last epoch's index."""
+    from tensorlite.train import load_checkpoint, save_checkpoint
+    straight, _ = run(3, fit_seed=1)
+    run(1, checkpoint_dir=tmp_path, fit_seed=1)
+    info = load_checkpoint(tmp_path / 'last.npz')
+    config = {k: v for k, v in info['config'].items() if k != 'epochs_finished'}
+    history = [dict(row, epoch=row['epoch'] - 1) for row in info['extra']['history']]
+    tl.manual_seed(0)
+    model = tiny_model()
+    optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    load_checkpoint(tmp_path / 'last.npz', model, optimizer, scheduler)
+    save_checkpoint(tmp_path / 'last.npz', model, optimizer, scheduler, epoch=0,
+                    rng_state=info['rng_state'], config=config, extra={'history': history})
+    resumed, resumed_history = run(3, checkpoint_dir=tmp_path, resume=True, fit_seed=1)
+    assert [row['epoch'] for row in resumed_history] == [1, 2, 3]
+    assert_same_weights(weights(straight), weights(resumed))
+
+
+def test_progress_epochs_prints_one_line_per_epoch_and_no_bar(capsys):
+    tl.manual_seed(0)
+    fit(tiny_model(), DataLoader(scene_data(), batch_size=8, seed=3), epochs=2, progress='epochs')
+    captured = capsys.readouterr()
+    lines = [line for line in captured.out.splitlines() if line.strip()]
+    assert [line.split()[:2] for line in lines] == [['epoch', '1/2'], ['epoch', '2/2']]
+    assert 'batch/s' not in captured.err and '%|' not in captured.err
+    with pytest.raises(ValueError, match="progress must be True, False or 'epochs'"):
+        fit(tiny_model(), DataLoader(scene_data(), batch_size=8), epochs=1, progress='bars')

@@ -23,9 +23,12 @@ raises a TypeError saying so.
 
 Epochs and the data order
 -------------------------
-Epochs are numbered from 0, in the history and in checkpoints (a checkpoint's `epoch` is the last
-finished one, as `save_checkpoint` defines it). Before epoch e the training loader is told
-`set_epoch(e)` (when it has that method, as tensorlite's DataLoader does), so epoch e visits the
+Epochs are numbered from 1 everywhere a person reads them: the console, the history's `epoch`
+column, error messages, and the `epoch` of the checkpoints fit writes (the number of epochs
+finished; a checkpoint written by an older tensorlite, which counted from 0, is read as such).
+Batches within an epoch are numbered from 1 too. The loaders are told the epoch's index from 0, as
+PyTorch's samplers are: before epoch e (from 1) the training loader gets
+`set_epoch(e - 1)` (when it has that method, as tensorlite's DataLoader does), so an epoch visits the
 same shuffled order whether the run went straight through or was resumed, provided the loader is
 built with the same explicit `seed` (a DataLoader without one draws its seed from tensorlite's
 generator; resuming with a differently seeded loader warns); the validation loader
@@ -49,7 +52,9 @@ seeded run then repeats bit for bit. With `checkpoint_dir`, '<dir>/last.npz' is 
 after every epoch with the model, optimizer, scheduler, epoch, every RNG state
 (`capture_rng_state`), the run's config and the history so far; `resume=True` loads it when
 present, restores the RNG states, and continues at the next epoch: the weights at the end equal,
-bit for bit, those of a run that was never interrupted.
+bit for bit, those of a run that was never interrupted. With a validation loader, '<dir>/best.npz'
+is also written (the same content) after every epoch whose validation accuracy beats all earlier
+ones.
 """
 import csv
 import io
@@ -78,6 +83,10 @@ HISTORY_FIELDS = ('epoch', 'train_loss', 'train_accuracy', 'val_loss', 'val_accu
                   'seconds', 'clips_per_second', 'nonfinite_batches')
 NONFINITE = ('raise', 'skip')
 CHECKPOINT_NAME = 'last.npz'
+BEST_NAME = 'best.npz'            # the epoch of the best validation accuracy so far
+# run_config key saying how the checkpoint's `epoch` counts; checkpoints without it counted from 0
+_EPOCH_COUNT = 'epochs_finished'
+PROGRESS = (True, False, 'epochs')
 
 
 # ---- batches ------------------------------------------------------------------------------------
@@ -136,12 +145,14 @@ def fit(model, train_loader, val_loader=None, loss_fn=None, optimizer=None, sche
     clip_grad_norm: if a number, `clip_grad_norm_(model.parameters(), clip_grad_norm)` between
         backward and step.
     val_loader: evaluated with `evaluate` after every epoch (val_loss, val_accuracy = its top1).
-    checkpoint_dir / resume: '<checkpoint_dir>/last.npz' after every epoch; resume=True continues
-        from it if it exists (else starts fresh). See the module doc.
+    checkpoint_dir / resume: '<checkpoint_dir>/last.npz' after every epoch, and 'best.npz' after
+        every epoch whose validation accuracy is the best so far; resume=True continues from
+        last.npz if it exists (else starts fresh). See the module doc.
     history_path: write the history after every epoch to '<history_path without .csv/.json>.csv'
         and '.json' (atomically); default '<checkpoint_dir>/history' when checkpoint_dir is given.
-    progress: tqdm bars showing the running loss, accuracy and clips/s, refreshed every
-        `log_every` batches, and one summary line per epoch; progress=False prints nothing.
+    progress: True: tqdm bars showing the running loss, accuracy and clips/s, refreshed every
+        `log_every` batches, and one summary line per epoch; 'epochs': the summary lines only (no
+        bars: logs, CI); False prints nothing.
     seed: seeds tensorlite's, NumPy's and Python's generators at the start (see the module doc).
     config: extra JSON-able settings stored in the checkpoint beside the ones fit records.
     nonfinite: what a batch whose loss or gradients are not finite (NaN, inf) does.  'raise'
@@ -152,7 +163,7 @@ def fit(model, train_loader, val_loader=None, loss_fn=None, optimizer=None, sche
         every batch was skipped raises FloatingPointError.  Either way a model whose parameters
         are not finite at the end of an epoch is never saved: FloatingPointError.
 
-    The history is a list with one dict per epoch: epoch (from 0), train_loss (mean over the
+    The history is a list with one dict per epoch: epoch (from 1), train_loss (mean over the
     clips), train_accuracy (top-1; None when the target is not (N,) class indices), val_loss and
     val_accuracy (None without val_loader), lr (the first parameter group's rate during the
     epoch), seconds (the whole epoch, validation included), clips_per_second (training only) and
@@ -170,6 +181,9 @@ def fit(model, train_loader, val_loader=None, loss_fn=None, optimizer=None, sche
         raise ValueError("fit: resume=True needs checkpoint_dir, the folder holding 'last.npz'")
     if nonfinite not in NONFINITE:
         raise ValueError(f"fit: nonfinite must be one of {NONFINITE}, got {nonfinite!r}")
+    if not any(progress is p or (isinstance(progress, str) and progress == p) for p in PROGRESS):
+        raise ValueError(f"fit: progress must be True, False or 'epochs', got {progress!r}")
+    bars, lines = progress is True, progress in (True, 'epochs')
     if clip_grad_norm is not None and not clip_grad_norm > 0:
         raise ValueError(f"fit: clip_grad_norm must be a positive number or None, "
                          f"got {clip_grad_norm!r}")
@@ -191,7 +205,7 @@ def fit(model, train_loader, val_loader=None, loss_fn=None, optimizer=None, sche
                   'loss_fn': getattr(loss_fn, '__name__', type(loss_fn).__name__),
                   'optimizer': type(optimizer).__name__,
                   'scheduler': None if scheduler is None else type(scheduler).__name__,
-                  'train_loader_seed': getattr(train_loader, 'seed', None)}
+                  'train_loader_seed': getattr(train_loader, 'seed', None), _EPOCH_COUNT: True}
     run_config.update(config or {})
 
     history, start_epoch = [], 0
@@ -199,25 +213,35 @@ def fit(model, train_loader, val_loader=None, loss_fn=None, optimizer=None, sche
         info = load_checkpoint(checkpoint_path, model, optimizer, scheduler)
         if info['rng_state'] is not None:
             restore_rng_state(info['rng_state'])
-        start_epoch = 0 if info['epoch'] is None else info['epoch'] + 1
         history = [dict(row) for row in ((info['extra'] or {}).get('history') or [])]
+        start_epoch = 0 if info['epoch'] is None else info['epoch']
+        if not (info['config'] or {}).get(_EPOCH_COUNT) and info['epoch'] is not None:
+            start_epoch += 1                  # an older checkpoint: its epoch counted from 0
+            for row in history:
+                row['epoch'] = row['epoch'] + 1
         saved_seed = (info['config'] or {}).get('train_loader_seed')
         if saved_seed != run_config['train_loader_seed']:
             warnings.warn(f"fit: resuming from {checkpoint_path}, whose run used a training loader "
                           f"seeded {saved_seed}, with a loader seeded "
                           f"{run_config['train_loader_seed']}: the data order will differ from "
                           "the uninterrupted run's (give DataLoader an explicit seed)")
-        if progress:
-            _write(f"resumed from {checkpoint_path} after epoch {start_epoch - 1}")
+        if lines:
+            _write(f"resumed from {checkpoint_path} after epoch {start_epoch}"
+                   + (f": --epochs {epochs} is reached, nothing more to train"
+                      if start_epoch >= epochs else ""))
+    best_path = None if checkpoint_path is None else os.path.join(os.path.dirname(checkpoint_path),
+                                                                  BEST_NAME)
+    best = max((row['val_accuracy'] for row in history if row.get('val_accuracy') is not None),
+               default=None)
 
-    for epoch in range(start_epoch, epochs):
+    for epoch in range(start_epoch, epochs):          # the index, from 0; people read epoch + 1
         started = time.perf_counter()
         lr = float(optimizer.param_groups[0]['lr'])
         if hasattr(train_loader, 'set_epoch'):
             train_loader.set_epoch(epoch)
         model.train()
         total_loss, correct, counted, clips, skipped = 0.0, 0, 0, 0, 0
-        bar = _progress_bar(train_loader, f"epoch {epoch + 1}/{epochs}", progress)
+        bar = _progress_bar(train_loader, f"epoch {epoch + 1}/{epochs}", bars)
         try:
             for step, batch in enumerate(bar):
                 inputs, target = unpack_batch(batch)
@@ -238,7 +262,7 @@ def fit(model, train_loader, val_loader=None, loss_fn=None, optimizer=None, sche
                     _restore_buffers(buffers)         # the batch's forward leaves no trace
                     if nonfinite == 'raise':
                         raise FloatingPointError(
-                            f"fit: epoch {epoch} (from 0), batch {step} (from 0): {cause}; no step "
+                            f"fit: epoch {epoch + 1}, batch {step + 1}: {cause}; no step "
                             f"was taken with it"
                             + (f", and {checkpoint_path} holds the last finite epoch"
                                if checkpoint_path is not None and os.path.exists(checkpoint_path)
@@ -259,10 +283,10 @@ def fit(model, train_loader, val_loader=None, loss_fn=None, optimizer=None, sche
                     predicted = backend.as_numpy(output.data).argmax(axis=1)
                     correct += int((predicted == backend.as_numpy(labels)).sum())
                     counted += n
-                if progress and (step + 1) % log_every == 0:
+                if bars and (step + 1) % log_every == 0:
                     bar.set_postfix(_running(total_loss, correct, counted, clips, started))
         finally:
-            if progress:
+            if bars:
                 bar.close()
         train_seconds = time.perf_counter() - started
 
@@ -276,31 +300,35 @@ def fit(model, train_loader, val_loader=None, loss_fn=None, optimizer=None, sche
             scheduler.step()
 
         seconds = time.perf_counter() - started
-        history.append({'epoch': epoch,
+        history.append({'epoch': epoch + 1,
                         'train_loss': total_loss / clips if clips else None,
                         'train_accuracy': correct / counted if counted else None,
                         'val_loss': val_loss, 'val_accuracy': val_accuracy, 'lr': lr,
                         'seconds': seconds,
                         'clips_per_second': clips / train_seconds if train_seconds > 0 else None,
                         'nonfinite_batches': skipped})
-        if progress:
+        if lines:
             _write(_summary_line(history[-1], epochs))
         if skipped and not clips:
             raise FloatingPointError(
-                f"fit: every one of the {skipped} batches of epoch {epoch} (from 0) had a "
+                f"fit: every one of the {skipped} batches of epoch {epoch + 1} had a "
                 f"non-finite loss or gradient; the epoch was not saved"
                 + (f" ({checkpoint_path} holds the last finite epoch)"
                    if checkpoint_path is not None and os.path.exists(checkpoint_path) else ""))
         broken = _nonfinite_parameter(model)
         if broken is not None:
             raise FloatingPointError(
-                f"fit: after epoch {epoch} (from 0) {broken}; the model was not saved"
+                f"fit: after epoch {epoch + 1} {broken}; the model was not saved"
                 + (f" ({checkpoint_path} holds the last finite epoch)"
                    if checkpoint_path is not None and os.path.exists(checkpoint_path) else ""))
         if checkpoint_path is not None:
-            save_checkpoint(checkpoint_path, model, optimizer, scheduler, epoch=epoch,
-                            rng_state=capture_rng_state(), config=run_config,
-                            extra={'history': history})
+            state = dict(model=model, optimizer=optimizer, scheduler=scheduler, epoch=epoch + 1,
+                         rng_state=capture_rng_state(), config=run_config,
+                         extra={'history': history})
+            save_checkpoint(checkpoint_path, **state)
+            if val_accuracy is not None and (best is None or val_accuracy > best):
+                best = val_accuracy
+                save_checkpoint(best_path, **state)
         if history_path is not None:
             write_history(history, history_path)
     return history
@@ -414,7 +442,7 @@ def _running(total_loss, correct, counted, clips, started):
 def _summary_line(row, epochs):
     def fmt(value, spec):
         return '-' if value is None else format(value, spec)
-    return (f"epoch {row['epoch'] + 1}/{epochs}  train loss {fmt(row['train_loss'], '.4f')} "
+    return (f"epoch {row['epoch']}/{epochs}  train loss {fmt(row['train_loss'], '.4f')} "
             f"acc {fmt(row['train_accuracy'], '.3f')}  val loss {fmt(row['val_loss'], '.4f')} "
             f"acc {fmt(row['val_accuracy'], '.3f')}  lr {row['lr']:.3g}  "
             f"{fmt(row['clips_per_second'], '.1f')} clips/s  {row['seconds']:.1f} s")
