@@ -25,6 +25,7 @@ from .functional import (abs, add, argmax, argmin, broadcast_to, cat, chunk, cla
                          sigmoid, softmax, split, sqrt, squeeze, stack, std, sub, sum, tanh,
                          transpose, unsqueeze, var, where)
 from .random import manual_seed, seed  # noqa: F401
+from .serialization import load, save  # noqa: F401
 
 bool = bool_
 __version__ = '0.1.0'

@@ -37,6 +37,16 @@ function, an object array) cannot be stored without pickle and is refused when s
 place in the structure named.  Tensors are stored as arrays and come back as NumPy arrays, which
 `Module.load_state_dict` accepts.
 
+Objects (tl.save, tl.load)
+--------------------------
+`save_object(path, obj)` (what `tensorlite.save` calls) writes the same archive for one nested
+value of the kinds above, a state dict usually: the metadata holds ``"object"``, the value's
+structure, instead of the checkpoint's sections, and the arrays are entries ``obj/<key>``.
+`load_object(path)` (`tensorlite.load`) returns that value, arrays as NumPy arrays, with the same
+checks as `load_checkpoint`; given a checkpoint it returns its sections as a dict ('model',
+'optimizer', 'scheduler', 'epoch', 'rng_state', 'config', 'extra').  `load_checkpoint` refuses an
+object file, naming `tensorlite.load`.
+
 Safety
 ------
 Writing is atomic: the archive is written to a temporary file beside the target
@@ -78,6 +88,7 @@ from ..autograd.tensor import Tensor
 FORMAT_NAME = 'tensorlite-checkpoint'
 FORMAT_VERSION = 1
 METADATA_KEY = '__checkpoint__'
+OBJECT_KEY = 'object'               # the metadata's key for what save_object stored
 TEMP_SUFFIX = '.tmp'
 
 _SECTIONS = ('model', 'optimizer', 'scheduler', 'rng_state', 'config', 'extra')
@@ -132,6 +143,10 @@ class _Encoder:
                                     "bool, None or tuples of those")
             return {'__dict__': [[self.encode(k, where + ['key']), self.encode(v, where + [k])]
                                  for k, v in value.items()]}
+        if callable(getattr(value, 'state_dict', None)):       # a Module, an optimizer
+            raise TypeError(f"{_describe(where)} is a {type(value).__name__}, which would need "
+                            "pickle; store its state_dict() instead (and load that into a new "
+                            f"{type(value).__name__} with load_state_dict)")
         raise TypeError(f"{_describe(where)} is a {type(value).__name__}; a checkpoint stores "
                         "arrays, Tensors, numbers, strings, bools, None and lists, tuples and "
                         "dicts of those (anything else would need pickle)")
@@ -228,16 +243,38 @@ def save_checkpoint(path, model=None, optimizer=None, scheduler=None, epoch=None
     if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer))):
         raise TypeError(f"epoch must be an int or None, got {epoch!r}")
     encoder = _Encoder()
-    metadata = {'format': FORMAT_NAME, 'version': FORMAT_VERSION,
-                'tensorlite_version': _tensorlite_version(),
-                'epoch': None if epoch is None else int(epoch)}
+    metadata = _header()
+    metadata['epoch'] = None if epoch is None else int(epoch)
     for name in _SECTIONS:
         metadata[name] = encoder.encode(sections[name], [name])
+    _write_atomically(path, _entries(metadata, encoder))
+    return path
+
+
+def save_object(path, obj):
+    """Write one nested value (a state dict, an optimizer's state dict, a dict of arrays and
+    numbers: the kinds save_checkpoint stores) at `path`, atomically, with no pickle.  A value that
+    would need pickle (a Module, a function, a set) raises TypeError naming its place, before the
+    file is touched.  Returns `path`; `load_object(path)` gives the value back."""
+    path = os.fspath(path)
+    encoder = _Encoder()
+    metadata = _header()
+    metadata[OBJECT_KEY] = encoder.encode(obj, ['obj'])
+    _write_atomically(path, _entries(metadata, encoder))
+    return path
+
+
+def _header():
+    return {'format': FORMAT_NAME, 'version': FORMAT_VERSION,
+            'tensorlite_version': _tensorlite_version()}
+
+
+def _entries(metadata, encoder):
+    """The archive's entries: the metadata as UTF-8 JSON bytes, then the encoder's arrays."""
     text = json.dumps(metadata, allow_nan=False, ensure_ascii=False)
     entries = {METADATA_KEY: np.frombuffer(text.encode('utf-8'), dtype=np.uint8)}
     entries.update(encoder.arrays)
-    _write_atomically(path, entries)
-    return path
+    return entries
 
 
 def _state_of(obj, name):
@@ -284,17 +321,11 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, strict=Tru
     loaded."""
     path = os.fspath(path)
     metadata, arrays = _read(path)
-    decoder = _Decoder(path, arrays)
-    try:
-        sections = {name: decoder.decode(metadata.get(name)) for name in _SECTIONS}
-    except CheckpointError:
-        raise
-    except (TypeError, ValueError, KeyError, AttributeError) as error:
-        raise CheckpointError(f"{path}: the checkpoint metadata is malformed: {error}") from error
-    unused = sorted(set(arrays) - decoder.used)
-    if unused:
-        raise CheckpointError(f"{path}: the file holds arrays its metadata does not describe: "
-                              f"{', '.join(unused)}")
+    if OBJECT_KEY in metadata:
+        raise CheckpointError(f"{path}: holds one object written by tensorlite.save, not a "
+                              "checkpoint's sections: read it with tensorlite.load(path)")
+    sections = _decode(path, arrays, lambda decode: {name: decode(metadata.get(name))
+                                                     for name in _SECTIONS})
 
     result = {'epoch': metadata.get('epoch'), 'config': sections['config'],
               'extra': sections['extra'], 'rng_state': sections['rng_state'],
@@ -335,6 +366,42 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, strict=Tru
                 obj.load_state_dict(state)
         raise
     return result
+
+
+def load_object(path):
+    """The value save_object wrote at `path`, arrays as NumPy arrays (nested dicts, lists and
+    tuples as they were saved), so `model.load_state_dict(load_object(path))` works for a saved
+    state dict.  For a file written by save_checkpoint: a dict of its sections, 'model',
+    'optimizer', 'scheduler', 'epoch', 'rng_state', 'config' and 'extra'.  The file is verified as
+    load_checkpoint verifies it: FileNotFoundError if missing, CheckpointError for anything else
+    wrong."""
+    path = os.fspath(path)
+    metadata, arrays = _read(path)
+    if OBJECT_KEY in metadata:
+        return _decode(path, arrays, lambda decode: decode(metadata[OBJECT_KEY]))
+
+    def sections(decode):
+        state = {name: decode(metadata.get(name)) for name in _SECTIONS}
+        state['epoch'] = metadata.get('epoch')
+        return state
+    return _decode(path, arrays, sections)
+
+
+def _decode(path, arrays, build):
+    """build(decode) over a decoder of `arrays`; malformed metadata and arrays the metadata does
+    not mention are CheckpointError."""
+    decoder = _Decoder(path, arrays)
+    try:
+        value = build(decoder.decode)
+    except CheckpointError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError) as error:
+        raise CheckpointError(f"{path}: the checkpoint metadata is malformed: {error}") from error
+    unused = sorted(set(arrays) - decoder.used)
+    if unused:
+        raise CheckpointError(f"{path}: the file holds arrays its metadata does not describe: "
+                              f"{', '.join(unused)}")
+    return value
 
 
 def _copy_state(value):
