@@ -173,3 +173,18 @@ def test_predict_prints_and_writes_the_top_classes(folder_run, tmp_path, capsys)
     assert cli.main(['predict', str(run), str(tmp_path / 'missing.mp4')]) == 3
     with pytest.raises(ValueError, match='topk'):
         predict(run, videos, topk=0)
+
+
+def test_readme_path_train_on_a_folder_with_every_default_then_predict(tmp_path, capsys):
+    """The README's first five minutes on one's own videos: train with nothing but --model,
+    --data and --out, then predict on video files."""
+    root = make_folder(tmp_path / 'my_videos')
+    run = tmp_path / 'runs' / 'mine'
+    assert cli.main(['train', '--model', 'single_frame', '--data', str(root), '--out', str(run),
+                     '--no-progress']) == 0
+    out = capsys.readouterr().out
+    assert 'recipe: adamw lr 0.003' in out and (run / 'best.npz').exists()
+    videos = [str(root / c / '3.gif') for c in ('left', 'right', 'still')]
+    assert cli.main(['predict', str(run)] + videos) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split(':')[0] for line in printed[1:]] == videos
