@@ -10,21 +10,23 @@ optical flow and the temporal diagnostic of several models side by side.
     plots.plot_attention(weights[0], 'attn.png')                  # one panel per head
     plots.plot_attention(weights[0, :, 0], 'cls.png', grid=(T, h, w), frame=clip)   # the class
         # token's attention over T x h x w patches: a row of T heat maps per head, over the frames
-    plots.plot_flow(D.clip_flows(clip), 'flow.png', frames=clip)
-    plots.plot_compare(records, 'compare.png')                    # temporal_diagnostic of models
+    plots.plot_flow(D.clip_flows(clip), 'flow.png', frames=clip)  # rows of frames and flows
+    plots.plot_compare(records, 'compare.png')     # temporal_diagnostic of models, and the claims
     plots.plot_experiment(run_experiment('frames'), 'frames.png')  # tensorlite.experiments
 
 matplotlib is an optional extra (`pip install -e ".[plot]"`); it is imported when a function is
-called, and without it every function raises an ImportError saying how to install it.  Figures are
-drawn on a `matplotlib.figure.Figure` with its own Agg canvas, never through pyplot, so nothing
-here touches pyplot's global state (its current figure, its backend, open windows): safe in
-scripts, threads and notebooks alike.
+called, and without it every plot_ function raises an ImportError saying how to install it (only
+`flow_scale`, plain NumPy, works without it).  Figures are drawn on a `matplotlib.figure.Figure`
+with its own Agg canvas, never through pyplot, so nothing here touches pyplot's global state (its
+current figure, its backend, open windows): safe in scripts, threads and notebooks alike.
 
 Every function takes NumPy arrays or tensorlite Tensors (CuPy arrays and CUDA tensors are copied
 to the host), checks its input, renders the PNG into memory and then writes it with
 `atomic_write` (a reader sees the old file or the new one, never half of one; a failure while
 drawing leaves an existing file untouched).  The path must end in '.png'; missing parent folders
-are created.  Each returns the path it wrote, as given.
+are created.  Each returns the path it wrote, as given.  Every figure is at most MAX_WIDTH
+inches (1,950 px) wide whatever its input -- panels narrow or wrap into rows -- with text sized
+to be read when the image is shown 1,600 px wide.
 """
 import io
 import math
@@ -36,8 +38,8 @@ from . import backend
 from ._atomic import atomic_write
 from .autograd.tensor import Tensor
 
-__all__ = ['plot_history', 'plot_confusion_matrix', 'plot_attention', 'plot_flow', 'plot_compare',
-           'plot_experiment', 'MATPLOTLIB_MISSING']
+__all__ = ['plot_history', 'plot_confusion_matrix', 'plot_attention', 'plot_flow', 'flow_scale',
+           'plot_compare', 'plot_experiment', 'MATPLOTLIB_MISSING']
 
 MATPLOTLIB_MISSING = 'plots need matplotlib: pip install -e ".[plot]"'
 DPI = 100
@@ -48,6 +50,14 @@ COMPARE_BARS = (('accuracy', 'in order'), ('reversed_accuracy', 'reversed'),
 FAMILY_ORDER = ('scene', 'occluded', 'motion', 'order')  # the synthetic families' panels, in order
 MAX_ANNOTATED_CLASSES = 30                      # beyond this a confusion matrix's cells get no text
 MAX_ATTENTION_PANELS = 64                       # more heat maps than this in one figure: a mistake
+MAX_WIDTH = 19.5        # inches: every figure is at most 1,950 px wide (DPI 100), readable at 1,600
+MAX_FLOW_PANELS = 64                            # flows in one plot_flow figure
+FLOW_PERCENTILE = 99.0  # plot_flow's default colour scale: this percentile of |flow|, not its max
+SCENE_CUT_RATIO = 2.0   # a flow whose 99th percentile is over twice every other's: a scene cut
+                        # (between two synthetic 'motion' clips: 12.9 px, the other flows <= 4.0)
+CLAIM_MARK = {True: '\u2713', False: '\u2717'}     # a tick, a cross
+CLAIM_MARKER = {True: '$\u2713$', False: '$\u2717$'}
+CLAIM_COLOUR = {True: 'darkgreen', False: 'crimson'}
 
 
 # ---- shared plumbing ----------------------------------------------------------------------------
@@ -134,8 +144,9 @@ def _number(value):
 
 def plot_history(history, path):
     """Learning curves from `tensorlite.train.fit`'s history: a loss panel (train and validation
-    loss, with the learning rate on a second axis when the rows have 'lr') and an accuracy panel
-    (train and validation top-1).
+    loss, with the learning rate on a second axis when the rows' 'lr' changes during the run; a
+    constant rate is given in the panel's title) and an accuracy panel (train and validation
+    top-1).  Epoch ticks are whole epochs.
 
     history: a list of dicts, one per epoch, each with the keys epoch, train_loss,
     train_accuracy, val_loss, val_accuracy (and optionally lr); a value may be None (no
@@ -166,6 +177,7 @@ def plot_history(history, path):
         raise ValueError(f"{fn}: every row needs a numeric epoch, got "
                          f"{[row['epoch'] for row in history]}")
 
+    from matplotlib.ticker import MaxNLocator
     fig = _new_figure(10, 4)
     loss_ax, acc_ax = fig.subplots(1, 2)
     # markers as well as lines: a run of one epoch, or one between two gaps, is still visible
@@ -177,6 +189,7 @@ def plot_history(history, path):
                 ax.plot(epochs, values, marker='o', markersize=3, color=colour,
                         label='train' if split == 'train' else 'validation')
                 drawn = True
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))     # no half epochs
         ax.set_xlabel('epoch')
         ax.set_ylabel(kind)
         ax.set_title(kind)
@@ -190,10 +203,12 @@ def plot_history(history, path):
     acc_values = acc_values[~np.isnan(acc_values)]
     if acc_values.size and acc_values.min() >= 0 and acc_values.max() <= 1:
         acc_ax.set_ylim(-0.02, 1.02)              # accuracies are fractions: show the whole range
-    if not np.isnan(lr).all():
+    rates = lr[~np.isnan(lr)]
+    if rates.size and rates.min() == rates.max():
+        loss_ax.set_title(f'loss (learning rate {rates[0]:.3g} throughout)')
+    elif rates.size:
         lr_ax = loss_ax.twinx()
         lr_ax.plot(epochs, lr, color='gray', linestyle=':', drawstyle='steps-post', label='lr')
-        rates = lr[~np.isnan(lr)]
         if rates.min() > 0 and rates.max() / rates.min() > 10:
             lr_ax.set_yscale('log')               # a step schedule spans decades
         lr_ax.set_ylabel('learning rate', color='gray')
@@ -239,7 +254,7 @@ def plot_confusion_matrix(matrix, path, class_names=None, normalize=True):
         if normalize else counts
     vmax = 1.0 if normalize else max(float(shown.max()), 1.0)
 
-    side = min(max(4.0, 0.55 * K + 2.0), 20.0)
+    side = min(max(4.0, 0.55 * K + 2.0), MAX_WIDTH - 1.0)
     fig = _new_figure(side + 1.0, side)
     ax = fig.subplots()
     image = ax.imshow(shown, cmap='Blues', vmin=0.0, vmax=vmax, interpolation='nearest')
@@ -372,7 +387,7 @@ def _plot_attention_grid(w, path, frame, grid, title, fn):
         images = images[::images.shape[0] // T]                     # first frame of each tubelet
 
     height, width = (images.shape[1], images.shape[2]) if images is not None else (h, wd)
-    panel = 2.0
+    panel = min(2.0, (MAX_WIDTH - 1.4) / T)              # many frames: narrower panels
     aspect = min(max(height / width, 0.25), 4.0)
     fig = _new_figure(T * panel + 1.4, rows.shape[0] * panel * aspect + 0.6)
     axes = fig.subplots(rows.shape[0], T, squeeze=False)
@@ -419,34 +434,107 @@ def _flow_key(max_flow, size=101):
     return key
 
 
-def plot_flow(flows, path, frames=None, max_flow=None):
-    """Optical flow, colour coded with `tensorlite.data.flow.flow_to_color` (hue = direction,
-    saturation = magnitude), as a strip of panels followed by the colour key.
-
-    flows: (T-1, H, W, 2) -- the flows between consecutive frames, as `D.clip_flows` gives them --
-    or one (H, W, 2).  frames: the T frames (T, H, W, 3) or (T, H, W), uint8 or float in [0, 1],
-    drawn above, each flow panel centred between the two frames it joins.  max_flow: the
-    magnitude of full saturation, in pixels; default the largest magnitude over all the flows, so
-    every panel uses the same scale.  Returns `path`.
-    """
-    from .data.flow import flow_to_color
-    fn = 'plot_flow'
-    _check_path(path, fn)
-    _matplotlib()
+def _check_flows(flows, fn):
+    """flows (T-1, H, W, 2) or (H, W, 2) -> float32 (T-1, H, W, 2)."""
     f = _as_array(flows, 'flows', fn).astype(np.float32)
     if f.ndim == 3:
         f = f[None]
     if f.ndim != 4 or f.shape[-1] != 2 or 0 in f.shape:
         raise ValueError(f"{fn}: flows must be (T-1, H, W, 2) or (H, W, 2) with (dx, dy) last, "
                          f"got shape {np.shape(flows)}")
+    return f
+
+
+def flow_scale(flows):
+    """The colour scale `plot_flow` uses unless it is given max_flow, in pixels: the 99th
+    percentile of |d| over every pixel of every flow, so that a few wild vectors do not set it.
+    With 3 flows or more, a flow whose own 99th percentile is more than twice every other flow's
+    is left out: that is a scene cut (the flow then matches two unrelated pictures), and it would
+    wash out the colours of all the others.  When that percentile is 0 (a small object moving on
+    a still background) the largest magnitude is the scale, and 1.0 when nothing moves.
+
+    flows: (T-1, H, W, 2) or (H, W, 2), (dx, dy) last, a Tensor or NumPy/CuPy array.
+    Matplotlib is not needed.
+    """
+    f = _check_flows(flows, 'flow_scale')
+    magnitude = np.hypot(f[..., 0], f[..., 1]).reshape(len(f), -1)      # (T-1, H * W)
+    finite = [m[np.isfinite(m)] for m in magnitude]
+    per_flow = np.array([np.percentile(m, FLOW_PERCENTILE) if m.size else 0.0 for m in finite])
+    kept = list(range(len(f)))
+    if len(f) >= 3:
+        top, second = np.argsort(per_flow)[::-1][:2]
+        if per_flow[second] > 0 and per_flow[top] > SCENE_CUT_RATIO * per_flow[second]:
+            kept.remove(top)
+    values = np.concatenate([finite[i] for i in kept])
+    scale = float(np.percentile(values, FLOW_PERCENTILE)) if values.size else 0.0
+    if scale <= 0 and values.size:
+        scale = float(values.max())
+    return scale if scale > 0 else 1.0
+
+
+def _shrink(image, factor):
+    """The mean of each factor x factor block of an (H, W, ...) image (partial blocks at the
+    edges cropped): what a panel with fewer pixels than the image can show."""
+    factor = min(factor, image.shape[0], image.shape[1])
+    if factor <= 1:
+        return image
+    h, w = image.shape[0] // factor, image.shape[1] // factor
+    blocks = image[:h * factor, :w * factor].reshape(h, factor, w, factor, *image.shape[2:])
+    return blocks.mean(axis=(1, 3))
+
+
+def _bare(ax):
+    """No ticks, a thin grey frame: a still flow is white and must not vanish into the page."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_edgecolor('0.75')
+
+
+def plot_flow(flows, path, frames=None, max_flow=None, columns=None, frame_indices=None):
+    """Optical flow, colour coded with `tensorlite.data.flow.flow_to_color` (hue = direction,
+    saturation = magnitude, darker beyond the scale), in rows of panels, with the colour key.
+
+    flows: (T-1, H, W, 2) -- the flows between consecutive frames, as `D.clip_flows` gives them --
+    or one (H, W, 2).  frames: the T frames (T, H, W, 3) or (T, H, W), uint8 or float in [0, 1],
+    drawn above, each flow panel centred between the two frames it joins (the last frame of a
+    row begins the next one).  Each panel is titled with its frame indices ('frame 3',
+    'flow 3 -> 4'): frame_indices gives the T frame numbers (default 0 .. T-1), e.g. where in a
+    video the frames were read.  columns: flows per row (default: as many rows as 6 flows a row
+    need, filled evenly).  max_flow: the magnitude of full saturation, in pixels, the same for
+    every panel; default `flow_scale(flows)`, the 99th percentile of the magnitude (a scene cut
+    left out).  The figure is at most MAX_WIDTH inches wide whatever the frame size and the
+    number of columns (panels shrink, and images larger than their panel are averaged down to
+    its pixels); at most 64 flows.  Returns `path`.
+    """
+    from .data.flow import flow_to_color
+    fn = 'plot_flow'
+    _check_path(path, fn)
+    _matplotlib()
+    f = _check_flows(flows, fn)
     n, H, W, _ = f.shape
+    if n > MAX_FLOW_PANELS:
+        raise ValueError(f"{fn}: {n} flows is more than the {MAX_FLOW_PANELS} panels a figure "
+                         f"holds; index out the flows you want")
     if max_flow is None:
-        magnitude = np.sqrt((f.astype(np.float64) ** 2).sum(-1))
-        finite = magnitude[np.isfinite(magnitude)]
-        max_flow = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+        max_flow, scale_source = flow_scale(f), f'{FLOW_PERCENTILE:.0f}th percentile of |flow|'
     elif isinstance(max_flow, bool) or not isinstance(max_flow, (int, float, np.number)) \
             or not math.isfinite(max_flow) or not max_flow > 0:
         raise ValueError(f"{fn}: max_flow must be a finite number > 0 (pixels), got {max_flow!r}")
+    else:
+        max_flow, scale_source = float(max_flow), 'given'
+    if columns is None:
+        columns = -(-n // -(-n // 6))                   # rows of at most 6, filled evenly
+    elif isinstance(columns, bool) or not isinstance(columns, (int, np.integer)) or columns < 1:
+        raise ValueError(f"{fn}: columns must be a positive int (flows per row), got {columns!r}")
+    columns = min(int(columns), n)
+    if frame_indices is None:
+        indices = list(range(n + 1))
+    else:
+        indices = [int(i) for i in _as_array(frame_indices, 'frame_indices', fn).ravel()]
+        if len(indices) != n + 1:
+            raise ValueError(f"{fn}: frame_indices must number the {n + 1} frames of {n} "
+                             f"flow(s), got {len(indices)}")
     images = None
     if frames is not None:
         images = _as_image(frames, 'frames', fn)
@@ -456,46 +544,95 @@ def plot_flow(flows, path, frames=None, max_flow=None):
         if images.shape[0] != n + 1 or images.shape[1:3] != (H, W):
             raise ValueError(f"{fn}: {n} flow(s) of {H}x{W} need {n + 1} frames of {H}x{W}, "
                              f"got frames of shape {np.shape(frames)}")
-    colours = [flow_to_color(f[i], max_flow=max_flow) for i in range(n)]
 
-    # a grid of half-panel columns: frame t spans columns 2t..2t+1, flow t spans 2t+1..2t+2 (between
-    # its two frames), the key takes the two after the last frame
-    columns = 2 * (n + 1) + 2
-    panel = 2.0
+    # panel widths across: a row's frames (one more than its flows) or its flows, and the key
+    units = (columns + 1 if images is not None else columns) + 1
+    panel = min(2.4, (MAX_WIDTH - 0.4) / units)
     aspect = min(max(H / W, 0.25), 4.0)
-    n_rows = 2 if images is not None else 1
-    fig = _new_figure((n + 2) * panel, n_rows * panel * aspect + 0.5)
-    spec = fig.add_gridspec(n_rows, columns)
-    flow_row = n_rows - 1
-    if images is not None:
-        for t in range(n + 1):
-            ax = fig.add_subplot(spec[0, 2 * t:2 * t + 2])
-            ax.imshow(images[t], cmap='gray' if images.ndim == 3 else None, vmin=0.0, vmax=1.0)
-            ax.set_title(f'frame {t}', fontsize=9)
-            ax.set_axis_off()
-    for t in range(n):
-        start = 2 * t + 1 if images is not None else 2 * t
-        ax = fig.add_subplot(spec[flow_row, start:start + 2])
-        ax.imshow(colours[t])
-        ax.set_title(f'flow {t} -> {t + 1}', fontsize=9)
-        ax.set_axis_off()
-    ax = fig.add_subplot(spec[flow_row, columns - 2:columns])
+    factor = max(1, math.ceil(max(W / (panel * DPI), H / (panel * aspect * DPI))))
+    rows = -(-n // columns)
+    grid_rows = rows * (2 if images is not None else 1)
+    fig = _new_figure(units * panel + 0.4, grid_rows * (panel * aspect + 0.35) + 0.5)
+    # half-panel columns: frame j of a row spans 2j..2j+1, flow j spans 2j+1..2j+2 (between its
+    # two frames); the key takes the last two, beside the first row
+    half = 2 * units
+    spec = fig.add_gridspec(grid_rows, half)
+    title_size = 10 if panel >= 1.2 else 8
+    for r in range(rows):
+        first = r * columns
+        count = min(columns, n - first)
+        if images is not None:
+            for j in range(count + 1):
+                ax = fig.add_subplot(spec[2 * r, 2 * j:2 * j + 2])
+                ax.imshow(_shrink(images[first + j], factor),
+                          cmap='gray' if images.ndim == 3 else None, vmin=0.0, vmax=1.0)
+                ax.set_title(f'frame {indices[first + j]}', fontsize=title_size)
+                _bare(ax)
+        for j in range(count):
+            t = first + j
+            start = 2 * j + 1 if images is not None else 2 * j
+            ax = fig.add_subplot(spec[2 * r + 1 if images is not None else r, start:start + 2])
+            ax.imshow(flow_to_color(_shrink(f[t], factor), max_flow=max_flow))
+            ax.set_title(f'flow {indices[t]} \u2192 {indices[t + 1]}', fontsize=title_size)
+            _bare(ax)
+    ax = fig.add_subplot(spec[0:2 if images is not None else 1, half - 2:half])
     ax.imshow(_flow_key(max_flow), extent=(-max_flow, max_flow, max_flow, -max_flow))
-    ax.set_title(f'key: |d| <= {max_flow:.3g} px', fontsize=8)
-    ax.tick_params(labelsize=6)
-    ax.set_xlabel('dx', fontsize=7)
-    ax.set_ylabel('dy', fontsize=7)
+    ax.set_title(f'key: full colour at\n|d| = {max_flow:.3g} px', fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.set_xlabel('dx (px)', fontsize=8)
+    ax.set_ylabel('dy (px)', fontsize=8)
+    fig.suptitle(f'optical flow: hue = direction, saturation = |d| up to {max_flow:.3g} px '
+                 f'({scale_source}; darker beyond)', fontsize=11)
     return _save(fig, path)
 
 
 # ---- comparing models: the temporal diagnostic --------------------------------------------------
 
+def _lesson_claims(records):
+    """[(claim, cells, passed)]: the claims of `tensorlite.compare.CLAIMS` whose (model, family)
+    cells are all in `records` -- what `compare.lesson_checks` gives, with the cells each claim
+    reads.  A claim that reads a missing value (None) is left out: it cannot be decided."""
+    from . import compare
+    cells = {(str(r['model']), str(r['family'])): r for r in records}
+    claims = []
+    for what, needs, test in compare.CLAIMS:
+        if all(cell in cells for cell in needs):
+            try:
+                claims.append((what, needs, bool(test(cells))))
+            except TypeError:                               # a None accuracy
+                continue
+    return claims
+
+
+def _draw_claims(ax, claims):
+    """The claims as a list in columns on `ax` (axis off): a green tick before each that holds, a
+    red cross (and red text) before each that does not."""
+    ax.set_axis_off()
+    held = sum(passed for _, _, passed in claims)
+    ax.set_title(f"the lesson's claims (tensorlite.compare.lesson_checks): {held} of "
+                 f"{len(claims)} hold", fontsize=12, loc='left')
+    columns = 1 if len(claims) <= 6 else 2 if len(claims) <= 16 else 3
+    per_column = -(-len(claims) // columns)
+    for k, (what, _, passed) in enumerate(claims):
+        x, row = (k // per_column) / columns, k % per_column
+        y = 1.0 - (row + 0.5) / (per_column + 0.5)
+        ax.text(x, y, CLAIM_MARK[passed], transform=ax.transAxes, ha='left', va='center',
+                fontsize=11, fontweight='bold', color=CLAIM_COLOUR[passed])
+        ax.text(x + 0.018, y, what, transform=ax.transAxes, ha='left', va='center', fontsize=10,
+                color='black' if passed else CLAIM_COLOUR[False])
+
+
 def plot_compare(records, path):
-    """Grouped bars of `temporal_diagnostic` results for several models on several families:
-    one panel per family (scene, occluded, motion, order first, any other after, as they come; two
-    columns of panels when there are more than two families), one group
-    per model (in the order they come), bars for the accuracy on clips in order, reversed and
-    shuffled, and a dashed line at chance across each group.
+    """Grouped bars of `temporal_diagnostic` results for several models on several families, and
+    the lesson's claims they decide.
+
+    One panel per family (scene, occluded, motion, order first, any other after, as they come;
+    two columns of panels when there are more than two families), one group per model (in the
+    order they come), bars for the accuracy (in %) on clips in order, reversed and shuffled,
+    each labelled with its value, and a dashed line at chance across each group.  Below the
+    panels, the claims of `tensorlite.compare.lesson_checks` that the records decide, each marked
+    held (a green tick) or not (a red cross); the same mark stands above every bar group a claim
+    reads (a cross if any claim on it fails).  The figure is at most MAX_WIDTH inches wide.
 
     records: a list of dicts with the keys model, family, accuracy, reversed_accuracy,
     shuffled_accuracy, chance -- one per (model, family); a value may be None (no bar).  A model
@@ -535,44 +672,70 @@ def plot_compare(records, path):
         families += [family] if family not in families else []
     families = [f for f in FAMILY_ORDER if f in families] + \
                [f for f in families if f not in FAMILY_ORDER]
+    claims = _lesson_claims(records)
+    marks = {}                                      # (model, family) -> do all its claims hold
+    for _, cells, passed in claims:
+        for cell in cells:
+            marks[cell] = marks.get(cell, True) and passed
 
-    bar = 0.8 / len(COMPARE_BARS)
-    width = max(3.0, 0.9 * len(models) + 1.5)
     columns = len(families) if len(families) <= 2 else 2         # four panels: a 2 x 2 grid
     rows = -(-len(families) // columns)
-    fig = _new_figure(width * columns, 4.2 * rows)
-    axes = np.atleast_1d(fig.subplots(rows, columns, sharey=True, squeeze=False)).ravel()
-    for ax in axes[len(families):]:
-        ax.set_visible(False)
+    # a model's group needs ~0.9 inch for its tick label and three labelled bars; the figure is
+    # capped at MAX_WIDTH (then the groups narrow)
+    width = min(MAX_WIDTH, max(4.5, 0.9 * len(models) + 1.5) * columns)
+    claim_rows = -(-len(claims) // (1 if len(claims) <= 6 else 2 if len(claims) <= 16 else 3))
+    claims_height = 0.8 + 0.22 * claim_rows if claims else 0.0
+    fig = _new_figure(width, 4.4 * rows + claims_height + 0.5)
+    spec = fig.add_gridspec(rows + bool(claims), columns,
+                            height_ratios=[4.4] * rows + ([claims_height] if claims else []))
+    axes = [fig.add_subplot(spec[k // columns, k % columns]) for k in range(len(families))]
+    for ax in axes[1:]:
+        ax.sharey(axes[0])
+    bar = 0.8 / len(COMPARE_BARS)
+    label_size = 8 if len(models) * columns <= 24 else 6
     colours = ('tab:blue', 'tab:orange', 'tab:green')
     for ax, family in zip(axes, families):
         for m, model in enumerate(models):
             values = table.get((model, family))
             if values is None:                                      # this model was not run here
-                ax.text(m, 0.5, 'no record', ha='center', va='center', rotation=90,
-                        color='gray', fontsize=8)
+                ax.text(m, 50, 'no record', ha='center', va='center', rotation=90,
+                        color='gray', fontsize=9)
                 continue
             for b, ((key, label), colour) in enumerate(zip(COMPARE_BARS, colours)):
                 x = m + (b - (len(COMPARE_BARS) - 1) / 2) * bar
-                value = values[key]
+                value = 100 * values[key]
                 if math.isnan(value):
                     continue
                 ax.bar(x, value, bar, color=colour,
                        label=label if label not in ax.get_legend_handles_labels()[1] else None)
-                ax.text(x, value, f'{value:.2f}', ha='center', va='bottom', fontsize=6)
+                # the value inside the top of a tall bar, above a short one
+                inside = value >= 12
+                ax.text(x, value - 2 if inside else value + 1, f'{value:.0f}', ha='center',
+                        va='top' if inside else 'bottom', rotation=90, fontsize=label_size,
+                        color='white' if inside else 'black')
             if not math.isnan(values['chance']):
-                ax.hlines(values['chance'], m - 0.45, m + 0.45, colors='black',
+                ax.hlines(100 * values['chance'], m - 0.45, m + 0.45, colors='black',
                           linestyles='dashed', linewidth=1,
                           label='chance' if 'chance' not in ax.get_legend_handles_labels()[1]
                           else None)
-        ax.set_xticks(range(len(models)), models, rotation=30 if len(models) > 3 else 0,
-                      ha='right' if len(models) > 3 else 'center')
+            if (model, family) in marks:
+                held = marks[model, family]
+                ax.text(m, 104, CLAIM_MARK[held], ha='center', va='bottom', fontsize=12,
+                        fontweight='bold', color=CLAIM_COLOUR[held])
+        tilt = len(models) > 3
+        ax.set_xticks(range(len(models)), models, rotation=30 if tilt else 0,
+                      ha='right' if tilt else 'center', rotation_mode='anchor', fontsize=10)
         ax.set_xlim(-0.6, len(models) - 0.4)
-        ax.set_title(family)
+        ax.set_title(family, fontsize=13)
         ax.grid(True, axis='y', alpha=0.3)
-    for ax in axes[::columns]:
-        ax.set_ylabel('top-1 accuracy')
-    axes[0].set_ylim(0.0, 1.08)
+        ax.tick_params(axis='y', labelsize=10)
+    for k, ax in enumerate(axes):
+        if k % columns == 0:
+            ax.set_ylabel('top-1 accuracy (%)', fontsize=11)
+        else:
+            ax.tick_params(axis='y', labelleft=False)
+    axes[0].set_ylim(0.0, 113.0)
+    axes[0].set_yticks(range(0, 101, 20))
     legend = {}                                         # one legend: the first of each label
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
@@ -580,7 +743,15 @@ def plot_compare(records, path):
     labels = [label for _, label in COMPARE_BARS if label in legend] + \
         (['chance'] if 'chance' in legend else [])
     handles = [legend[label] for label in labels]
-    fig.legend(handles, labels, loc='outside lower center', ncols=len(labels), fontsize=8)
+    if marks:
+        from matplotlib.lines import Line2D
+        for held in (True, False):
+            handles.append(Line2D([], [], linestyle='none', marker=CLAIM_MARKER[held],
+                                  markersize=9, color=CLAIM_COLOUR[held]))
+            labels.append('claims on this model hold' if held else 'a claim on this model fails')
+    fig.legend(handles, labels, loc='outside upper center', ncols=len(labels), fontsize=10)
+    if claims:
+        _draw_claims(fig.add_subplot(spec[rows, :]), claims)
     return _save(fig, path)
 
 
@@ -651,7 +822,7 @@ def plot_experiment(result, path):
     name, records = _experiment_records(result, fn)
     chance = float(records[0]['chance'])
     if name == 'sampling':
-        fig = _new_figure(max(4.0, 2.2 * len(records) + 1.5), 4.2)
+        fig = _new_figure(min(MAX_WIDTH, max(4.0, 2.2 * len(records) + 1.5)), 4.2)
         ax = fig.subplots()
         width = 0.38
         for k, r in enumerate(records):

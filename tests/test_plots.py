@@ -1,6 +1,7 @@
 """tensorlite.plots: every function writes a valid PNG (atomically, through matplotlib's Agg
 canvas, with pyplot made unimportable), rejects bad shapes and keys with errors that say what
 came, and without matplotlib raises an ImportError that says how to install it."""
+import json
 import os
 import sys
 
@@ -14,6 +15,8 @@ import tensorlite as tl  # noqa: E402
 from tensorlite import plots  # noqa: E402
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+MAX_PIXELS_WIDE = 2000                # every figure, whatever its input: readable at 1,600 px
+COMPARE_JSON = os.path.join(os.path.dirname(__file__), '..', 'docs', 'results', 'compare.json')
 
 
 @pytest.fixture(autouse=True)
@@ -21,6 +24,31 @@ def no_pyplot(monkeypatch):
     """Every test runs with pyplot unimportable: the functions draw on a Figure with its own Agg
     canvas and never touch pyplot's global state (its backend, its current figure)."""
     monkeypatch.setitem(sys.modules, 'matplotlib.pyplot', None)
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The Figures the plot functions draw, in order (each is still written by the real _save),
+    to read their axes, ticks and texts."""
+    figures = []
+    save = plots._save
+
+    def keep(fig, path):
+        figures.append(fig)
+        return save(fig, path)
+    monkeypatch.setattr(plots, '_save', keep)
+    return figures
+
+
+def texts(fig):
+    """Every string drawn on `fig`: titles, tick labels, free text, the suptitle."""
+    return [t.get_text() for t in fig.findobj(lambda a: hasattr(a, 'get_text'))
+            if t.get_text()]
+
+
+def png_width(path):
+    with Image.open(path) as image:
+        return image.size[0]
 
 
 def assert_png(path, min_side=200, max_side=4000):
@@ -132,16 +160,210 @@ def test_plot_flow_writes_png(tmp_path):
     assert h_strip > h_one                              # the frames sit above the flows
 
 
-def test_plot_compare_writes_png(tmp_path):
+def family_axes(fig):
+    """{family: Axes} of a compare figure (the panels titled with a family)."""
+    return {ax.get_title(): ax for ax in fig.axes if ax.get_title() in plots.FAMILY_ORDER}
+
+
+def test_plot_compare_writes_png(tmp_path, drawn):
     rows = records()
     rows[0]['shuffled_accuracy'] = None                 # a missing bar
     path = plots.plot_compare(rows[1:], str(tmp_path / 'compare.png'))   # c3d not run on order
-    width, height = assert_png(path)                    # three families: a 2 x 2 grid
+    assert_png(path)
     two = plots.plot_compare([r for r in rows[1:] if r['family'] != 'order'],
                              str(tmp_path / 'two.png'))
-    two_width, two_height = assert_png(two)             # two families: side by side
-    assert two_width > 1.5 * two_height
-    assert width == two_width and height == 2 * two_height
+    assert_png(two)
+    # three families: a 2 x 2 grid (scene, motion above; order below); two: side by side
+    corners = {f: ax.get_position().p0.round(3) for f, ax in family_axes(drawn[0]).items()}
+    assert corners['scene'][1] == corners['motion'][1] > corners['order'][1]
+    assert corners['scene'][0] == corners['order'][0] < corners['motion'][0]
+    corners = {f: ax.get_position().p0.round(3) for f, ax in family_axes(drawn[1]).items()}
+    assert sorted(corners) == ['motion', 'scene'] and corners['scene'][1] == corners['motion'][1]
+
+
+# ---- readable figures: width, ticks, scales, labels ---------------------------------------------
+
+def sampling_result(samplers):
+    return {'experiment': 'sampling', 'records': [
+        {'train_sampler': f'sampler{k}', 'stride': 2, 'views': 4, 'centre_accuracy': 0.5,
+         'multi_clip_accuracy': 0.6, 'chance': 0.25} for k in range(samplers)]}
+
+
+def many_models(n):
+    rng = np.random.default_rng(1)
+    return [{'model': f'model_{m}', 'family': family, 'accuracy': float(rng.random()),
+             'reversed_accuracy': float(rng.random()), 'shuffled_accuracy': float(rng.random()),
+             'chance': 0.25} for m in range(n) for family in plots.FAMILY_ORDER]
+
+
+def compare_records():
+    with open(COMPARE_JSON) as f:
+        return json.load(f)
+
+
+FLOWS = np.random.default_rng(0).normal(size=(24, 16, 20, 2)).astype(np.float32)
+WIDE = {   # inputs that made figures wider than 2,000 px: many classes, frames, flows, models
+    'history of 300 epochs': lambda p: plots.plot_history(history(300), p),
+    '60 classes': lambda p: plots.plot_confusion_matrix(np.eye(60) * 5 + 1, p),
+    '8 heads': lambda p: plots.plot_attention(attention((8, 6, 6)), p),
+    'attention over 32 frames': lambda p: plots.plot_attention(attention((2, 32 * 4)), p,
+                                                               grid=(32, 2, 2)),
+    '24 flows': lambda p: plots.plot_flow(FLOWS, p),
+    '24 flows, one row': lambda p: plots.plot_flow(FLOWS, p, columns=24),
+    '24 flows and their frames': lambda p: plots.plot_flow(
+        FLOWS, p, frames=np.zeros((25, 16, 20), np.uint8), columns=12),
+    'flows of 720p frames': lambda p: plots.plot_flow(
+        np.ones((3, 720, 1280, 2), np.float32), p, frames=np.zeros((4, 720, 1280, 3), np.uint8)),
+    'compare.json (10 models, 4 families)': lambda p: plots.plot_compare(compare_records(), p),
+    'compare of 20 models': lambda p: plots.plot_compare(many_models(20), p),
+    'sampling with 9 samplers': lambda p: plots.plot_experiment(sampling_result(9), p),
+}
+
+
+@pytest.mark.parametrize('case', sorted(WIDE))
+def test_every_figure_is_at_most_2000_pixels_wide(case, tmp_path):
+    path = str(tmp_path / 'figure.png')
+    WIDE[case](path)
+    assert png_width(path) <= MAX_PIXELS_WIDE
+
+
+def ticks_shown(axis):
+    low, high = sorted(axis.get_view_interval())
+    return [t for t in axis.get_ticklocs() if low <= t <= high]
+
+
+@pytest.mark.parametrize('epochs', [2, 4, 7])
+def test_history_epoch_ticks_are_whole_epochs(epochs, tmp_path, drawn):
+    plots.plot_history(history(epochs), str(tmp_path / 'h.png'))
+    for ax in drawn[0].axes:
+        ticks = ticks_shown(ax.xaxis)
+        assert ticks and all(float(t).is_integer() for t in ticks), (ax.get_title(), ticks)
+
+
+def test_history_has_a_learning_rate_axis_only_when_the_rate_changes(tmp_path, drawn):
+    constant = [dict(row, lr=0.001) for row in history(5)]
+    plots.plot_history(constant, str(tmp_path / 'constant.png'))
+    plots.plot_history(history(5), str(tmp_path / 'steps.png'))     # 0.1, 0.1, 0.01, ...
+    no_rate = [{k: v for k, v in row.items() if k != 'lr'} for row in history(5)]
+    plots.plot_history(no_rate, str(tmp_path / 'none.png'))
+    ylabels = [[ax.get_ylabel() for ax in fig.axes] for fig in drawn]
+    assert ylabels == [['loss', 'accuracy'], ['loss', 'accuracy', 'learning rate'],
+                       ['loss', 'accuracy']]
+    assert drawn[0].axes[0].get_title() == 'loss (learning rate 0.001 throughout)'
+    assert drawn[2].axes[0].get_title() == 'loss'
+
+
+def flow_titles(fig):
+    return [ax.get_title() for ax in fig.axes if ax.get_title().startswith('flow ')]
+
+
+def test_flow_wraps_into_rows(tmp_path, drawn):
+    frames = np.random.default_rng(0).integers(0, 256, (21, 16, 20, 3), dtype=np.uint8)
+    plots.plot_flow(FLOWS[:20], str(tmp_path / 'rows.png'), frames=frames, columns=5)
+    fig = drawn[0]
+    flow_axes = [ax for ax in fig.axes if ax.get_title().startswith('flow ')]
+    rows = sorted({round(ax.get_position().y0, 3) for ax in flow_axes}, reverse=True)
+    assert len(flow_axes) == 20 and len(rows) == 4
+    first_row = [ax.get_title() for ax in flow_axes if round(ax.get_position().y0, 3) == rows[0]]
+    assert first_row == [f'flow {t} \u2192 {t + 1}' for t in range(5)]
+    # each row shows its flows' frames: the last frame of a row begins the next one
+    frame_titles = [ax.get_title() for ax in fig.axes if ax.get_title().startswith('frame ')]
+    assert len(frame_titles) == 24 and frame_titles.count('frame 5') == 2
+    # by default, rows of at most 6 flows, filled evenly: 8 flows are two rows of 4
+    plots.plot_flow(FLOWS[:8], str(tmp_path / 'default.png'))
+    y0 = [round(ax.get_position().y0, 3) for ax in drawn[1].axes
+          if ax.get_title().startswith('flow ')]
+    assert sorted(y0.count(y) for y in set(y0)) == [4, 4]
+
+
+def test_flow_of_large_frames_is_shown_averaged_down(tmp_path, drawn):
+    H, W = 720, 1280
+    flows = np.zeros((2, H, W, 2), np.float32)
+    flows[:, :, :, 0] = np.linspace(0, 4, W)                # dx grows to the right
+    frames = np.zeros((3, H, W, 3), np.uint8)
+    path = plots.plot_flow(flows, str(tmp_path / 'hd.png'), frames=frames)
+    assert png_width(path) <= MAX_PIXELS_WIDE
+    panels = [ax for ax in drawn[0].axes if ax.get_title().startswith(('flow ', 'frame '))]
+    assert len(panels) == 5
+    for ax in panels:                 # about one image pixel per pixel of the panel, not 6 x 6
+        shown = ax.get_images()[0].get_array().shape
+        panel = ax.get_window_extent()
+        assert panel.width / 2 <= shown[1] <= panel.width + 1, (ax.get_title(), shown, panel)
+        assert panel.height / 2 <= shown[0] <= panel.height + 1, (ax.get_title(), shown, panel)
+
+
+def test_flow_colour_scale_is_robust(tmp_path, drawn):
+    rng = np.random.default_rng(0)
+    angle = rng.uniform(0, 2 * np.pi, (6, 32, 32))
+    speed = rng.uniform(1.0, 2.0, (6, 32, 32))
+    flows = np.stack([speed * np.cos(angle), speed * np.sin(angle)], -1).astype(np.float32)
+    assert 1.9 <= plots.flow_scale(flows) <= 2.0
+    wild = flows.copy()
+    wild[2, 5, 7] = (1000.0, 0.0)                          # one wild vector
+    assert 1.9 <= plots.flow_scale(wild) <= 2.0
+    cut = flows.copy()
+    cut[3] *= 40                                           # a scene cut: one flow 40 x larger
+    assert 1.9 <= plots.flow_scale(cut) <= 2.0
+    assert plots.flow_scale(cut[2:5]) < 2.0                # also among three
+    assert plots.flow_scale(cut[3:5]) > 40                 # of two, neither is the odd one out
+    plots.plot_flow(cut, str(tmp_path / 'cut.png'))
+    assert any('up to 1.99 px (99th percentile' in t for t in texts(drawn[0]))
+    plots.plot_flow(cut, str(tmp_path / 'given.png'), max_flow=80)   # a given scale is kept
+    assert any('up to 80 px (given' in t for t in texts(drawn[1]))
+    # a small object moving on a still background: its speed, and 1 px when nothing moves
+    still = np.zeros((3, 32, 32, 2), np.float32)
+    still[1, 3, 4] = (0.0, 3.0)
+    assert plots.flow_scale(still) == 3.0
+    assert plots.flow_scale(np.zeros((2, 8, 8, 2))) == 1.0
+    assert plots.flow_scale(np.full((8, 8, 2), np.nan)) == 1.0
+
+
+def test_flow_panels_are_labelled_with_frame_indices(tmp_path, drawn):
+    frames = np.zeros((4, 16, 20), np.float32)
+    plots.plot_flow(FLOWS[:3], str(tmp_path / 'f.png'), frames=frames,
+                    frame_indices=[10, 11, 12, 13])
+    plots.plot_flow(FLOWS[0], str(tmp_path / 'one.png'))
+    titles = [ax.get_title() for ax in drawn[0].axes]
+    assert [t for t in titles if t.startswith('frame ')] == [f'frame {t}' for t in range(10, 14)]
+    assert flow_titles(drawn[0]) == ['flow 10 \u2192 11', 'flow 11 \u2192 12',
+                                     'flow 12 \u2192 13']
+    assert flow_titles(drawn[1]) == ['flow 0 \u2192 1']
+    # the colour-wheel key: an image of the wheel with dx, dy axes in pixels
+    for fig in drawn:
+        key = [ax for ax in fig.axes if ax.get_title().startswith('key')]
+        assert len(key) == 1 and key[0].get_xlabel() == 'dx (px)' and key[0].get_images()
+
+
+def test_compare_shows_the_lesson_claims_held_and_failed(tmp_path, drawn):
+    from tensorlite.compare import lesson_checks
+    good = compare_records()
+    checks = lesson_checks(good)
+    assert [(what, passed) for what, _, passed in plots._lesson_claims(good)] == checks
+    bad = [dict(r) for r in good]
+    for r in bad:
+        if (r['model'], r['family']) == ('vivit', 'order'):
+            r['reversed_accuracy'] = 0.9                     # vivit no longer reads the order
+    plots.plot_compare(good, str(tmp_path / 'good.png'))
+    plots.plot_compare(bad, str(tmp_path / 'bad.png'))
+    for fig, failed in zip(drawn, ([], ['vivit >= 90 % on order, reversed clips >= 30 points '
+                                        'lower'])):
+        shown = texts(fig)
+        assert f"{len(checks) - len(failed)} of {len(checks)} hold" in ' '.join(shown)
+        for what, _ in checks:                         # every claim, marked held or failed
+            assert what in shown
+            mark = plots.CLAIM_MARK[what not in failed]
+            label = next(t for t in fig.findobj(lambda a: hasattr(a, 'get_text'))
+                         if t.get_text() == what)
+            x, y = label.get_position()
+            assert any(t.get_text() == mark and t.get_position()[1] == y
+                       for t in fig.findobj(lambda a: hasattr(a, 'get_text')))
+        # a mark above each bar group the claims read: order's vivit group crossed when it fails
+        order = family_axes(fig)['order']
+        marks = [t.get_text() for t in order.texts if t.get_text() in plots.CLAIM_MARK.values()]
+        assert len(marks) == 9 and marks.count(plots.CLAIM_MARK[False]) == len(failed)
+    # records no claim reads: no claims panel
+    plots.plot_compare(many_models(2), str(tmp_path / 'none.png'))
+    assert not any('claims' in t for t in texts(drawn[2]))
 
 
 # ---- bad input ----------------------------------------------------------------------------------
@@ -203,6 +425,15 @@ def test_flow_rejects_bad_input(tmp_path):
         plots.plot_flow(np.zeros((2, 8, 8, 2)), path, frames=np.zeros((3, 8, 9, 3), np.uint8))
     with pytest.raises(ValueError, match='max_flow must be a finite number > 0.*-1'):
         plots.plot_flow(np.zeros((8, 8, 2)), path, max_flow=-1)
+    with pytest.raises(ValueError, match='columns must be a positive int.*0'):
+        plots.plot_flow(np.zeros((8, 8, 2)), path, columns=0)
+    with pytest.raises(ValueError, match=r'frame_indices must number the 3 frames of 2 flow\(s\), '
+                                         r'got 2'):
+        plots.plot_flow(np.zeros((2, 8, 8, 2)), path, frame_indices=[4, 5])
+    with pytest.raises(ValueError, match='65 flows is more than the 64 panels'):
+        plots.plot_flow(np.zeros((65, 4, 4, 2)), path)
+    with pytest.raises(ValueError, match=r'flow_scale: flows must be \(T-1, H, W, 2\)'):
+        plots.flow_scale(np.zeros((8, 8, 3)))
     assert os.listdir(tmp_path) == []
 
 
