@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .runs import StackViews, folder_transform, model_overrides  # noqa: F401  (the CLI's helpers)
+from .runs import folder_transform, model_overrides
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MISSING, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -765,9 +765,9 @@ def cmd_eval(args):
         split = 'val' if config['data_kind'] == 'folder' else 'all'
         if split == 'val' and not config.get('val_split'):
             split = 'all'                       # trained without a held-out part: every video
-            print(f"note: the run held out no validation videos (--val-split 0), so these are "
-                  f"its training videos: the accuracy below is not a test accuracy (give --data "
-                  f"a folder of other videos)")
+            print("note: the run held out no validation videos (--val-split 0), so these are "
+                  "its training videos: the accuracy below is not a test accuracy (give --data "
+                  "a folder of other videos)")
     seed = config.get('val_data_seed', 1) if args.data_seed is None else args.data_seed
     try:
         dataset = make_datasets(config, split, args.num_clips, seed, views=args.views,
@@ -991,32 +991,16 @@ def parse_frame_range(text, num_frames):
     return indices
 
 
-def flow_grid(frames, colours, columns):
-    """A PNG-ready uint8 image: for each flow t a cell of frame t above its colour-coded flow,
-    `columns` cells a row, 4-pixel white gaps."""
-    n, H, W = colours.shape[:3]
-    rows = -(-n // columns)
-    gap = 4
-    cell_h = 2 * H + gap
-    image = np.full((rows * cell_h + (rows - 1) * gap, columns * W + (columns - 1) * gap, 3), 255,
-                    np.uint8)
-    for t in range(n):
-        top, left = (t // columns) * (cell_h + gap), (t % columns) * (W + gap)
-        image[top:top + H, left:left + W] = frames[t]
-        image[top + H + gap:top + cell_h, left:left + W] = colours[t]
-    return image
-
-
 def cmd_flow(args):
-    from PIL import Image
-
     from . import data as D
-    from ._atomic import atomic_write
     from .data.flow import flow_to_color
+    from .plots import flow_scale
     ext = os.path.splitext(args.output)[1].lower()
     if ext not in ('.png', '.gif'):
-        raise usage_error(f"-o/--output must end in .png (a grid) or .gif (an animation), "
+        raise usage_error(f"-o/--output must end in .png (a figure) or .gif (an animation), "
                           f"got {args.output!r}")
+    if ext == '.png':
+        check_plots_available('-o .png')
     if args.max_flow is not None and not args.max_flow > 0:
         raise usage_error(f"--max-flow must be > 0 pixels, got {args.max_flow}")
     if not os.path.exists(args.video):
@@ -1029,16 +1013,15 @@ def cmd_flow(args):
         raise missing_error(f"video {args.video!r} cannot be read: {e}") from None
     flows = D.clip_flows(frames)                                    # (T-1, H, W, 2)
     magnitude = np.sqrt((flows ** 2).sum(-1))
-    # one scale for every panel, so that colours compare across time
-    max_flow = args.max_flow or max(float(magnitude.max()), 1e-6)
-    colours = np.stack([flow_to_color(f, max_flow=max_flow) for f in flows])   # (T-1, H, W, 3)
+    # one scale for every panel, so that colours compare across time: a high percentile of the
+    # magnitude, a scene cut left out (plots.flow_scale), not the maximum
+    max_flow = args.max_flow or flow_scale(flows)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     if ext == '.png':
-        columns = args.columns or min(len(colours), 8)
-        image = flow_grid(frames, colours, columns)
-        with atomic_write(args.output, suffix='.png') as tmp:
-            Image.fromarray(image).save(tmp, format='PNG')
+        _plots().plot_flow(flows, args.output, frames=frames, max_flow=max_flow,
+                           columns=args.columns, frame_indices=[int(k) for k in indices])
     else:
+        colours = np.stack([flow_to_color(f, max_flow=max_flow) for f in flows])   # (T-1, H, W, 3)
         side_by_side = np.concatenate([frames[:-1], colours], axis=2)   # (T-1, H, 2W, 3)
         D.write_video(args.output, side_by_side, fps=args.fps or info.fps or 8)
     print(f"{len(flows)} flows of frames {int(indices[0])}..{int(indices[-1])} "
@@ -1385,12 +1368,14 @@ def build_parser():
                 examples=FLOW_EXAMPLES)
     p.add_argument('video', help='a video file, GIF or folder of frames')
     p.add_argument('-o', '--output', required=True,
-                   help='.png: a grid of frames and their flows; .gif: frame | flow animation')
+                   help='.png: the frames and their flows in rows, with the colour key; .gif: '
+                        'frame | flow animation')
     p.add_argument('--frames', default='0:9', help='frames a:b, b exclusive (default 0:9)')
     p.add_argument('--max-flow', type=float, default=None,
-                   help='pixels of displacement at full saturation (default: the largest)')
+                   help='pixels of displacement at full saturation (default: the 99th percentile '
+                        'of |flow|, a scene cut left out)')
     p.add_argument('--columns', type=_positive(int, '--columns'), default=None,
-                   help='cells per row of the PNG grid (default up to 8)')
+                   help='flows per row of the PNG figure (default: up to 6, rows filled evenly)')
     p.add_argument('--fps', type=_positive(float, '--fps'), default=None,
                    help="GIF frame rate (default: the video's)")
 

@@ -1,7 +1,6 @@
 """A newcomer's path through the CLI (issue 18): defaults that learn, the run's start, best.npz,
 eval of a run folder, predict, --version, --help."""
 import json
-import os
 
 import numpy as np
 import pytest
