@@ -1018,7 +1018,7 @@ def cmd_flow(args):
     max_flow = args.max_flow or flow_scale(flows)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     if ext == '.png':
-        _plots().plot_flow(flows, args.output, frames=frames, max_flow=max_flow,
+        _plots().plot_flow(flows, args.output, frames=frames, max_flow=args.max_flow,
                            columns=args.columns, frame_indices=[int(k) for k in indices])
     else:
         colours = np.stack([flow_to_color(f, max_flow=max_flow) for f in flows])   # (T-1, H, W, 3)
