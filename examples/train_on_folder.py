@@ -1,71 +1,59 @@
-"""Train a video classifier on your own videos, laid out one folder per class (UCF101's layout).
+"""Train a video classifier on your own videos, laid out one folder per class (UCF101's layout),
+with `tensorlite train`'s own code, options and run folder.
 
-    python examples/train_on_folder.py                        # writes a small demo folder first
-    python examples/train_on_folder.py ~/videos/my_actions --model c3d --frames 16 --epochs 10
-    python examples/train_on_folder.py ROOT --sampler segments --checkpoint-dir runs/mine
-    python examples/train_on_folder.py --quick                # a few steps (the smoke test)
+    python examples/train_on_folder.py                           # writes a demo folder first
+    python examples/train_on_folder.py ~/videos/my_actions --model c3d --epochs 10 --out runs/mine
+    python examples/train_on_folder.py --quick                   # a few seconds (the smoke test)
 
-ROOT holds one folder per class; a video is a file (.mp4 .avi .mkv .webm .mov .gif ...) or a
-folder of .jpg/.png frames:
+and then, on the run folder it printed (the same as after `tensorlite train`):
+
+    tensorlite eval runs/mine                    # accuracy on the run's held-out videos
+    tensorlite predict runs/mine clip.mp4        # the run's top classes for any video
+
+ROOT (when given, it comes first) holds one folder per class; a video is a file (.mp4 .avi .mkv
+.webm .mov .gif ...) or a folder of .jpg/.png frames:
 
     ROOT/jump/clip_001.mp4
     ROOT/jump/clip_002/000000.png 000001.png ...
     ROOT/run/...
 
-Without ROOT the script writes a demo folder (into a temporary directory, or --demo-dir, which is
-reused on the next run): synthetic clips of one family of tensorlite.data.SyntheticActions
-('scene' by default: the class is the background; 'motion': the direction an object moves),
-mostly as H.264 .mp4 files via D.write_video, some as folders of PNG frames, and one file that is
-not a video at all, to show what happens to unreadable files.
+Without ROOT the script writes a demo folder (--demo-dir, default runs/demo_videos, reused when
+written with the same settings): clips of one tensorlite.data.SyntheticActions family ('scene':
+the class is the background), as .mp4 files and folders of PNG frames (tensorlite.data.write_video),
+plus one file that is not a video; the demo trains with --skip-bad, which replaces an unreadable
+video by another of its class and reports it (without it, training stops at that file).
 
-The pipeline, all of it public API:
-
-- D.VideoFolder(root, sampler, transform, skip_bad=True): classes are the sorted folder names.
-  `check_files()` probes every video up front (no decoding) and reports the unreadable ones in one
-  warning; they are left out of the split. skip_bad=True stays on for files whose header is sound
-  but whose data is corrupt further in (found only when decoded): such a sample is replaced by the
-  next readable one of its class and reported once.
-- Temporal sampling (--sampler): 'uniform' takes --frames frames --stride apart, at a random
-  position in training (D.RandomTemporalCrop) and centred in evaluation (D.UniformStride);
-  'segments' takes one frame from each of --frames equal segments (D.SegmentSampler, TSN), random
-  within the segment in training and the segment's centre in evaluation.
-- Spatial transforms, the same for every frame of a clip: D.Resize (short side), then
-  D.RandomResizedCrop (training) or D.CenterCrop (evaluation) to --size, then D.ToTensor ->
-  (C, T, H, W) float32 in [0, 1].
-- A stratified train/val split (--val-fraction of each class), D.DataLoader with --workers
-  processes, build_model(--model), tensorlite.train.fit with a checkpoint directory (rerun with
-  the same --checkpoint-dir and it resumes), then evaluate: top-1, mean class accuracy and the
-  confusion matrix on the centred clip, and again with --eval-clips clips per video
-  (D.MultiClip, softmax scores averaged).
+The script is three calls of public API:
+  1. tensorlite.cli.main(['train', '--data', ROOT, '--model', M, '--out', OUT, ...]), i.e.
+     `tensorlite train`: every other option is passed through unchanged (`tensorlite train --help`
+     lists them: --frames, --size, --epochs, --batch-size, --lr, --val-split, --seed, --skip-bad,
+     --resume, --workers, --no-progress ...), with the same defaults. OUT (default
+     runs/<model>/<date-time>) gets last.npz and best.npz;
+  2. tensorlite.cli.main(['eval', OUT]): top-1 and mean class accuracy on the held-out videos;
+  3. tensorlite.runs.predict(OUT, videos, topk=3): the top classes of a few held-out videos.
+--json PATH writes what the three returned.
 """
 import argparse
 import json
 import os
+import shutil
+import sys
 import tempfile
 import time
 import warnings
 
-import numpy as np
-
-import tensorlite as tl
 import tensorlite.data as D
-import tensorlite.optim as optim
-from tensorlite._atomic import atomic_write
-from tensorlite.cli import write_json
-from tensorlite.models import build_model, list_models
-from tensorlite.train import evaluate, fit, load_checkpoint
+from tensorlite import cli, runs
 
 DEMO_MARKER = 'demo.json'          # the settings a demo folder was written with
 
 
-# ---- the demo folder -----------------------------------------------------------------------------
-
 def write_demo_folder(root, family='scene', videos_per_class=16, num_frames=24, size=40, fps=12,
                       frame_folder_every=4, seed=0):
-    """Write SyntheticActions(family) clips into root/<class name>/ as .mp4 files, every
-    `frame_folder_every`-th one as a folder of PNG frames instead, plus one unreadable file
-    root/<first class>/unreadable.mp4. A folder already written with the same settings is reused.
-    Returns the number of videos written (0 when reused)."""
+    """Write SyntheticActions(family) clips into root/<class>/: .mp4 files, every
+    `frame_folder_every`-th one a folder of PNG frames, and root/<first class>/unreadable.mp4,
+    which is not a video. A demo folder written with the same settings is reused, one written
+    with other settings replaced. Returns the number of videos written (0 when reused)."""
     settings = {'family': family, 'videos_per_class': videos_per_class, 'num_frames': num_frames,
                 'size': size, 'fps': fps, 'frame_folder_every': frame_folder_every, 'seed': seed}
     marker = os.path.join(root, DEMO_MARKER)
@@ -73,285 +61,112 @@ def write_demo_folder(root, family='scene', videos_per_class=16, num_frames=24, 
         with open(marker, encoding='utf-8') as f:
             if json.load(f) == settings:
                 return 0
-    os.makedirs(root, exist_ok=True)
-    data = D.SyntheticActions(family, videos_per_class * len(D.SyntheticActions(family, 0).classes),
-                              num_frames=num_frames, size=size, seed=seed)
-    for c in data.classes:
-        os.makedirs(os.path.join(root, c), exist_ok=True)
+        shutil.rmtree(root)                 # a demo folder of other settings: its videos would stay
+    elif os.path.isdir(root) and os.listdir(root):
+        raise SystemExit(f"--demo-dir {root!r} holds files but no {DEMO_MARKER}: it is not a demo "
+                         f"folder (to train on it, give it as ROOT)")
+    classes = D.SyntheticActions(family, 0).classes
+    data = D.SyntheticActions(family, videos_per_class * len(classes), num_frames=num_frames,
+                              size=size, seed=seed)
     for i in range(len(data)):
-        label = i % data.num_classes                  # SyntheticActions labels are i % classes
-        k = i // data.num_classes                     # the k-th video of its class
-        name = data.classes[label]
-        stem = os.path.join(root, name, f'{name}_{k:03d}')
-        if frame_folder_every and k % frame_folder_every == frame_folder_every - 1:
-            D.write_video(stem + '/', data.frames(i), fps=fps)     # a folder of PNG frames
-        else:
-            D.write_video(stem + '.mp4', data.frames(i), fps=fps)
-    # not a video: VideoFolder lists it (by its extension), check_files() finds it unreadable
-    with atomic_write(os.path.join(root, data.classes[0], 'unreadable.mp4')) as tmp:
-        with open(tmp, 'wb') as f:
-            f.write(b'this is not a video file\n')
-    write_json(marker, settings)
+        name, k = classes[i % len(classes)], i // len(classes)   # clip i has label i % classes
+        os.makedirs(os.path.join(root, name), exist_ok=True)
+        folder = frame_folder_every and k % frame_folder_every == frame_folder_every - 1
+        D.write_video(os.path.join(root, name, f'{name}_{k:03d}' + ('/' if folder else '.mp4')),
+                      data.frames(i), fps=fps)
+    with open(os.path.join(root, classes[0], 'unreadable.mp4'), 'w') as f:
+        f.write('this is not a video file\n')
+    with open(marker, 'w', encoding='utf-8') as f:
+        json.dump(settings, f)
     return len(data)
 
 
-# ---- datasets ------------------------------------------------------------------------------------
-
-class Subset:
-    """The items `indices` of `dataset`, in that order (a train or validation part)."""
-
-    def __init__(self, dataset, indices):
-        self.dataset, self.indices = dataset, [int(i) for i in indices]
-
-    def __len__(self):
-        return len(self.indices)
-
-    def __getitem__(self, i):
-        return self.dataset[self.indices[i]]
-
-
-def stratified_split(targets, val_fraction, seed, exclude=()):
-    """(train indices, val indices): in each class, a shuffled `val_fraction` of its videos
-    (at least one when the class has two or more) goes to validation. `exclude`: indices to
-    leave out (unreadable files)."""
-    rng = np.random.default_rng(seed)
-    excluded = set(exclude)
-    train, val = [], []
-    for label in sorted(set(targets)):
-        members = [i for i, t in enumerate(targets) if t == label and i not in excluded]
-        members = list(rng.permutation(members))
-        n_val = int(round(val_fraction * len(members)))
-        if len(members) >= 2:
-            n_val = min(max(n_val, 1), len(members) - 1)
-        val += members[:n_val]
-        train += members[n_val:]
-    return sorted(train), sorted(val)
-
-
-def stack_views(clips, rng=None):
-    """MultiClip's list of K clips (T, H, W, C) -> one array (K, T, H, W, C), which ToTensor makes
-    (K, C, T, H, W): the multi-view layout evaluate() averages over."""
-    return np.stack(clips)
-
-
-def samplers(kind, frames, stride, num_clips):
-    """(training sampler, evaluation sampler, multi-clip sampler) for --sampler `kind`."""
-    if kind == 'uniform':
-        return (D.RandomTemporalCrop(frames, stride, training=True),
-                D.UniformStride(frames, stride), D.MultiClip(num_clips, frames, stride))
-    # segments: every clip covers the whole video; multi-clip views are TSN's random draws made
-    # deterministic by the loader's per-sample seed, so evaluation averages over num_clips draws
-    return (D.SegmentSampler(frames, training=True), D.SegmentSampler(frames, training=False),
-            _SegmentViews(num_clips, frames))
-
-
-class _SegmentViews:
-    """num_clips SegmentSampler draws (training mode) of one video: a list of index arrays."""
-
-    def __init__(self, num_clips, frames):
-        self.num_clips, self.sampler = num_clips, D.SegmentSampler(frames, training=True)
-
-    def __call__(self, n, rng=None):
-        return [self.sampler(n, rng) for _ in range(self.num_clips)]
-
-    def __repr__(self):
-        return f"_SegmentViews(num_clips={self.num_clips}, {self.sampler!r})"
-
-
-def build_for_clips(name, num_classes, frames, size):
-    """build_model(name) for clips (3, frames, size, size): models whose input shape is fixed at
-    build time get `frames=` and/or `size=` (the first combination their builder accepts), and one
-    forward on a zero clip checks that the model takes the clip."""
-    model, last_error = None, None
-    for overrides in ({'frames': frames, 'size': size}, {'frames': frames}, {'size': size}, {}):
-        try:
-            model = build_model(name, num_classes, **overrides)
-            break
-        except (TypeError, ValueError) as err:
-            last_error = err
-    if model is None:
-        raise SystemExit(f"cannot build model {name!r}: {last_error}")
-    model.eval()
-    try:
-        with tl.no_grad():
-            model(tl.zeros((1, 3, frames, size, size)))
-    except (ValueError, RuntimeError) as err:
-        raise SystemExit(f"model {name!r} does not take clips (N, 3, {frames}, {size}, {size}) "
-                         f"(--frames {frames} --size {size}): {err}")
-    return model
-
-
-# ---- the run -------------------------------------------------------------------------------------
-
 def parse_args(argv):
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('root', nargs='?', help='ROOT/<class>/<video>; omitted: a demo folder')
-    demo = ap.add_argument_group('demo folder (without ROOT)')
-    demo.add_argument('--demo-dir', help='write (or reuse) the demo folder here instead of a '
-                                         'temporary directory')
-    demo.add_argument('--family', default='scene', choices=('scene', 'motion'),
-                      help="synthetic family of the demo videos (default 'scene')")
-    demo.add_argument('--videos-per-class', type=int, default=12,
-                      help='demo videos per class (default 12)')
+    """(the script's options, ROOT or None, the options passed on to `tensorlite train`)."""
+    ap = argparse.ArgumentParser(
+        usage='%(prog)s [ROOT] [--demo-dir DIR] [--quick] [--json PATH] '
+              '[options of tensorlite train]',
+        description=' '.join(__doc__.split('\n\n')[0].split()), allow_abbrev=False,
+        epilog='Any other option is `tensorlite train`\'s: see `tensorlite train --help`.')
     ap.add_argument('--model', default='early_fusion',
-                    help="a tensorlite.models name (default early_fusion): "
-                         + ', '.join(list_models()))
-    ap.add_argument('--frames', type=int, default=8, help='frames per clip (default 8)')
-    ap.add_argument('--stride', type=int, default=2,
-                    help="frames between sampled frames, --sampler uniform (default 2)")
-    ap.add_argument('--sampler', default='uniform', choices=('uniform', 'segments'))
-    ap.add_argument('--size', type=int, default=32, help='crop size in pixels (default 32)')
-    ap.add_argument('--epochs', type=int, default=5)
-    ap.add_argument('--batch-size', type=int, default=8)
-    ap.add_argument('--lr', type=float, default=1e-3, help='Adam learning rate (default 1e-3)')
-    ap.add_argument('--val-fraction', type=float, default=0.25)
-    ap.add_argument('--workers', type=int, default=2, help='DataLoader worker processes')
-    ap.add_argument('--eval-clips', type=int, default=3,
-                    help='clips per video in the multi-clip evaluation (default 3)')
-    ap.add_argument('--checkpoint-dir', help="fit's checkpoint folder (default: a temporary one); "
-                                             "an existing one is resumed")
-    ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--no-progress', action='store_true', help='no progress bars')
-    ap.add_argument('--json', metavar='PATH', help='also write the results to this JSON file')
+                    help='a registered model, as for tensorlite train (default early_fusion)')
+    ap.add_argument('--out', help='the run folder, as for tensorlite train (default '
+                                  'runs/<model>/<date-time>)')
+    ap.add_argument('--demo-dir', default=os.path.join('runs', 'demo_videos'),
+                    help='without ROOT: write (or reuse) the demo folder here '
+                         '(default runs/demo_videos)')
+    ap.add_argument('--videos-per-class', type=int, default=12,
+                    help='demo videos per class (default 12)')
     ap.add_argument('--quick', action='store_true',
-                    help='a tiny demo folder and one short epoch (the smoke test)')
-    args = ap.parse_args(argv)
+                    help='4 demo videos per class, and --epochs 1 --frames 8 unless given')
+    ap.add_argument('--json', metavar='PATH', help="write the run's results here")
+    root = argv[0] if argv and not argv[0].startswith('-') else None
+    args, train_options = ap.parse_known_args(argv[1:] if root else argv)
+    if any(a.split('=')[0] == '--data' for a in train_options):
+        ap.error('the data is ROOT (the first argument), not --data')
     if args.quick:
-        args.videos_per_class, args.epochs, args.eval_clips = 4, 1, 2
-        args.workers = min(args.workers, 1)
-    if not 0 < args.val_fraction < 1:
-        ap.error(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
-    for name in ('frames', 'stride', 'size', 'epochs', 'batch_size', 'eval_clips',
-                 'videos_per_class'):
-        if getattr(args, name) < 1:
-            ap.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    return args
-
-
-def print_confusion(matrix, classes):
-    width = max(5, max(len(c) for c in classes))
-    header = ' '.join(f"{c[:width]:>{width}}" for c in classes)
-    print('    ' + ' ' * width + header + '  <- predicted')
-    for c, row in zip(classes, matrix):
-        print(f"    {c:>{width}}" + ' '.join(f"{int(v):>{width}}" for v in row))
+        args.videos_per_class = 4
+        for flag, value in (('--epochs', '1'), ('--frames', '8')):
+            if not any(a == flag or a.startswith(flag + '=') for a in train_options):
+                train_options += [flag, value]
+    return args, root, train_options
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    args, root, train_options = parse_args(list(sys.argv[1:] if argv is None else argv))
     started = time.perf_counter()
-    tl.manual_seed(args.seed)
-    with tempfile.TemporaryDirectory(prefix='train_on_folder.') as scratch:
-        root = args.root
-        if root is None:
-            root = args.demo_dir or os.path.join(scratch, 'demo')
-            t = time.perf_counter()
-            written = write_demo_folder(root, args.family, args.videos_per_class, seed=args.seed)
-            print(f"demo folder {root}: " + (f"wrote {written} '{args.family}' videos in "
-                                             f"{time.perf_counter() - t:.1f} s" if written else
-                                             "reused"))
-        checkpoint_dir = args.checkpoint_dir or os.path.join(scratch, 'checkpoints')
-        return run(args, root, checkpoint_dir, started)
+    if root is None:
+        root = args.demo_dir
+        written = write_demo_folder(root, videos_per_class=args.videos_per_class)
+        print(f"demo folder {root}: " + (f"wrote {written} videos" if written else "reused"))
+        if '--skip-bad' not in train_options:
+            train_options.append('--skip-bad')     # the demo holds an unreadable file
+    out = args.out or cli.default_run_folder(args.model)
+    with tempfile.TemporaryDirectory() as scratch:
+        train_json = os.path.join(scratch, 'train.json')      # what train and eval measured
+        eval_json = os.path.join(scratch, 'eval.json')
+        train = ['train', '--model', args.model, '--data', root, '--out', out, *train_options]
+        print('$ tensorlite ' + ' '.join(train))
+        code = cli.main(train + ['--json', train_json])
+        if code:
+            sys.exit(code)                       # tensorlite's exit code; the error is printed
+        evaluate = ['eval', out] + [a for a in train_options
+                                    if a in ('--skip-bad', '--no-progress')]
+        print('$ tensorlite ' + ' '.join(evaluate))
+        code = cli.main(evaluate + ['--json', eval_json])
+        if code:
+            sys.exit(code)
+        with open(train_json, encoding='utf-8') as f, open(eval_json, encoding='utf-8') as g:
+            trained, evaluated = json.load(f), json.load(g)
 
-
-def run(args, root, checkpoint_dir, started):
-    train_sampler, eval_sampler, multi_sampler = samplers(args.sampler, args.frames, args.stride,
-                                                          args.eval_clips)
-    short_side = int(round(args.size * 1.15))
-    train_tf = D.Compose([D.Resize(short_side), D.RandomResizedCrop(args.size, scale=(0.6, 1.0)),
-                          D.ToTensor()])
-    eval_tf = D.Compose([D.Resize(short_side), D.CenterCrop(args.size), D.ToTensor()])
-    multi_tf = D.Compose([D.Resize(short_side), D.CenterCrop(args.size), stack_views,
-                          D.ToTensor()])
-    # three views of one folder: the same files and labels, different sampling and transforms
-    train_full = D.VideoFolder(root, train_sampler, train_tf, skip_bad=True)
-    val_full = D.VideoFolder(root, eval_sampler, eval_tf, skip_bad=True)
-    multi_full = D.VideoFolder(root, multi_sampler, multi_tf, skip_bad=True)
-    classes = train_full.classes
-    print(f"{root}: {len(train_full)} videos, {len(classes)} classes ({', '.join(classes)})")
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter('always')
-        bad = train_full.check_files()                  # probes headers, decodes nothing
-    for w in caught:
-        print(f"  warning: {w.message}")
-    bad_indices = [i for i, (path, _) in enumerate(train_full.samples) if path in set(bad)]
-    if bad:
-        print(f"  {len(bad)} unreadable, left out: " + ', '.join(os.path.relpath(p, root)
-                                                                 for p in bad))
-        # what skip_bad=True does when a file is found bad only at loading time (no check_files):
-        # the sample is replaced by the next readable one of its class, and the file is reported once
-        fresh = D.VideoFolder(root, eval_sampler, eval_tf, skip_bad=True)
-        with warnings.catch_warnings(record=True):
-            warnings.simplefilter('always')
-            clip, label = fresh[bad_indices[0]]
-        print(f"  skip_bad=True: dataset[{bad_indices[0]}] gave the next readable video of its "
-              f"class instead, "
-              f"clip {clip.shape} of class {classes[label]!r}; dataset.bad_files = "
-              f"{[os.path.relpath(p, root) for p in fresh.bad_files]}")
-    skipped = None if not bad else {'index': bad_indices[0], 'label': int(label),
-                                    'bad_files': list(fresh.bad_files)}
-    train_idx, val_idx = stratified_split(train_full.targets, args.val_fraction, args.seed,
-                                          exclude=bad_indices)
-    if not train_idx or not val_idx:
-        raise SystemExit(f"{root}: too few readable videos to split ({len(train_idx)} train, "
-                         f"{len(val_idx)} val); put at least two videos in each class folder")
-    print(f"  split: {len(train_idx)} train, {len(val_idx)} val (stratified, seed {args.seed}); "
-          f"sampler {train_sampler!r} / {eval_sampler!r}")
-
-    train = D.DataLoader(Subset(train_full, train_idx), batch_size=args.batch_size, shuffle=True,
-                         seed=args.seed, num_workers=args.workers)
-    val = D.DataLoader(Subset(val_full, val_idx), batch_size=args.batch_size,
-                       num_workers=args.workers)
-    multi = D.DataLoader(Subset(multi_full, val_idx), batch_size=args.batch_size,
-                         num_workers=args.workers)
-
-    model = build_for_clips(args.model, len(classes), args.frames, args.size)
-    params = sum(p.numel() for p in model.parameters())
-    print(f"model {args.model}: {params:,d} parameters; clips (3, {args.frames}, {args.size}, "
-          f"{args.size}); {args.epochs} epochs of {len(train)} batches; checkpoints in "
-          f"{checkpoint_dir}")
-    optimizer = optim.Adam(model.parameters(), lr=args.lr)
-    history = fit(model, train, val, optimizer=optimizer, epochs=args.epochs,
-                  checkpoint_dir=checkpoint_dir, resume=True, seed=args.seed,
-                  progress=not args.no_progress,
-                  config={'root': os.path.abspath(root), 'classes': classes,
-                          'model_name': args.model, 'frames': args.frames, 'size': args.size,
-                          'sampler': args.sampler})
-    if args.no_progress:
-        for row in history:
-            print(f"  epoch {row['epoch'] + 1}: train loss {row['train_loss']:.4f} acc "
-                  f"{row['train_accuracy']:.3f}, val loss {row['val_loss']:.4f} acc "
-                  f"{row['val_accuracy']:.3f}, {row['clips_per_second']:.1f} clips/s")
-
-    # the checkpoint holds what a later script needs to rebuild and reload the model
-    checkpoint = os.path.join(checkpoint_dir, 'last.npz')
-    reloaded = build_for_clips(args.model, len(classes), args.frames, args.size)
-    info = load_checkpoint(checkpoint, reloaded)
-    print(f"checkpoint {checkpoint}: epoch {info['epoch']}, classes {info['config']['classes']}")
-
-    single = evaluate(reloaded, val)
-    views = evaluate(reloaded, multi)
-    chance = 1 / len(classes)
-    print(f"validation, {single['num_samples']} videos (chance {chance:.3f}):")
-    for label, result in (('one centred clip', single),
-                          (f"{args.eval_clips} clips averaged", views)):
-        print(f"  {label + ':':<20} top-1 {result['top1']:.3f}, mean class accuracy "
-              f"{result['mean_class_accuracy']:.3f}, loss {result['loss']:.4f}")
-    print("  confusion matrix (one centred clip; rows true):")
-    print_confusion(single['confusion_matrix'], classes)
+    # a few held-out videos, one per class, chosen the way the run split the folder
+    model, config = runs.load_run(out)
+    folder = D.VideoFolder(root)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')          # tensorlite train has reported them
+        unreadable = folder.check_files()
+    held_out = cli.split_folder(folder.targets, config['val_split'], config['split_seed'])[1]
+    videos = {}
+    for i in held_out or range(len(folder)):
+        path, label = folder.samples[i]
+        if path not in unreadable:
+            videos.setdefault(label, path)
+    predictions = runs.predict((model, config), list(videos.values()), topk=3)
+    print(f"predictions of {out} (tensorlite.runs.predict, topk=3):")
+    for item in predictions:
+        shown = ', '.join(f"{p['label']} {p['probability']:.3f}" for p in item['predictions'])
+        print(f"  {os.path.relpath(item['video'], root)}: {shown}")
     seconds = time.perf_counter() - started
-    print(f"done in {seconds:.1f} s")
-
-    results = {'root': root, 'classes': classes, 'unreadable': bad, 'skip_bad_demo': skipped,
-               'num_train': len(train_idx), 'num_val': len(val_idx), 'model': args.model,
-               'history': history, 'top1': single['top1'],
-               'mean_class_accuracy': single['mean_class_accuracy'],
-               'confusion_matrix': np.asarray(single['confusion_matrix']).tolist(),
-               'multi_clip_top1': views['top1'], 'eval_clips': args.eval_clips,
-               'checkpoint_epoch': info['epoch'], 'chance': chance, 'seconds': seconds}
+    print(f"done in {seconds:.1f} s; now try: tensorlite eval {out}; "
+          f"tensorlite predict {out} {next(iter(videos.values()))}")
+    results = {'root': root, 'out': out, 'classes': config['classes'], 'unreadable': unreadable,
+               'checkpoints': sorted(n for n in runs.CHECKPOINT_NAMES
+                                     if os.path.isfile(os.path.join(out, n))),
+               'history': trained['history'], 'final': trained['final'],
+               'eval': evaluated['metrics'], 'predictions': predictions, 'seconds': seconds}
     if args.json:
-        write_json(args.json, results)   # atomic, parent folder created
+        with open(args.json, 'w', encoding='utf-8') as f:
+            json.dump(results, f, indent=1)
     return results
 
 

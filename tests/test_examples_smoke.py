@@ -1,6 +1,6 @@
 """Smoke tests of the examples: each one's main([..., '--quick']) runs in this process and its
 returned results and printed lines are checked (train_on_folder.py, inflate_i3d.py,
-gradcheck_custom_layer.py)."""
+gradcheck_custom_layer.py); and no example imports a private (underscore) name of tensorlite."""
 import importlib.util
 import json
 import math
@@ -85,60 +85,133 @@ def test_inflate_i3d_verdict_accounts_for_noise(a, b, n, start):
 
 
 def test_train_on_folder_demo(folder_example, tmp_path, capsys):
-    demo = tmp_path / 'demo'
-    out_json = tmp_path / 'folder.json'
+    from tensorlite import cli
+    demo, out, out_json = tmp_path / 'demo', tmp_path / 'run', tmp_path / 'folder.json'
+    # --quick: 4 videos per class, --epochs 1 --frames 8; the other options go to tensorlite train
     results = folder_example.main(['--quick', '--no-progress', '--demo-dir', str(demo),
-                                   '--checkpoint-dir', str(tmp_path / 'ckpt'),
-                                   '--json', str(out_json)])
+                                   '--out', str(out), '--json', str(out_json),
+                                   '--batch-size', '8', '--lr', '0.002', '--val-split', '0.25'])
     printed = capsys.readouterr().out
-    assert json.loads(out_json.read_text())['top1'] == results['top1']
+    assert json.loads(out_json.read_text()) == json.loads(json.dumps(results))
 
     classes = results['classes']
     assert classes == sorted(e for e in os.listdir(demo) if (demo / e).is_dir())
-    # the one file that is not a video is found, reported and left out of the split
-    assert [os.path.basename(p) for p in results['unreadable']] == ['unreadable.mp4']
-    assert 'unreadable.mp4' in printed
-    # skip_bad=True on a dataset that has not probed its files: the next readable video instead
-    skipped = results['skip_bad_demo']
-    assert skipped['bad_files'] == results['unreadable']
-    assert classes[skipped['label']] == 'pool'             # a video of pool/unreadable.mp4's class
-    assert 'skip_bad=True: dataset[' in printed            # stands in for it
-    per_class = 4                                          # --quick: 4 videos per class
-    assert results['num_train'] + results['num_val'] == per_class * len(classes)
     # every 4th demo video is a folder of PNG frames, the others .mp4 files
     first = demo / classes[1]
-    assert sum((first / e).is_dir() for e in os.listdir(first)) == 1
-    matrix = np.asarray(results['confusion_matrix'])
-    assert matrix.shape == (len(classes), len(classes))
-    assert matrix.sum() == results['num_val'] and (matrix.sum(1) >= 1).all()
-    assert 0 <= results['top1'] <= 1 and 0 <= results['multi_clip_top1'] <= 1
-    assert results['checkpoint_epoch'] == 0 and (tmp_path / 'ckpt' / 'last.npz').exists()
-    assert 'confusion matrix' in printed and '2 clips averaged' in printed
+    assert sorted((first / e).is_dir() for e in os.listdir(first)) == [False] * 3 + [True]
+    # the file that is not a video is skipped by tensorlite train --skip-bad, and reported
+    assert [os.path.basename(p) for p in results['unreadable']] == ['unreadable.mp4']
+    skipped = [line for line in printed.splitlines() if 'skipped 1 unreadable video' in line]
+    assert skipped and 'unreadable.mp4' in skipped[0]
+
+    # the run folder is tensorlite train's, with the options passed through
+    assert results['checkpoints'] == ['best.npz', 'last.npz']
+    assert [row['epoch'] for row in results['history']] == [1]
+    from tensorlite.runs import load_run
+    _, config = load_run(str(out))
+    assert (config['frames'], config['val_split'], config['data_path']) == (8, 0.25, str(demo))
+    assert (config['train']['batch_size'], config['train']['lr']) == (8, 0.002)
+    assert results['eval']['num_samples'] == len(classes)   # one held-out video per class
+    assert 0 <= results['eval']['top1'] <= 1
+    # ... which the docstring's commands accept as they stand (the demo's unreadable file falls in
+    # the training part of the split, so eval needs no --skip-bad)
+    assert cli.main(['eval', str(out), '--no-progress']) == 0
+    video = results['predictions'][0]['video']
+    assert cli.main(['predict', str(out), video, '--topk', '3']) == 0
+    assert 'top-1' in capsys.readouterr().out
+
+    # predictions of one held-out video per class, printed with their top 3 classes
+    assert len(results['predictions']) == len(classes)
+    for item in results['predictions']:
+        labels = [p['label'] for p in item['predictions']]
+        probabilities = [p['probability'] for p in item['predictions']]
+        assert len(labels) == 3 and set(labels) <= set(classes)
+        assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1
+        shown = ', '.join(f"{p['label']} {p['probability']:.3f}" for p in item['predictions'])
+        assert f"{os.path.relpath(item['video'], demo)}: {shown}" in printed
+    assert f"tensorlite eval {out}" in printed and f"tensorlite predict {out}" in printed
     # the same settings reuse the folder instead of writing it again
-    assert folder_example.write_demo_folder(str(demo), 'scene', per_class, seed=0) == 0
+    assert folder_example.write_demo_folder(str(demo), videos_per_class=4) == 0
 
 
-def test_train_on_folder_split_is_stratified(folder_example):
-    targets = [0] * 5 + [1] * 3 + [2] * 2
-    train, val = folder_example.stratified_split(targets, 0.25, seed=0, exclude=[0])
-    assert sorted(train + val) == list(range(1, 10))       # index 0 excluded, nothing lost
-    assert sorted(targets[i] for i in val) == [0, 1, 2]    # one of each class
-    assert set(train).isdisjoint(val)
+def test_train_on_folder_passes_options_through(folder_example):
+    args, root, options = folder_example.parse_args(['videos', '--epochs', '3', '--quick',
+                                                     '--model', 'c3d', '--scheduler', 'cosine'])
+    assert (root, args.model, args.videos_per_class) == ('videos', 'c3d', 4)
+    # --quick adds --frames 8 and --epochs 1 only where the command line gave none
+    assert options == ['--epochs', '3', '--scheduler', 'cosine', '--frames', '8']
+    args, root, options = folder_example.parse_args(['--epochs', '3'])
+    assert (root, options) == (None, ['--epochs', '3'])    # no ROOT: the demo
 
 
-@pytest.mark.parametrize('argv, expected', [
-    (['--val-fraction', '1.5'], '--val-fraction must be in (0, 1)'),
-    (['--frames', '0'], '--frames must be >= 1'),
-])
-def test_train_on_folder_rejects_bad_arguments(folder_example, capsys, argv, expected):
+def test_train_on_folder_reports_tensorlite_train_errors(folder_example, tmp_path, capsys):
+    (tmp_path / 'videos' / 'jump').mkdir(parents=True)
+    with pytest.raises(SystemExit) as exit_:
+        folder_example.main([str(tmp_path / 'videos'), '--model', 'no_such_net',
+                             '--out', str(tmp_path / 'run')])
+    assert exit_.value.code == 2                            # tensorlite's exit code
+    assert "no_such_net" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        folder_example.parse_args(argv)
-    assert expected in capsys.readouterr().err
+        folder_example.parse_args(['videos', '--data', 'other'])
+    assert 'the data is ROOT' in capsys.readouterr().err
 
 
-def test_train_on_folder_names_an_unknown_model(folder_example):
-    with pytest.raises(SystemExit, match="cannot build model 'no_such_net'"):
-        folder_example.build_for_clips('no_such_net', 3, 8, 32)
+# ---- examples use public names only --------------------------------------------------------------
+
+def private_imports(source):
+    """Where `source` imports, or reads through an imported name, an underscore-prefixed name of
+    tensorlite or models (dunder names such as __version__ are public): ['line N: name', ...]."""
+    import ast
+
+    def private(name):
+        return name.startswith('_') and not (name.startswith('__') and name.endswith('__'))
+
+    def ours(module):
+        return module is not None and module.split('.')[0] in ('tensorlite', 'models')
+
+    found, imported = [], set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if ours(alias.name):
+                    imported.add(alias.asname or alias.name.split('.')[0])
+                    found += [f"line {node.lineno}: {alias.name}"
+                              for part in alias.name.split('.') if private(part)][:1]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and ours(node.module):
+            if any(private(part) for part in node.module.split('.')):
+                found.append(f"line {node.lineno}: {node.module}")
+            for alias in node.names:
+                imported.add(alias.asname or alias.name)
+                if private(alias.name):
+                    found.append(f"line {node.lineno}: {node.module}.{alias.name}")
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and private(node.attr):
+            root = node.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in imported:
+                found.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+@pytest.mark.parametrize('source, expected', [
+    ('from tensorlite._atomic import atomic_write', ['line 1: tensorlite._atomic']),
+    ('from tensorlite.cli import write_json, _plain', ['line 1: tensorlite.cli._plain']),
+    ('import tensorlite.data._io as io', ['line 1: tensorlite.data._io']),
+    ('import tensorlite.data as D\nD._probe(p)', ['line 2: D._probe']),
+    ('import tensorlite\ntensorlite.cli._plain(1)', ['line 2: tensorlite.cli._plain']),
+    ('from models import _common', ['line 1: models._common']),
+    ('from tensorlite import __version__, cli\ncli.main([])', []),
+    ('import numpy as np\nnp._x\nmodel._modules', []),   # not tensorlite's names
+])
+def test_private_imports_finds_underscore_names(source, expected):
+    assert private_imports(source) == expected
+
+
+@pytest.mark.parametrize('name', sorted(n for n in os.listdir(EXAMPLES) if n.endswith('.py')))
+def test_examples_import_no_private_names(name):
+    with open(os.path.join(EXAMPLES, name), encoding='utf-8') as f:
+        assert private_imports(f.read()) == [], f"examples/{name} uses private names"
 
 
 def test_profile_step_lists_the_kernels_of_one_step(tmp_path, capsys):
