@@ -154,7 +154,7 @@ def train_3d(net, train_data, val_data, args, label):
     history = fit(net, train, val, optimizer=optimizer, epochs=args.epochs_3d, seed=args.seed,
                   progress=False)
     for row in history:
-        print(f"  {label:<9} epoch {row['epoch'] + 1}: train loss {row['train_loss']:.3f}  "
+        print(f"  {label:<9} epoch {row['epoch']}: train loss {row['train_loss']:.3f}  "
               f"val acc {row['val_accuracy']:.3f}")
     print(f"  {label}: {time.perf_counter() - started:.1f} s")
     return history
