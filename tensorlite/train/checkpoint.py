@@ -4,7 +4,7 @@
                     rng_state=capture_rng_state(), config={'lr': 0.1, 'size': (112, 112)})
     info = load_checkpoint('run/last.npz', model, optimizer, scheduler)
     restore_rng_state(info['rng_state'])
-    start_epoch = info['epoch'] + 1
+    start_epoch = info['epoch'] + 1       # epochs numbered from 1, as fit numbers them
 
 The file format
 ---------------
@@ -231,7 +231,8 @@ def save_checkpoint(path, model=None, optimizer=None, scheduler=None, epoch=None
     `model`, `optimizer` and `scheduler` are objects with `state_dict()` (a tensorlite Module, an
     optimizer or scheduler of tensorlite.optim) or state dicts themselves; their state dicts may
     nest dicts, lists and tuples of arrays, Tensors, numbers, strings, bools and None.  `epoch` is
-    the last finished epoch, `rng_state` what `capture_rng_state()` returned, `config` the run's
+    the last finished epoch (fit numbers epochs from 1, so its checkpoints hold how many epochs
+    were finished), `rng_state` what `capture_rng_state()` returned, `config` the run's
     settings and `extra` anything else of the same kinds (best accuracy, history).
 
     Everything is converted before the file is touched, so an unstorable value raises TypeError
