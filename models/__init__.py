@@ -7,6 +7,7 @@
 Every model maps (N, C, T, H, W) float32 clips to (N, num_classes) logits (two-stream also takes
 the flow stack).  docs/models.md has one section per architecture.
 """
-from .registry import build_model, list_models, register_model  # noqa: F401
-from .summary import summary  # noqa: F401
+from .registry import (build_model, clip_overrides, input_shapes, list_models,  # noqa: F401
+                       paper_num_classes, preset_clip, register_model)
+from .summary import model_summary, summary  # noqa: F401
 from .inflate import inflate_2d_to_3d  # noqa: F401

@@ -144,7 +144,13 @@ class C3D(nn.Module):
         return self.fc_cls(self.head_dropout(x))           # (N, num_classes)
 
 
-@register_model('c3d')
+def c3d_clip(frames, size):
+    """C3D's arguments for clips of `frames` x size x size: fc6 reads the pool5 volume, so both are
+    fixed; below 16 frames a time pool that gets one frame pools space only (clamp_time_pools)."""
+    return {'frames': frames, 'size': size, **({'clamp_time_pools': True} if frames < 16 else {})}
+
+
+@register_model('c3d', paper_num_classes=101, paper_clip=(16, 112), clip_arguments=c3d_clip)
 def c3d(num_classes, preset='tiny', **overrides):
     """C3D: 'paper' = MMAction2's C3D on 16 x 112 x 112 (78,409,573 parameters with 101 classes);
     'tiny' = the same layout, widths 8..32 and fc 128, on 16 x 32 x 32, with BatchNorm after every

@@ -72,7 +72,12 @@ def _cnn_lstm(num_classes, preset, readout, hidden_size=None, lstm_dropout=None,
     return CNNLSTM(cnn, num_classes, hidden_size, readout, lstm_dropout)
 
 
-@register_model('cnn_lstm')
+def _clip(frames, size):
+    return {'input_size': size}                      # fc6 reads a map of the frame size; any T
+
+
+# paper: LRCN-fc6 on UCF101 (101 classes), 16-frame clips of 227 x 227 (REFERENCES.md section 6)
+@register_model('cnn_lstm', paper_num_classes=101, paper_clip=(16, 227), clip_arguments=_clip)
 def cnn_lstm(num_classes, preset='tiny', readout='last', **overrides):
     """LRCN: classifier on the LSTM's last output (readout='mean' to average over steps).
     Overrides: hidden_size (64 tiny, 256 paper), lstm_dropout (0 tiny, 0.5 paper), and
@@ -80,7 +85,8 @@ def cnn_lstm(num_classes, preset='tiny', readout='last', **overrides):
     return _cnn_lstm(num_classes, preset, readout, **overrides)
 
 
-@register_model('cnn_lstm_mean')
+@register_model('cnn_lstm_mean', paper_num_classes=101, paper_clip=(16, 227),
+                clip_arguments=_clip)
 def cnn_lstm_mean(num_classes, preset='tiny', **overrides):
     """LRCN with the classifier on the mean of the LSTM outputs over the T steps."""
     return _cnn_lstm(num_classes, preset, 'mean', **overrides)

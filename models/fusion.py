@@ -129,7 +129,22 @@ def _late_fusion(num_classes, preset, pooling, frames=None, fuse=None, **overrid
     return LateFusion(cnn, num_classes, pooling=pooling, frames=frames, fuse=fuse)
 
 
-@register_model('late_fusion')
+def _size_only(frames, size):
+    return {'input_size': size}                      # fc6 reads a map of the frame size; any T
+
+
+def _frames_and_size(frames, size):
+    return {'frames': frames, 'input_size': size}    # T fixed too: fc6 or conv1 reads T frames
+
+
+# paper: Karpathy et al. 2014 on Sports-1M (487 classes), 170 x 170 frames; late fusion by mean or
+# max reads any T (15 here: the span of the paper's late fusion), by concatenation 2 frames, early
+# fusion 10
+_SPORTS_1M = 487
+
+
+@register_model('late_fusion', paper_num_classes=_SPORTS_1M, paper_clip=(15, 170),
+                clip_arguments=_size_only)
 def late_fusion(num_classes, preset='tiny', pooling='mean', frames=None, fuse=None,
                 **overrides):
     """Late fusion, mean pooling by default (pooling='max' or 'concat' as overrides).  frames: T
@@ -140,21 +155,24 @@ def late_fusion(num_classes, preset='tiny', pooling='mean', frames=None, fuse=No
     return _late_fusion(num_classes, preset, pooling, frames, fuse, **overrides)
 
 
-@register_model('late_fusion_max')
+@register_model('late_fusion_max', paper_num_classes=_SPORTS_1M, paper_clip=(15, 170),
+                clip_arguments=_size_only)
 def late_fusion_max(num_classes, preset='tiny', frames=None, fuse=None, **overrides):
     """Late fusion with max pooling over time (of the class scores, tiny; of the features,
     paper)."""
     return _late_fusion(num_classes, preset, 'max', frames, fuse, **overrides)
 
 
-@register_model('late_fusion_concat')
+@register_model('late_fusion_concat', paper_num_classes=_SPORTS_1M, paper_clip=(2, 170),
+                clip_arguments=_frames_and_size)
 def late_fusion_concat(num_classes, preset='tiny', frames=None, **overrides):
     """Late fusion by concatenation: fc6 reads the T frames' features side by side (T fixed: 16
     tiny; 2 paper, Karpathy et al.'s late fusion of two frames 15 apart)."""
     return _late_fusion(num_classes, preset, 'concat', frames, **overrides)
 
 
-@register_model('early_fusion')
+@register_model('early_fusion', paper_num_classes=_SPORTS_1M, paper_clip=(10, 170),
+                clip_arguments=_frames_and_size)
 def early_fusion(num_classes, preset='tiny', frames=None, channels=3, **overrides):
     """Early fusion: T = frames (16 tiny, 10 paper) stacked into conv1's channels.  Other
     overrides go to cnn2d.frame_cnn."""

@@ -128,7 +128,7 @@ I3D_PRESETS = {
 }
 
 
-@register_model('i3d')
+@register_model('i3d', paper_num_classes=400, paper_clip=(8, 224))     # any clip: adaptive pool
 def i3d(num_classes, preset='tiny', dropout=None, time_padding_mode='zeros', stem_time_kernel=5,
         block_time_kernels=I3D_R50_TIME_KERNELS, temporal_pool=2, init='random',
         **resnet_overrides):

@@ -47,7 +47,12 @@ class SingleFrame(nn.Module):
         return self.fc8(self.cnn(image))                        # (N, D) -> (N, num_classes)
 
 
-@register_model('single_frame')
+def _clip(frames, size):
+    return {'input_size': size}                      # fc6 reads a map of the frame size; any T
+
+
+# paper: Karpathy et al. 2014 on Sports-1M (487 classes), one 170 x 170 frame
+@register_model('single_frame', paper_num_classes=487, paper_clip=(1, 170), clip_arguments=_clip)
 def single_frame(num_classes, preset='tiny', frame=None, **overrides):
     """tiny: cnn2d 'tiny' on 32 x 32 frames; paper: Karpathy et al. 2014's single-frame network on
     170 x 170.  Overrides go to cnn2d.frame_cnn (input_size, fc_dims, dropout, widths, ...)."""

@@ -372,7 +372,7 @@ SLOWFAST_PRESETS = {
 }
 
 
-@register_model('slowfast')
+@register_model('slowfast', paper_num_classes=400, paper_clip=(32, 224))   # any clip
 def slowfast(num_classes, preset='tiny', **overrides):
     """SlowFast: 'paper' = SlowFast-R50 4x16 (alpha 8, beta 1/8, fusion kernel 5; 34,480,216
     parameters with 400 classes; fusion_kernel=7 gives PyTorchVideo hub's slowfast_r50,

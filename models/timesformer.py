@@ -178,7 +178,13 @@ def _build(attention_type):
     return build
 
 
-timesformer = register_model('timesformer')(_build('divided'))
-timesformer_divided = register_model('timesformer_divided')(_build('divided'))
-timesformer_joint = register_model('timesformer_joint')(_build('joint'))
-timesformer_space_only = register_model('timesformer_space_only')(_build('space_only'))
+def _clip(frames, size):
+    return {'frames': frames, 'img_size': size}      # time and position embeddings fix both
+
+
+# paper: TimeSformer-Base on Kinetics-400, 8 x 224 x 224 (REFERENCES.md section 4)
+_FACTS = dict(paper_num_classes=400, paper_clip=(8, 224), clip_arguments=_clip)
+timesformer = register_model('timesformer', **_FACTS)(_build('divided'))
+timesformer_divided = register_model('timesformer_divided', **_FACTS)(_build('divided'))
+timesformer_joint = register_model('timesformer_joint', **_FACTS)(_build('joint'))
+timesformer_space_only = register_model('timesformer_space_only', **_FACTS)(_build('space_only'))

@@ -124,7 +124,16 @@ def _two_stream(num_classes, preset, fusion, flow_length=10, frame=None, input_s
     return TwoStream(spatial, temporal, num_classes, flow_length, fusion=fusion, frame=frame)
 
 
-@register_model('two_stream')
+def _clip(frames, size):
+    """The flow stack spans L + 1 frames of the clip: Simonyan & Zisserman's L = 10 if it fits."""
+    if frames < 2:
+        raise ValueError(f"two_stream: the temporal stream needs at least 2 frames (one flow), "
+                         f"got {frames}")
+    return {'input_size': size, 'flow_length': min(10, frames - 1)}
+
+
+# paper: UCF101 (101 classes), 224 x 224, a flow stack of L = 10 flows over 11 frames (section 6)
+@register_model('two_stream', paper_num_classes=101, paper_clip=(11, 224), clip_arguments=_clip)
 def two_stream(num_classes, preset='tiny', fusion='mean', **overrides):
     """Two-stream network, late fusion by averaging the softmax scores (fusion='concat' for
     concatenated features + fc8).  Overrides: flow_length (L, 10), frame, input_size,
@@ -132,7 +141,8 @@ def two_stream(num_classes, preset='tiny', fusion='mean', **overrides):
     return _two_stream(num_classes, preset, fusion, **overrides)
 
 
-@register_model('two_stream_concat')
+@register_model('two_stream_concat', paper_num_classes=101, paper_clip=(11, 224),
+                clip_arguments=_clip)
 def two_stream_concat(num_classes, preset='tiny', **overrides):
     """Two-stream network fused by concatenating the two streams' fc7 features into one fc8."""
     return _two_stream(num_classes, preset, 'concat', **overrides)

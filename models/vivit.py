@@ -267,10 +267,17 @@ def _build(variant):
     return build
 
 
-vivit = register_model('vivit')(_build('factorized_encoder'))
-vivit_joint = register_model('vivit_joint')(_build('joint'))
-vivit_factorized_encoder = register_model('vivit_factorized_encoder')(_build('factorized_encoder'))
-vivit_factorized_self_attention = register_model('vivit_factorized_self_attention')(
+def _clip(frames, size):
+    return {'frames': frames, 'img_size': size}      # position embeddings fix both
+
+
+# paper: ViViT-B/16x2 on Kinetics-400, 32 x 224 x 224 (REFERENCES.md section 5)
+_FACTS = dict(paper_num_classes=400, paper_clip=(32, 224), clip_arguments=_clip)
+vivit = register_model('vivit', **_FACTS)(_build('factorized_encoder'))
+vivit_joint = register_model('vivit_joint', **_FACTS)(_build('joint'))
+vivit_factorized_encoder = register_model('vivit_factorized_encoder', **_FACTS)(
+    _build('factorized_encoder'))
+vivit_factorized_self_attention = register_model('vivit_factorized_self_attention', **_FACTS)(
     _build('factorized_self_attention'))
-vivit_factorized_dot_product = register_model('vivit_factorized_dot_product')(
+vivit_factorized_dot_product = register_model('vivit_factorized_dot_product', **_FACTS)(
     _build('factorized_dot_product'))

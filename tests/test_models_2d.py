@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tensorlite as tl
-from tensorlite.models import build_model
+from tensorlite.models import build_model, paper_num_classes
 from tensorlite.models.cnn2d import conv_output_shape, frame_cnn
 from tensorlite.nn.local_response_norm import LocalResponseNorm
 
@@ -165,8 +165,10 @@ KARPATHY_CONVS_AFTER_1 = (conv(96, 256, 5) + conv(256, 384, 3) + conv(384, 384, 
 KARPATHY_FC = fc(4096, 4096) + fc(4096, 101)
 
 
-def test_paper_lrcn_fc6_count():
-    model = build_model('cnn_lstm', 101, preset='paper')
+@pytest.mark.parametrize('name', ['cnn_lstm', 'cnn_lstm_mean'])
+def test_paper_lrcn_fc6_count(name):
+    assert paper_num_classes(name) == 101
+    model = build_model(name, paper_num_classes(name), preset='paper')
     assert count(model) == 65_422_309                        # REFERENCES.md section 6, nn.LSTM
     assert count(model.cnn) == 60_937_856
     assert count(model.lstm) == 4_458_496
@@ -179,7 +181,8 @@ def test_paper_lrcn_fc6_count():
 
 
 def test_paper_two_stream_counts():
-    model = build_model('two_stream', 101, preset='paper')
+    assert paper_num_classes('two_stream') == 101
+    model = build_model('two_stream', paper_num_classes('two_stream'), preset='paper')
     assert count(model.spatial) == 90_627_813                # REFERENCES.md section 6
     assert count(model.temporal) == 90_707_781
     assert count(model) == 90_627_813 + 90_707_781

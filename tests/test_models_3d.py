@@ -5,7 +5,7 @@ import pytest
 
 import tensorlite as tl
 import tensorlite.nn as nn
-from tensorlite.models import build_model
+from tensorlite.models import build_model, paper_num_classes
 from tensorlite.models.c3d import C3D
 from tensorlite.models.i3d import I3D, pytorchvideo_key
 from tensorlite.models.inflate import ReplicateTimeConv3d, inflate_2d_to_3d
@@ -89,12 +89,14 @@ def clip(rng, shape, dtype=np.float32):
 # ---- parameter counts of the paper presets (../shared/REFERENCES.md) -----------------------------
 
 def test_c3d_paper_parameter_count():
-    assert n_params(build_model('c3d', 101, preset='paper')) == 78_409_573
+    assert paper_num_classes('c3d') == 101                   # UCF101, MMAction2's configuration
+    assert n_params(build_model('c3d', paper_num_classes('c3d'), preset='paper')) == 78_409_573
 
 
 @pytest.fixture(scope='module')
 def i3d_paper():
-    return build_model('i3d', 400, preset='paper')
+    assert paper_num_classes('i3d') == 400                   # Kinetics-400
+    return build_model('i3d', paper_num_classes('i3d'), preset='paper')
 
 
 def test_i3d_paper_parameter_count(i3d_paper):

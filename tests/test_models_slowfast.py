@@ -5,7 +5,7 @@ import pytest
 
 import tensorlite as tl
 import tensorlite.nn as nn
-from tensorlite.models import build_model, list_models
+from tensorlite.models import build_model, list_models, paper_num_classes
 from tensorlite.models.slowfast import FuseFastToSlow, SlowFast
 
 
@@ -30,7 +30,8 @@ def laterals(model):
 ])
 def test_paper_parameter_count(fusion_kernel, count):
     overrides = {} if fusion_kernel == 5 else dict(fusion_kernel=7)
-    model = build_model('slowfast', 400, 'paper', **overrides)
+    assert paper_num_classes('slowfast') == 400
+    model = build_model('slowfast', paper_num_classes('slowfast'), 'paper', **overrides)
     assert n_params(model) == count
     # alpha = 8 and beta = 1/8 in the modules themselves: stems 64 | 8 channels, laterals
     # C -> 2C with kernel k x 1 x 1, stride 8 x 1 x 1, no bias; head on 2048 + 256 features.

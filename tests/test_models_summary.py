@@ -74,3 +74,115 @@ def test_several_inputs():
     assert s.total_macs == 5 * 2 * 3 + 5 * 2 * 4
     with pytest.raises(TypeError):
         summary(Two(), (5, 3))
+
+
+# ---- a module that runs more than once in one forward --------------------------------------------
+
+def test_a_module_called_twice_counts_both_outputs():
+    """Activation memory adds every output a module produces: one ReLU after two layers of
+    different widths keeps both outputs for backward."""
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.act = nn.Linear(4, 6), nn.Linear(6, 3), nn.ReLU()
+
+        def forward(self, x):
+            return self.act(self.b(self.act(self.a(x))))           # act: (5, 6), then (5, 3)
+    s = summary(Shared(), (5, 4))
+    rows = {r.name: r for r in s.rows}
+    assert rows['act'].calls == 2 and rows['a'].calls == 1
+    assert rows['act'].activation_bytes == (5 * 6 + 5 * 3) * 4
+    assert rows['act'].shape == (5, 6)                               # the first call's
+    assert s.total_activation_bytes == (5 * 6 + 5 * 3 + 5 * 6 + 5 * 3) * 4
+    assert 'ReLU x2' in str(s)
+
+
+def test_c3d_shared_relu_is_counted_per_call():
+    from tensorlite.models import build_model
+    s = summary(build_model('c3d', 4), (2, 3, 16, 32, 32))
+    rows = {r.name: r for r in s.rows}
+    fc = rows['fc6'].activation_bytes                                # (2, 128) float32
+    assert fc == 2 * 128 * 4 and rows['fc7'].activation_bytes == fc
+    assert rows['relu'].calls == 2 and rows['relu'].activation_bytes == 2 * fc
+
+
+# ---- published classes, preset clips, other clips: model_summary ---------------------------------
+
+# The classes of the configuration each 'paper' preset reproduces: REFERENCES.md's counts are with
+# these (C3D UCF101; I3D, SlowFast, TimeSformer, ViViT Kinetics-400; LRCN, two-stream UCF101);
+# Karpathy et al.'s networks Sports-1M.
+PAPER_CLASSES = {'c3d': 101, 'i3d': 400, 'slowfast': 400, 'cnn_lstm': 101, 'cnn_lstm_mean': 101,
+                 'two_stream': 101, 'two_stream_concat': 101, 'single_frame': 487,
+                 'late_fusion': 487, 'late_fusion_max': 487, 'late_fusion_concat': 487,
+                 'early_fusion': 487}
+
+
+def test_every_model_has_its_published_classes():
+    from tensorlite.models import list_models, paper_num_classes
+    for name in list_models():
+        expected = 400 if name.startswith(('timesformer', 'vivit')) else PAPER_CLASSES[name]
+        assert paper_num_classes(name) == expected, name
+    with pytest.raises(ValueError, match=r"paper_num_classes: unknown model 'c4d'.*c3d"):
+        paper_num_classes('c4d')
+
+
+def test_preset_clips():
+    from tensorlite.models import preset_clip
+    assert preset_clip('c3d') == (16, 32) and preset_clip('vivit', 'tiny') == (16, 32)
+    assert [preset_clip(n, 'paper') for n in ('c3d', 'i3d', 'slowfast', 'timesformer_joint',
+                                              'vivit', 'cnn_lstm', 'two_stream', 'early_fusion')] \
+        == [(16, 112), (8, 224), (32, 224), (8, 224), (32, 224), (16, 227), (11, 224), (10, 170)]
+    with pytest.raises(ValueError, match="preset must be one of"):
+        preset_clip('c3d', 'huge')
+
+
+def test_model_summary_builds_for_other_frames_and_size():
+    """`tensorlite summary c3d --frames 8 --size 64`: C3D built for 8 x 64 x 64 (its fc6 reads the
+    pool5 volume; below 16 frames the time pools that get one frame pool space only)."""
+    from tensorlite.models import build_model, clip_overrides, model_summary
+    s = model_summary('c3d', frames=8, size=64)
+    assert s.input_shapes == [(1, 3, 8, 64, 64)]
+    assert s.config == {'name': 'c3d', 'preset': 'tiny', 'num_classes': 10, 'frames': 8,
+                        'size': 64, 'overrides': {'frames': 8, 'size': 64,
+                                                  'clamp_time_pools': True}}
+    assert clip_overrides('c3d', 8, 64) == s.config['overrides']
+    same = summary(build_model('c3d', 10, frames=8, size=64, clamp_time_pools=True),
+                   (1, 3, 8, 64, 64))
+    assert (s.total_params, s.total_macs, s.total_activation_bytes) == \
+        (same.total_params, same.total_macs, same.total_activation_bytes)
+    default = model_summary('c3d')
+    assert default.input_shapes == [(1, 3, 16, 32, 32)] and default.total_params != s.total_params
+    assert str(s).startswith('c3d (tiny, 10 classes) on input (1, 3, 8, 64, 64)')
+
+
+def test_model_summary_paper_defaults_to_the_published_classes():
+    from tensorlite.models import build_model, model_summary
+    s = model_summary('c3d', preset='paper', frames=8, size=32, batch=2)   # small: one forward
+    assert s.config['num_classes'] == 101 and s.input_shapes == [(2, 3, 8, 32, 32)]
+    model = build_model('c3d', 101, preset='paper', frames=8, size=32, clamp_time_pools=True)
+    assert s.total_params == sum(p.numel() for p in model.parameters())
+    assert model_summary('c3d', num_classes=7, frames=8, size=32).config['num_classes'] == 7
+
+
+@pytest.mark.parametrize('name', ['c3d', 'i3d', 'slowfast', 'timesformer', 'vivit_joint',
+                                  'late_fusion_concat', 'early_fusion', 'single_frame',
+                                  'cnn_lstm', 'two_stream'])
+def test_model_summary_takes_the_clip_asked_for(name):
+    from tensorlite.models import model_summary
+    s = model_summary(name, frames=8, size=48)
+    assert s.input_shapes[0] == (1, 3, 8, 48, 48)
+    if name == 'two_stream':                                   # flow stack of min(10, 8 - 1) flows
+        assert s.input_shapes[1] == (1, 14, 48, 48)
+    assert s.total_macs > 0
+
+
+def test_model_summary_errors():
+    from tensorlite.models import clip_overrides, model_summary
+    with pytest.raises(ValueError, match=r'two_stream: the temporal stream needs at least 2 fr'):
+        model_summary('two_stream', frames=1)
+    with pytest.raises(ValueError, match=r'C3D: a clip of 16 x 8 x 8 is too small'):
+        model_summary('c3d', size=8)
+    with pytest.raises(ValueError, match=r'frames must be a positive int, got 0'):
+        clip_overrides('c3d', 0, 32)
+    with pytest.raises(ValueError, match=r"unknown model 'c4d'"):
+        model_summary('c4d')

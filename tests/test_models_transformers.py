@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tensorlite as tl
-from tensorlite.models import build_model, list_models
+from tensorlite.models import build_model, list_models, paper_num_classes
 from tensorlite.models.timesformer import from_official_state_dict
 
 TIMESFORMERS = ['timesformer', 'timesformer_divided', 'timesformer_joint', 'timesformer_space_only']
@@ -101,17 +101,20 @@ def count(model):
 
 @pytest.mark.parametrize('name, exact, no_head', [
     ('timesformer', 121_566_352, 121_258_752),
+    ('timesformer_divided', 121_566_352, 121_258_752),
     ('timesformer_joint', 86_112_400, 85_804_800),
     ('timesformer_space_only', 86_106_256, 85_798_656),
 ])
 def test_timesformer_paper_counts(name, exact, no_head):
     """TimeSformer-Base 8 x 224^2 with 400 classes, exactly; the published 121.4M / 85.9M are the
     same networks with a 174-class (SSv2) head."""
-    model = build_model(name, 400, preset='paper')
+    assert paper_num_classes(name) == 400
+    model = build_model(name, paper_num_classes(name), preset='paper')
     n = count(model)
     assert n == exact
     assert n - 769 * 400 == no_head
-    published_174 = {'timesformer': 121_392_558, 'timesformer_joint': 85_938_606,
+    published_174 = {'timesformer': 121_392_558, 'timesformer_divided': 121_392_558,
+                     'timesformer_joint': 85_938_606,
                      'timesformer_space_only': 85_932_462}[name]
     assert no_head + 769 * 174 == published_174
     if name == 'timesformer_space_only':
@@ -123,15 +126,17 @@ def test_timesformer_paper_counts(name, exact, no_head):
 
 @pytest.mark.parametrize('name, exact', [
     ('vivit', 115_062_928),
+    ('vivit_factorized_encoder', 115_062_928),
     ('vivit_joint', 88_954_000),
     ('vivit_factorized_self_attention', 117_319_312),
     ('vivit_factorized_dot_product', 88_952_464),
 ])
 def test_vivit_paper_counts(name, exact):
     """ViViT-B/16x2 on 32 x 224^2 (16 x 14 x 14 tokens) with 400 classes."""
-    model = build_model(name, 400, preset='paper')
+    assert paper_num_classes(name) == 400
+    model = build_model(name, paper_num_classes(name), preset='paper')
     assert count(model) == exact
-    if name == 'vivit':
+    if name in ('vivit', 'vivit_factorized_encoder'):
         assert model.spatial_transformer.pos_embed.shape == (1, 197, 768)
         assert model.temporal_transformer.pos_embed.shape == (1, 17, 768)
         assert len(model.spatial_transformer.blocks) == 12
