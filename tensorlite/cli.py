@@ -165,36 +165,6 @@ def build_from_config(config):
         raise usage_error(str(e)) from None
 
 
-def expected_input(model, name, preset):
-    """(frames, size) the model is built for: read from its attributes where it fixes them, else
-    its preset's clip (tiny 16 x 32 x 32; paper: I3D 8 x 224, SlowFast 32 x 224)."""
-    cnn = getattr(model, 'cnn', None) or getattr(getattr(model, 'spatial', None), 'cnn', None)
-    own_size = getattr(model, 'size', None)               # C3D's; not Module methods of that name
-    size = (getattr(model, 'img_size', None) or (own_size if isinstance(own_size, int) else None)
-            or getattr(cnn, 'input_size', None))
-    frames = getattr(model, 'frames', None)
-    if preset == 'paper':
-        default_frames, default_size = {'i3d': (8, 224), 'slowfast': (32, 224)}.get(name, (16, 224))
-    else:
-        default_frames, default_size = DEFAULT_FRAMES, DEFAULT_SIZE
-    if not isinstance(frames, int):
-        frames = default_frames
-    flow_length = getattr(model, 'flow_length', None)
-    if flow_length is not None:
-        frames = max(frames, flow_length + 1)
-    return frames, size or default_size
-
-
-def input_shapes(model, frames, size, batch=1):
-    """The shapes summary() feeds the model: one clip (N, 3, T, H, W), plus the flow stack
-    (N, 2L, H, W) for a two-stream model."""
-    shapes = [(batch, 3, frames, size, size)]
-    flow_length = getattr(model, 'flow_length', None)
-    if flow_length is not None:
-        shapes.append((batch, 2 * flow_length, size, size))
-    return shapes
-
-
 def split_folder(targets, val_split, seed):
     """(train indices, val indices): `val_split` of each class's videos (at least one when the
     class has two or more) held out, chosen by a generator seeded by `seed`."""
@@ -913,33 +883,34 @@ def parse_shape(text):
 
 
 def cmd_summary(args):
-    from .models import build_model, summary
+    from .models import model_summary
     check_model_name(args.model)
+    frames, size, batch = args.frames, args.size, 1
+    if args.input_shape is not None:
+        if args.frames is not None or args.size is not None:
+            raise usage_error("give either --input-shape or --frames/--size, not both")
+        batch, channels, frames, height, width = parse_shape(args.input_shape)
+        if height != width:
+            raise usage_error(f"--input-shape: frames must be square (H = W), got "
+                              f"{height}x{width}")
+        if channels != 3:
+            raise usage_error(f"--input-shape: clips are RGB (C = 3), got C = {channels}")
+        size = height
     try:
-        model = build_model(args.model, args.num_classes, preset=args.preset)
-    except ValueError as e:
-        raise usage_error(str(e)) from None
-    if args.input_shape is None:
-        frames, size = expected_input(model, args.model, args.preset)
-        shapes = input_shapes(model, frames, size)
-    else:
-        N, C, T, H, W = parse_shape(args.input_shape)
-        if H != W:
-            raise usage_error(f"--input-shape: frames must be square (H = W), got {H}x{W}")
-        shapes = input_shapes(model, T, H, batch=N)
-        shapes[0] = (N, C, T, H, W)
-    try:
-        result = summary(model, shapes if len(shapes) > 1 else shapes[0])
-    except ValueError as e:                   # the model's own input check names the shape
-        raise usage_error(f"{args.model} does not take input {', '.join(map(str, shapes))}: "
-                          f"{e}") from None
+        result = model_summary(args.model, args.num_classes, preset=args.preset, frames=frames,
+                               size=size, batch=batch)
+    except ValueError as e:                   # a clip the model cannot take, named by the model
+        raise usage_error(f"{args.model}: {e}") from None
     print(result)
     if args.json:
         layers = [{'name': r.name, 'type': r.kind, 'output_shape': r.shape, 'params': r.params,
-                   'macs': r.macs, 'activation_bytes': r.activation_bytes, 'leaf': r.leaf}
+                   'macs': r.macs, 'activation_bytes': r.activation_bytes, 'leaf': r.leaf,
+                   'calls': r.calls}
                   for r in result.rows]
         write_json(args.json, {'model': args.model, 'preset': args.preset,
-                               'num_classes': args.num_classes, 'input_shapes': result.input_shapes,
+                               'num_classes': result.config['num_classes'],
+                               'frames': result.config['frames'], 'size': result.config['size'],
+                               'input_shapes': result.input_shapes,
                                'layers': layers, 'total_params': result.total_params,
                                'total_macs': result.total_macs,
                                'total_activation_bytes': result.total_activation_bytes})
@@ -1174,6 +1145,8 @@ COMPARE_EXAMPLES = """examples:
 """
 SUMMARY_EXAMPLES = """examples:
   tensorlite summary c3d
+  tensorlite summary c3d --preset paper               # 101 classes: 78,409,573 parameters
+  tensorlite summary c3d --frames 8 --size 64
   tensorlite summary slowfast --preset paper --json slowfast.json
 """
 GRADCHECK_EXAMPLES = """examples:
@@ -1350,8 +1323,15 @@ def build_parser():
     p.add_argument('model', help='a registered model')
     p.add_argument('--preset', choices=('tiny', 'paper'), default='tiny',
                    help='tiny (trains in seconds on a CPU) or paper (the published configuration)')
-    p.add_argument('--num-classes', type=_positive(int, '--num-classes'), default=10,
-                   help='classes of the classifier')
+    p.add_argument('--num-classes', type=_positive(int, '--num-classes'), default=None,
+                   help="classes of the classifier (default: the published number for --preset "
+                        "paper, e.g. C3D 101, the Kinetics models 400; 10 for tiny)")
+    p.add_argument('--frames', type=_positive(int, '--frames'), default=None,
+                   help="frames per clip; the model is built for them where it fixes its clip "
+                        "(default: the preset's, e.g. tiny 16, paper C3D 16, I3D 8)")
+    p.add_argument('--size', type=_positive(int, '--size'), default=None,
+                   help="frame height and width (default: the preset's, e.g. tiny 32, paper C3D "
+                        "112, I3D 224)")
     p.add_argument('--input-shape', help="N,C,T,H,W (default: one clip of the model's own size)")
     p.add_argument('--json', help='write the per-layer rows and the totals here')
 

@@ -44,21 +44,12 @@ def resolve_checkpoint(path):
 
 def model_overrides(name, frames, size):
     """The build_model keyword arguments that set a model's clip length and frame size, for the
-    models that fix them (an MLP over a flattened map, position embeddings, stacked frames).
-    I3D and SlowFast take any T and H, W (adaptive pooling), so they get none; so does a model
-    registered by a user, which is built as it comes."""
-    if name == 'c3d':
-        return {'frames': frames, 'size': size}
-    if name.startswith(('timesformer', 'vivit')):
-        return {'frames': frames, 'img_size': size}
-    if name in ('late_fusion_concat', 'early_fusion'):
-        return {'frames': frames, 'input_size': size}
-    if name in ('single_frame', 'late_fusion', 'late_fusion_max', 'cnn_lstm', 'cnn_lstm_mean'):
-        return {'input_size': size}
-    if name.startswith('two_stream'):
-        # the flow stack spans L + 1 frames of the clip: Simonyan & Zisserman's L = 10 if it fits
-        return {'input_size': size, 'flow_length': min(10, frames - 1)}
-    return {}
+    models that fix them (tensorlite.models.clip_overrides: an MLP over a flattened map, position
+    embeddings, stacked frames; C3D below 16 frames also clamps its time pools). I3D and SlowFast
+    take any T and H, W (adaptive pooling), so they get none; so does a model registered by a
+    user, which is built as it comes."""
+    from .models import clip_overrides
+    return clip_overrides(name, frames, size)
 
 
 def build_from_config(config):

@@ -107,7 +107,7 @@ def test_unknown_model_is_a_usage_error_listing_the_models(capsys):
     (['train', '--model', 'c3d', '--data', 'synthetic:juggling'], 'synthetic:juggling'),
     (['train', '--model', 'c3d', '--epochs', 'many'], '--epochs'),
     (['train', '--model', 'c3d', '--optimizer', 'rmsprop'], 'rmsprop'),
-    (['train', '--model', 'c3d', '--frames', '8', '--num-clips', '4'], '8 frames'),
+    (['train', '--model', 'c3d', '--size', '8', '--num-clips', '4'], '16 frames of 8x8'),
     (['train', '--model', 'c3d', '--resume'], '--resume needs --out'),
     (['train', '--model', 'c3d', '--lr', 'inf'], "--lr must be a finite number > 0, got 'inf'"),
     (['train', '--model', 'c3d', '--lr', 'nan'], "--lr must be a finite number > 0, got 'nan'"),
@@ -116,7 +116,9 @@ def test_unknown_model_is_a_usage_error_listing_the_models(capsys):
     (['train', '--model', 'c3d', '--weight-decay', '-1'], "--weight-decay must be a finite"),
     (['summary', 'c3d', '--preset', 'huge'], 'huge'),
     (['summary', 'c3d', '--input-shape', '1,3,16'], 'N,C,T,H,W'),
-    (['summary', 'c3d', '--input-shape', '1,3,8,32,32'], 'built for 16 frames'),
+    (['summary', 'c3d', '--input-shape', '1,3,16,8,8'], 'too small for the five pools'),
+    (['summary', 'c3d', '--input-shape', '1,1,16,32,32'], 'clips are RGB (C = 3)'),
+    (['summary', 'c3d', '--frames', '8', '--input-shape', '1,3,8,32,32'], 'not both'),
     (['compare', '--models', 'c3d,nope'], "unknown model 'nope'"),
     (['compare', '--families', 'scene,captioning'], 'captioning'),
     (['compare', '--device', 'tpu'], 'tpu'),
@@ -125,9 +127,11 @@ def test_unknown_model_is_a_usage_error_listing_the_models(capsys):
     (['nonsense'], 'nonsense'),
     ([], 'COMMAND'),
 ])
-def test_bad_arguments_exit_2(argv, needle, capsys):
+def test_bad_arguments_exit_2(argv, needle, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)            # a command that wrongly went on would save under runs/
     assert cli.main(argv) == 2
     assert needle in capsys.readouterr().err
+    assert not (tmp_path / 'runs').exists()
 
 
 def test_cuda_without_cupy_or_gpu_exits_2(monkeypatch, capsys):
@@ -161,17 +165,30 @@ def test_unreadable_checkpoint_exits_3(tmp_path, capsys):
 def test_summary_json(tmp_path, capsys):
     out = tmp_path / 's.json'
     assert cli.main(['summary', 'c3d', '--num-classes', '5', '--json', str(out)]) == 0
-    assert capsys.readouterr().out.startswith('C3D on input (1, 3, 16, 32, 32)')
+    assert capsys.readouterr().out.startswith('c3d (tiny, 5 classes) on input (1, 3, 16, 32, 32)')
     result = read_json(out)
-    assert sorted(result) == ['input_shapes', 'layers', 'model', 'num_classes', 'preset',
-                              'total_activation_bytes', 'total_macs', 'total_params']
+    assert sorted(result) == ['frames', 'input_shapes', 'layers', 'model', 'num_classes', 'preset',
+                              'size', 'total_activation_bytes', 'total_macs', 'total_params']
     assert result['input_shapes'] == [[1, 3, 16, 32, 32]]      # tiny c3d's own clip
     layers = result['layers']
-    assert sorted(layers[0]) == ['activation_bytes', 'leaf', 'macs', 'name', 'output_shape',
-                                 'params', 'type']
+    assert sorted(layers[0]) == ['activation_bytes', 'calls', 'leaf', 'macs', 'name',
+                                 'output_shape', 'params', 'type']
     assert sum(r['params'] for r in layers) == result['total_params']
     assert sum(r['macs'] for r in layers) == result['total_macs']
     assert layers[-1]['name'] == 'fc_cls' and layers[-1]['output_shape'] == [1, 5]
+
+
+def test_summary_paper_classes_and_another_clip(tmp_path, capsys):
+    out = tmp_path / 'p.json'
+    assert cli.main(['summary', 'c3d', '--preset', 'paper', '--json', str(out)]) == 0
+    result = read_json(out)
+    assert result['num_classes'] == 101 and result['total_params'] == 78_409_573
+    assert result['input_shapes'] == [[1, 3, 16, 112, 112]]
+    assert cli.main(['summary', 'c3d', '--frames', '8', '--size', '64', '--json', str(out)]) == 0
+    result = read_json(out)
+    assert result['input_shapes'] == [[1, 3, 8, 64, 64]] and result['num_classes'] == 10
+    relu = [r for r in result['layers'] if r['name'] == 'relu']
+    assert relu and relu[0]['calls'] > 1               # C3D's shared relu, counted per call
 
 
 def test_summary_two_stream_feeds_a_flow_stack(tmp_path):

@@ -238,7 +238,7 @@ def _alive(pid):
     try:
         with open(f'/proc/{pid}/stat') as f:
             return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):      # gone before or while we read
         return False
 
 
@@ -307,18 +307,23 @@ def test_no_ffmpeg_outlives_the_python_that_started_it(tmp_path, case):
     path = write_video(tmp_path / 'long.mp4', noise(300, 240, 320), fps=25)
     if case.startswith('exit'):
         exe = _fake_ffmpeg(tmp_path, 'rawvideo')
-        how = "threading.Thread(target=lambda: next(frames), daemon=True).start(); time.sleep(0.5)"
-        then = "sys.exit(0)"
+        how = ("threading.Thread(target=lambda: next(frames), daemon=True).start()\n"
+               "while not io._RUNNING: time.sleep(0.01)")
+        then = "sys.stdin.readline(); sys.exit(0)"      # exits when the test says so
     else:
         exe = io._ffmpeg_exe()
         how = "next(frames)"
         then = "time.sleep(600)"
     script = _CHILD.format(exe=exe, path=str(path), how=how, then=then)
-    child = subprocess.Popen([sys.executable, '-c', script], stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen([sys.executable, '-c', script], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
     try:
         pid = int(child.stdout.readline())
         assert _alive(pid)
-        if case.startswith('kill'):
+        if case.startswith('exit'):
+            child.stdin.write('\n')
+            child.stdin.flush()
+        else:
             time.sleep(0.3)
             assert _alive(pid)                 # blocked on the full pipe, not finished
             child.send_signal(signal.SIGKILL)
@@ -328,6 +333,8 @@ def test_no_ffmpeg_outlives_the_python_that_started_it(tmp_path, case):
         if child.poll() is None:
             child.kill()
             child.wait()
+        child.stdin.close()
+        child.stdout.close()
 
 
 def _class_root(tmp_path):
