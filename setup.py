@@ -19,7 +19,9 @@ setup(
                       'tqdm>=4.60'],
     entry_points={'console_scripts': ['tensorlite = tensorlite.cli:main']},
     extras_require={
-        'test': ['pytest>=7', 'hypothesis>=6.80', 'matplotlib>=3.7'],
+        # the distributed tests run in CI: mpi4py and an MPICH runtime (mpiexec) from wheels
+        'test': ['pytest>=7', 'hypothesis>=6.80', 'matplotlib>=3.7', 'mpi4py>=4.0', 'mpich'],
+        'dist': ['mpi4py>=4.0', 'mpich'],
         'gpu': ['cupy-cuda12x'],
         'plot': ['matplotlib>=3.7'],
         'bench': ['torch==2.13.0', 'opencv-python-headless'],
