@@ -1,6 +1,7 @@
 """DataLoader: order and randomness fixed by the seed whatever the number of workers, epochs,
-drop_last, collate of nested samples, worker errors naming the index, and shutdown (break, del,
-Ctrl-C, a dead worker). Worker tests use tiny datasets: process start-up is the cost."""
+drop_last, a sampler (the shards of two ranks' DistributedSamplers), collate of nested samples,
+worker errors naming the index, and shutdown (break, del, Ctrl-C, a dead worker). Worker tests use
+tiny datasets: process start-up is the cost."""
 import collections
 import os
 import signal
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 import tensorlite as tl
+from tensorlite.data import DistributedSampler
 from tensorlite.data.loader import DataLoader, DataLoaderError, collate_arrays, default_collate
 from tensorlite.data.samplers import RandomTemporalCrop, sample_generator
 
@@ -109,6 +111,93 @@ def test_unshuffled_order_and_drop_last():
     assert [len(names) for _, _, names in dropped] == [4, 4] and len(dropped) == 2
     names = [n for _, _, batch in DataLoader(ds, batch_size=3) for n in batch]
     assert names == [f"video_{i}" for i in range(10)]
+
+
+# ---- with a sampler ------------------------------------------------------------------------------
+
+def names_of(batches):
+    return [n for _, _, names in batches for n in names]
+
+
+def shard_loaders(n=11, batch_size=3, **kwargs):
+    """The loaders of ranks 0 and 1 of a world of two, rank given: no MPI needed. shuffle,
+    drop_last and seed go to the DistributedSampler, the rest to the DataLoader."""
+    sampler_args = {k: kwargs.pop(k) for k in ('shuffle', 'drop_last', 'seed') if k in kwargs}
+    return [DataLoader(RandomSamples(n), batch_size=batch_size, seed=4,
+                       sampler=DistributedSampler(RandomSamples(n), num_replicas=2, rank=rank,
+                                                  **sampler_args), **kwargs)
+            for rank in (0, 1)]
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_two_ranks_load_disjoint_shards_that_cover_the_dataset(num_workers):
+    ranks = [as_numpy(loader) for loader in shard_loaders(num_workers=num_workers, seed=9)]
+    shards = [[int(n[6:]) for n in names_of(batches)] for batches in ranks]
+    assert [len(s) for s in shards] == [6, 6]                 # 11 padded to 12
+    assert sorted(shards[0] + shards[1]) == sorted(list(range(11)) + [shards[0][0]])
+    whole = [i for pair in zip(*shards) for i in pair]        # undo the striding
+    assert sorted(whole[:11]) == list(range(11)) and whole[11] == whole[0]
+    assert [len(names) for _, _, names in ranks[0]] == [3, 3]
+    assert all(len(loader) == 2 for loader in shard_loaders())
+    if num_workers:                                           # workers give the same batches
+        for serial, batches in zip(shard_loaders(seed=9), ranks):
+            assert_same_batches(as_numpy(serial), batches)
+    # a sample's randomness is the same whatever rank or sampler loads it: (seed, epoch, index)
+    alone = {name: x for x, _, names in as_numpy(DataLoader(RandomSamples(11), 11, seed=4))
+             for name, x in zip(names, x)}
+    for x, _, names in ranks[0]:
+        for row, name in zip(x, names):
+            np.testing.assert_array_equal(row, alone[name])
+
+
+def test_the_loader_sets_the_samplers_epoch():
+    loader, = shard_loaders(batch_size=4)[:1]
+    sampler = loader.sampler
+    epochs = [names_of(loader) for _ in range(3)]             # epochs 0, 1, 2
+    assert epochs[0] != epochs[1] and epochs[1] != epochs[2] and sampler.epoch == 2
+    for epoch, names in enumerate(epochs):
+        sampler.set_epoch(epoch)
+        assert names == [f"video_{i}" for i in sampler]
+    sampler.set_epoch(7)                                      # the loader's epoch counts
+    loader.set_epoch(1)
+    assert sampler.epoch == 1 and names_of(loader) == epochs[1]
+    again, = shard_loaders(batch_size=4)[:1]
+    assert [names_of(again) for _ in range(3)] == epochs      # reproducible
+
+
+def test_an_unshuffled_sampler_keeps_the_order():
+    for rank, loader in enumerate(shard_loaders(n=10, shuffle=False)):
+        assert names_of(loader) == [f"video_{i}" for i in range(rank, 10, 2)]
+        assert names_of(loader) == [f"video_{i}" for i in range(rank, 10, 2)]   # every epoch
+
+
+def test_drop_last_in_the_sampler_and_in_the_loader():
+    kept = shard_loaders(n=11, batch_size=2, shuffle=False, drop_last=True)
+    assert [names_of(loader) for loader in kept] == [
+        [f"video_{i}" for i in range(0, 10, 2)], [f"video_{i}" for i in range(1, 10, 2)]]
+    assert [len(loader) for loader in kept] == [3, 3]         # 5 samples each: batches 2, 2, 1
+    cut = shard_loaders(n=11, batch_size=4, shuffle=False, drop_last=True)[0]
+    cut.drop_last = True
+    assert len(cut) == 1 and [len(n) for _, _, n in cut] == [4]
+    padded = shard_loaders(n=11, batch_size=4, shuffle=False)[1]
+    padded.drop_last = True
+    assert names_of(padded) == ["video_1", "video_3", "video_5", "video_7"]
+
+
+def test_any_iterable_of_indices_is_a_sampler_and_bad_ones_are_named():
+    loader = DataLoader(RandomSamples(5), batch_size=2, sampler=[4, 0, 4], seed=0)
+    assert names_of(loader) == ["video_4", "video_0", "video_4"] and len(loader) == 2
+    sampler = DistributedSampler(RandomSamples(5), num_replicas=1, rank=0)
+    with pytest.raises(ValueError, match="sampler option is mutually exclusive with shuffle"):
+        DataLoader(RandomSamples(5), shuffle=True, sampler=sampler)
+    with pytest.raises(TypeError, match="sampler must be an iterable of indices with __len__"):
+        DataLoader(RandomSamples(5), sampler=iter([0, 1]))
+    for bad, shown in [([0, 5], "5"), ([-1], "-1"), ([0, 1.5], "1.5"), ([True], "True")]:
+        with pytest.raises(ValueError, match=rf"sampler list gave {shown} in epoch 0; its indices "
+                                             rf"must be integers in \[0, 5\)"):
+            list(DataLoader(RandomSamples(5), sampler=bad))
+    assert "sampler=DistributedSampler(RandomSamples of 5" in repr(
+        DataLoader(RandomSamples(5), sampler=sampler))
 
 
 def test_seed_none_follows_tensorlite_manual_seed():

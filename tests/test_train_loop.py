@@ -11,7 +11,7 @@ import tensorlite as tl
 import tensorlite.functional as F
 import tensorlite.nn as nn
 import tensorlite.optim as optim
-from tensorlite.data import DataLoader, SyntheticActions
+from tensorlite.data import DataLoader, DistributedSampler, SyntheticActions
 from tensorlite.train.loop import (HISTORY_FIELDS, _frame_permutation, evaluate, fit,
                                    temporal_diagnostic, unpack_batch)
 
@@ -315,6 +315,41 @@ def test_the_same_loop_trains_every_kind_of_model(name):
     assert any(not np.array_equal(before[k], v) for k, v in weights(model).items())
 
 
+class Recorded:
+    """A dataset that notes every index it is asked for."""
+
+    def __init__(self, dataset):
+        self.dataset, self.visited = dataset, []
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        self.visited.append(index)
+        return self.dataset[index]
+
+
+def test_fit_sets_the_epoch_of_a_distributed_sampler_through_the_loader(tmp_path):
+    def visits(epochs, resume=False):
+        data = Recorded(scene_data())
+        sampler = DistributedSampler(data, num_replicas=2, rank=1, seed=5)
+        tl.manual_seed(0)
+        fit(tiny_model(), DataLoader(data, batch_size=8, sampler=sampler, seed=3), epochs=epochs,
+            checkpoint_dir=tmp_path, resume=resume, progress=False)
+        return [data.visited[k:k + 16] for k in range(0, len(data.visited), 16)], sampler
+
+    def expected(epoch):
+        sampler = DistributedSampler(scene_data(), num_replicas=2, rank=1, seed=5)
+        sampler.set_epoch(epoch)
+        return list(sampler)
+
+    first, sampler = visits(1)                                 # epoch 1 of 3, then "interrupted"
+    assert first == [expected(0)] and sampler.epoch == 0
+    resumed, sampler = visits(3, resume=True)                  # epochs 2 and 3 (indices 1, 2)
+    assert resumed == [expected(1), expected(2)] and sampler.epoch == 2
+    assert expected(1) != expected(2)
+
+
 # ---- non-finite training -------------------------------------------------------------------------
 
 def bn_model(num_classes=6):
@@ -460,7 +495,7 @@ import numpy as np
 import tensorlite as tl
 import tensorlite.nn as nn
 import tensorlite.optim as optim
-from tensorlite.data import DataLoader, SyntheticActions
+from tensorlite.data import DataLoader, DistributedSampler, SyntheticActions
 from tensorlite.train.loop import fit
 out, epochs = sys.argv[1], int(sys.argv[2])
 tl.manual_seed(0)

@@ -1,5 +1,5 @@
 """`tensorlite.data` (import as D): video decoding, temporal samplers, clip transforms, the data
-loader, synthetic action datasets and optical flow.
+loader and its DistributedSampler, synthetic action datasets and optical flow.
 
     import tensorlite.data as D
     frames, info = D.read_video('clip.mp4', frames=D.UniformStride(16, 2)(D.video_info('clip.mp4').num_frames))
@@ -9,6 +9,7 @@ loader, synthetic action datasets and optical flow.
 docs/data.md explains the sampling strategies, the synthetic families and the flow method.
 """
 from .datasets import VideoFolder, VideoList  # noqa: F401
+from .distributed_sampler import DistributedSampler  # noqa: F401
 from .flow import (FlowCache, clip_flows, flow_params, flow_stack, flow_to_color,  # noqa: F401
                    flows_to_stack, luminance, middlebury_colorwheel, optical_flow)
 from .io import VideoInfo, VideoReadError, read_video, video_info, write_video  # noqa: F401

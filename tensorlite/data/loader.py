@@ -10,6 +10,8 @@ The dataset needs `__len__` and `__getitem__(index)`. What the loader promises:
 - Order. Epoch e visits the permutation drawn from (seed, e) when shuffle=True, else 0, 1, 2, ...,
   cut into batches of batch_size (the last one smaller unless drop_last). Batches come out in that
   order whatever the number of workers: num_workers=2 yields exactly the batches of num_workers=0.
+  With a `sampler` (an iterable of dataset indices with `__len__`, e.g. a DistributedSampler) epoch
+  e visits `list(sampler)` instead, after `sampler.set_epoch(e)` when it has that method.
 - Epochs. Each `iter(loader)` uses `loader.epoch` and then increments it, so a plain loop over
   epochs reshuffles every time; `set_epoch(e)` chooses the epoch the next iteration uses (to resume
   from a checkpoint). Two loaders with the same seed give the same sequence of epochs.
@@ -237,20 +239,34 @@ def _error(exc, index, worker):
 class DataLoader:
     """Iterate over batches of `dataset` (see the module doc for order, seeds, workers, errors).
 
-    Arguments as PyTorch's: batch_size, shuffle, num_workers, drop_last, collate_fn (default:
-    `default_collate`, which gives tensorlite Tensors), prefetch_factor (batches in flight per
-    worker), timeout (seconds to wait for a batch; None waits forever), multiprocessing_context
+    Arguments as PyTorch's: batch_size, shuffle, sampler, num_workers, drop_last, collate_fn
+    (default: `default_collate`, which gives tensorlite Tensors), prefetch_factor (batches in flight
+    per worker), timeout (seconds to wait for a batch; None waits forever), multiprocessing_context
     ('fork', 'spawn', a context, or None for fork on Linux and spawn elsewhere). `seed` (a
     non-negative int) fixes the shuffle and every sample's randomness; None draws one from
     tensorlite's generator, so `tensorlite.manual_seed` fixes it too. `len(loader)` is the number of
-    batches in an epoch."""
+    batches in an epoch.
+
+    sampler: an iterable of dataset indices (ints in [0, len(dataset))) with `__len__`, which
+    chooses each epoch's order in place of shuffle (giving both is an error, as in PyTorch). The
+    loader's epoch is the one that counts: before epoch e it calls `sampler.set_epoch(e)` if the
+    sampler has that method, then takes `list(sampler)` in the main process. `len(loader)` follows
+    `len(sampler)`."""
 
     def __init__(self, dataset, batch_size=1, shuffle=False, seed=None, num_workers=0,
                  drop_last=False, collate_fn=None, prefetch_factor=2, timeout=None,
-                 multiprocessing_context=None):
+                 multiprocessing_context=None, sampler=None):
         if not hasattr(dataset, '__len__') or not hasattr(dataset, '__getitem__'):
             raise TypeError(f"DataLoader needs a dataset with __len__ and __getitem__, "
                             f"got {type(dataset).__name__}")
+        if sampler is not None:
+            if shuffle:
+                raise ValueError(f"DataLoader: sampler option is mutually exclusive with shuffle "
+                                 f"(got shuffle=True and sampler={sampler!r:.120}): the sampler "
+                                 f"chooses the order, so give it shuffle=True instead")
+            if not hasattr(sampler, '__iter__') or not hasattr(sampler, '__len__'):
+                raise TypeError(f"DataLoader: sampler must be an iterable of indices with "
+                                f"__len__, got {type(sampler).__name__}")
         for name, value, low in (('batch_size', batch_size, 1), ('num_workers', num_workers, 0),
                                  ('prefetch_factor', prefetch_factor, 1)):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
@@ -262,7 +278,7 @@ class DataLoader:
             seed = int(tl_random.generator().integers(2 ** 63))
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
-        self.dataset = dataset
+        self.dataset, self.sampler = dataset, sampler
         self.batch_size, self.shuffle = int(batch_size), bool(shuffle)
         self.drop_last = bool(drop_last)
         self.seed = int(seed)
@@ -273,23 +289,49 @@ class DataLoader:
         self.epoch = 0
 
     def __len__(self):
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def set_epoch(self, epoch):
-        """The epoch the next iteration uses (its shuffle and sample seeds)."""
+        """The epoch the next iteration uses (its shuffle or sampler's order, and sample seeds)."""
         if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
             raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
         self.epoch = int(epoch)
+        if hasattr(self.sampler, 'set_epoch'):      # so that sampler.epoch reads the same at once
+            self.sampler.set_epoch(self.epoch)
+
+    def _epoch_order(self, epoch):
+        """The dataset indices `epoch` visits, in order: an int64 array."""
+        n = len(self.dataset)
+        if self.sampler is not None:
+            return self._sampler_order(epoch, n)
+        if self.shuffle:
+            return np.random.default_rng([self.seed, epoch, _SHUFFLE_STREAM]).permutation(n)
+        return np.arange(n, dtype=np.int64)
+
+    def _sampler_order(self, epoch, n):
+        if hasattr(self.sampler, 'set_epoch'):
+            self.sampler.set_epoch(epoch)
+        indices = list(self.sampler)
+        order = np.array(indices) if indices else np.zeros(0, np.int64)
+        # checked here, in the main process: a negative index would not even seed its generator
+        if order.ndim != 1 or order.dtype.kind not in 'iu':
+            bad = next((i for i in indices if isinstance(i, (bool, np.bool_))
+                        or not isinstance(i, numbers.Integral)), indices[0])
+        else:
+            outside = (order < 0) | (order >= n)
+            bad = int(order[outside.argmax()]) if outside.any() else None
+        if bad is not None:
+            raise ValueError(f"DataLoader: the sampler {type(self.sampler).__name__} gave "
+                             f"{bad!r} in epoch {epoch}; its indices must be integers in "
+                             f"[0, {n}) for a dataset of {n}")
+        return order.astype(np.int64, copy=False)
 
     def batch_indices(self, epoch):
         """The dataset indices of each batch of `epoch`: a list of int64 arrays."""
-        n = len(self.dataset)
-        if self.shuffle:
-            order = np.random.default_rng([self.seed, epoch, _SHUFFLE_STREAM]).permutation(n)
-        else:
-            order = np.arange(n, dtype=np.int64)
-        stop = len(self) * self.batch_size if self.drop_last else n
+        order = self._epoch_order(epoch)
+        n = len(order)
+        stop = n // self.batch_size * self.batch_size if self.drop_last else n
         return [order[k:k + self.batch_size] for k in range(0, stop, self.batch_size)]
 
     def __iter__(self):
@@ -306,9 +348,10 @@ class DataLoader:
         return multiprocessing.get_context(ctx) if isinstance(ctx, str) else ctx
 
     def __repr__(self):
+        sampler = "" if self.sampler is None else f", sampler={self.sampler!r}"
         return (f"DataLoader({type(self.dataset).__name__} of {len(self.dataset)}, "
-                f"batch_size={self.batch_size}, shuffle={self.shuffle}, seed={self.seed}, "
-                f"num_workers={self.num_workers}, drop_last={self.drop_last})")
+                f"batch_size={self.batch_size}, shuffle={self.shuffle}{sampler}, "
+                f"seed={self.seed}, num_workers={self.num_workers}, drop_last={self.drop_last})")
 
 
 def _single_process_batches(loader, epoch):
