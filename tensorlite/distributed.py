@@ -38,7 +38,8 @@ import numpy as np
 
 __all__ = ['init_process_group', 'is_initialized', 'get_rank', 'get_world_size', 'barrier',
            'destroy_process_group', 'all_reduce', 'broadcast', 'all_gather', 'Work',
-           'is_mpi_available', 'BACKENDS', 'OPS']
+           'broadcast_object_list', 'all_gather_object', 'is_mpi_available', 'launched_by_mpi',
+           'BACKENDS', 'OPS']
 
 BACKENDS = ('mpi', 'nccl')
 OPS = ('sum', 'avg', 'max', 'min', 'product')
@@ -63,8 +64,9 @@ def is_mpi_available():
     return True
 
 
-def _launched_by_mpi():
-    """True in a process that mpiexec started (MPICH, Open MPI and Intel MPI set these)."""
+def launched_by_mpi():
+    """True in a process that mpiexec started (MPICH, Open MPI and Intel MPI set these): where
+    `tensorlite train` and `compare` join the group by themselves."""
     return any(key in os.environ for key in ('PMI_RANK', 'PMI_SIZE', 'OMPI_COMM_WORLD_SIZE',
                                              'PMIX_RANK', 'MPI_LOCALNRANKS'))
 
@@ -82,7 +84,7 @@ def init_process_group(backend='mpi'):
         raise RuntimeError("init_process_group: the process group is already initialized "
                            "(destroy_process_group() first)")
     if not is_mpi_available():
-        if _launched_by_mpi():
+        if launched_by_mpi():
             raise RuntimeError("init_process_group: this process was started by mpiexec but mpi4py "
                                "is not installed: pip install -e \".[dist]\" (mpi4py and mpich)")
         if backend == 'nccl':
@@ -355,4 +357,34 @@ def all_gather(tensor_list, tensor, check=True):
     group.comm.Allgather(host, gathered)
     for r, out in enumerate(tensor_list):
         _copy_back(out, gathered[r])
+    return None
+
+
+# ---- small Python objects (a run folder's name, compare's records) ------------------------------
+
+def broadcast_object_list(object_list, src=0):
+    """Set object_list[k], in place, to rank `src`'s object_list[k] (small picklable objects:
+    settings, names), as torch.distributed.broadcast_object_list."""
+    group = _require('broadcast_object_list')
+    if not (isinstance(src, (int, np.integer)) and 0 <= src < group.size):
+        raise ValueError(f"tensorlite.distributed.broadcast_object_list: src must be a rank in "
+                         f"0..{group.size - 1}, got {src!r}")
+    if group.comm is None or group.size == 1:
+        return None
+    received = group.comm.bcast(list(object_list) if group.rank == src else None, root=int(src))
+    if len(received) != len(object_list):
+        raise ValueError(f"tensorlite.distributed.broadcast_object_list: rank {src} sent "
+                         f"{len(received)} objects, this rank's list holds {len(object_list)}")
+    object_list[:] = received
+    return None
+
+
+def all_gather_object(object_list, obj):
+    """object_list[r] = rank r's `obj` (small picklable objects), as
+    torch.distributed.all_gather_object; object_list must hold world-size entries."""
+    group = _require('all_gather_object')
+    if len(object_list) != group.size:
+        raise ValueError(f"tensorlite.distributed.all_gather_object: object_list must hold "
+                         f"{group.size} entries (the world size), got {len(object_list)}")
+    object_list[:] = [obj] if group.comm is None else group.comm.allgather(obj)
     return None

@@ -102,6 +102,11 @@ try:
 except ValueError as e:
     errors.append(str(e))
 report(errors=errors)
+names = ['mine %d' % rank, rank]
+dist.broadcast_object_list(names, src=1)
+gathered = [None, None]
+dist.all_gather_object(gathered, {'rank': rank})
+report(objects=names, gathered=gathered)
 dist.barrier()
 '''
 
@@ -124,6 +129,8 @@ def test_collectives_on_two_ranks(tmp_path):
         assert 'different tensors' in messages[0] and 'shape (2, 3) float32' in messages[0] \
             and 'shape (3, 3) float32' in messages[0]
         assert 'float32' in messages[1] and 'float64' in messages[1]
+        assert got[r]['objects'] == ['mine 1', 1]
+        assert got[r]['gathered'] == [{'rank': 0}, {'rank': 1}]
 
 
 CUDA_SIMULATED = '''
