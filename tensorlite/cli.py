@@ -567,6 +567,19 @@ def epochs_finished(info):
     return done
 
 
+def join_mpi_job():
+    """Under `mpiexec -n N`, join the process group (tensorlite.distributed) and keep the console
+    to rank 0: the other ranks' stdout goes to /dev/null (errors still reach stderr). Returns
+    (rank, world size); (0, 1) for a plain process."""
+    from . import distributed
+    if distributed.launched_by_mpi() and not distributed.is_initialized():
+        distributed.init_process_group()
+    rank, world = distributed.get_rank(), distributed.get_world_size()
+    if rank != 0:
+        sys.stdout = open(os.devnull, 'w')
+    return rank, world
+
+
 def cmd_train(args):
     from . import data as D
     from .train import evaluate, fit
@@ -577,8 +590,13 @@ def cmd_train(args):
         check_plots_available()
     if args.resume and not args.out:
         raise usage_error("--resume needs --out, the folder holding last.npz")
+    rank, world = join_mpi_job()
     if args.out is None:
-        args.out = default_run_folder(args.model)
+        from . import distributed
+        chosen = [default_run_folder(args.model)]
+        if world > 1:                        # rank 0's clock names the run for every rank
+            distributed.broadcast_object_list(chosen, src=0)
+        args.out = chosen[0]
         print(f"saving the run to {args.out} (no --out given)")
     elif not args.resume and os.path.exists(os.path.join(args.out, CHECKPOINT_NAME)):
         raise usage_error(f"--out {args.out!r} already holds a run ({CHECKPOINT_NAME}); pass "
@@ -645,12 +663,31 @@ def cmd_train(args):
                 if args.val_split > 0 else None
     except ValueError as e:                    # e.g. a family that needs more frames
         raise usage_error(str(e)) from None
-    train_loader = D.DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
-                                seed=args.seed, num_workers=args.workers)
-    val_loader = None if val_set is None else D.DataLoader(val_set, batch_size=args.batch_size,
-                                                           seed=args.seed, num_workers=args.workers)
+    if args.sync_bn:
+        from .nn import SyncBatchNorm
+        model = SyncBatchNorm.convert_sync_batchnorm(model)
+    if world > 1:
+        from .nn.parallel import DistributedDataParallel
+        model = DistributedDataParallel(model)       # rank 0's initial weights on every rank
+        train_loader = D.DataLoader(train_set, batch_size=args.batch_size, seed=args.seed,
+                                    num_workers=args.workers,
+                                    sampler=D.DistributedSampler(train_set, shuffle=not args.no_shuffle,
+                                                                 seed=args.seed))
+        val_loader = None if val_set is None else D.DataLoader(
+            val_set, batch_size=args.batch_size, seed=args.seed, num_workers=args.workers,
+            sampler=D.DistributedSampler(val_set, shuffle=False))
+    else:
+        train_loader = D.DataLoader(train_set, batch_size=args.batch_size,
+                                    shuffle=not args.no_shuffle, seed=args.seed,
+                                    num_workers=args.workers)
+        val_loader = None if val_set is None else D.DataLoader(
+            val_set, batch_size=args.batch_size, seed=args.seed, num_workers=args.workers)
     print_run_start(config, train_set, val_set)
     print(recipe_line)
+    if world > 1:
+        print(f"data parallel: {world} processes (mpiexec), each {len(train_loader)} batches of "
+              f"{args.batch_size} per epoch: a global batch of {args.batch_size * world} clips"
+              + ("; BatchNorm synchronized across them (--sync-bn)" if args.sync_bn else ""))
     optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay)
     scheduler = make_scheduler(args.scheduler, optimizer, args.epochs, args.warmup_epochs)
     from .train.checkpoint import CheckpointError
@@ -848,6 +885,7 @@ def cmd_compare(args):
             raise usage_error(f"--families must be comma-separated names among "
                               f"{', '.join(CLASS_FAMILIES)}, got {args.families!r}")
     from . import compare
+    join_mpi_job()
     jobs = args.jobs if args.jobs is not None else compare.default_jobs()
     records = compare.run_compare(models=models, families=families, quick=args.quick,
                                   seed=args.seed, device=args.device,
@@ -1206,7 +1244,7 @@ def build_parser():
     p.add_argument('--epochs', type=_non_negative_int, default=None,
                    help="default: the model's recipe (compare's; printed when the run starts)")
     p.add_argument('--batch-size', type=_positive(int, '--batch-size'), default=None,
-                   help="default: the model's recipe (16)")
+                   help="clips per batch, per process under mpiexec (default: the model's recipe, 16)")
     p.add_argument('--lr', type=_positive(float, '--lr'), default=None,
                    help="learning rate (default: the model's recipe, e.g. 1e-3)")
     p.add_argument('--optimizer', choices=('sgd', 'adam', 'adamw'), default=None,
@@ -1221,6 +1259,11 @@ def build_parser():
                         "after each third of the epochs) or cosine (to 0) (default none)")
     p.add_argument('--warmup-epochs', type=_non_negative_int, default=None,
                    help='epochs of linear warmup before the schedule (default 0)')
+    p.add_argument('--no-shuffle', action='store_true',
+                   help='keep the training clips in order (no reshuffling per epoch)')
+    p.add_argument('--sync-bn', action='store_true',
+                   help='convert BatchNorm layers to SyncBatchNorm: batch statistics over every '
+                        'process of an mpiexec run')
     p.add_argument('--frames', type=_positive(int, '--frames'), default=None,
                    help=f'frames per clip (default {DEFAULT_FRAMES})')
     p.add_argument('--size', type=_positive(int, '--size'), default=None,

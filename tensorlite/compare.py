@@ -302,6 +302,9 @@ def run_compare(models=None, families=None, quick=False, seed=0, device='cpu', p
                 f"{record['accuracy']:6.1%}  reversed {record['reversed_accuracy']:6.1%}  "
                 f"shuffled {record['shuffled_accuracy']:6.1%}  ({record['train_seconds']:.1f} s)")
 
+    from . import distributed
+    if distributed.get_world_size() > 1:
+        return _run_on_ranks(cells, clips, quick, seed, device, report)
     if jobs == 1 or len(cells) == 1:
         test_clips = QUICK_TEST_CLIPS if quick else TEST_CLIPS
         data = {family: (render_family(family, clips[family], seed),
@@ -317,6 +320,30 @@ def run_compare(models=None, families=None, quick=False, seed=0, device='cpu', p
     for record in _run_in_workers(cells, clips, quick, seed, device, jobs):
         done[record['model'], record['family']] = record
         report(record)
+    return [done[cell] for cell in cells]
+
+
+def _run_on_ranks(cells, clips, quick, seed, device, report):
+    """run_compare under `mpiexec -n N` (an initialized process group of N ranks): the cells,
+    longest first, are dealt out round-robin to the ranks; each rank trains its own (one after the
+    other, with the data rendered from the same seed as a single process would), and every rank
+    gets every record (all_gather_object), returned in model-major order. `jobs` is not used:
+    the ranks are the workers."""
+    from . import distributed
+    rank, world = distributed.get_rank(), distributed.get_world_size()
+    ordered = sorted(cells, key=lambda cell: -_cell_cost(*cell, quick))
+    test_clips = QUICK_TEST_CLIPS if quick else TEST_CLIPS
+    mine, data = [], {}
+    for model, family in ordered[rank::world]:
+        if family not in data:
+            data[family] = (render_family(family, clips[family], seed),
+                            render_family(family, test_clips, seed + TEST_SEED_OFFSET))
+        mine.append(train_and_test(model, family, quick=quick, seed=seed, device=device,
+                                   data=data[family]))
+        report(mine[-1])
+    gathered = [None] * world
+    distributed.all_gather_object(gathered, mine)
+    done = {(r['model'], r['family']): r for part in gathered for r in part}
     return [done[cell] for cell in cells]
 
 

@@ -183,7 +183,9 @@ def fit(model, train_loader, val_loader=None, loss_fn=None, optimizer=None, sche
         raise ValueError(f"fit: nonfinite must be one of {NONFINITE}, got {nonfinite!r}")
     if not any(progress is p or (isinstance(progress, str) and progress == p) for p in PROGRESS):
         raise ValueError(f"fit: progress must be True, False or 'epochs', got {progress!r}")
-    bars, lines = progress is True, progress in (True, 'epochs')
+    from .. import distributed
+    world, main_rank = distributed.get_world_size(), distributed.get_rank() == 0
+    bars, lines = progress is True and main_rank, progress in (True, 'epochs') and main_rank
     if clip_grad_norm is not None and not clip_grad_norm > 0:
         raise ValueError(f"fit: clip_grad_norm must be a positive number or None, "
                          f"got {clip_grad_norm!r}")
@@ -196,7 +198,8 @@ def fit(model, train_loader, val_loader=None, loss_fn=None, optimizer=None, sche
 
     checkpoint_path = None
     if checkpoint_dir is not None:
-        os.makedirs(checkpoint_dir, exist_ok=True)
+        if main_rank:
+            os.makedirs(checkpoint_dir, exist_ok=True)
         checkpoint_path = os.path.join(os.fspath(checkpoint_dir), CHECKPOINT_NAME)
         if history_path is None:
             history_path = os.path.join(os.fspath(checkpoint_dir), 'history')
@@ -205,7 +208,8 @@ def fit(model, train_loader, val_loader=None, loss_fn=None, optimizer=None, sche
                   'loss_fn': getattr(loss_fn, '__name__', type(loss_fn).__name__),
                   'optimizer': type(optimizer).__name__,
                   'scheduler': None if scheduler is None else type(scheduler).__name__,
-                  'train_loader_seed': getattr(train_loader, 'seed', None), _EPOCH_COUNT: True}
+                  'train_loader_seed': getattr(train_loader, 'seed', None), _EPOCH_COUNT: True,
+                  'world_size': world}
     run_config.update(config or {})
 
     history, start_epoch = [], 0
@@ -219,6 +223,11 @@ def fit(model, train_loader, val_loader=None, loss_fn=None, optimizer=None, sche
             start_epoch += 1                  # an older checkpoint: its epoch counted from 0
             for row in history:
                 row['epoch'] = row['epoch'] + 1
+        saved_world = (info['config'] or {}).get('world_size', 1)
+        if saved_world != world:
+            warnings.warn(f"fit: resuming from {checkpoint_path}, a run of {saved_world} "
+                          f"process(es), with {world}: each process's share of the data differs, "
+                          f"so the run will not repeat the uninterrupted one exactly")
         saved_seed = (info['config'] or {}).get('train_loader_seed')
         if saved_seed != run_config['train_loader_seed']:
             warnings.warn(f"fit: resuming from {checkpoint_path}, whose run used a training loader "
@@ -253,8 +262,11 @@ def fit(model, train_loader, val_loader=None, loss_fn=None, optimizer=None, sche
                 loss = loss_fn(output, target)
                 loss_value = float(loss.item())
                 cause = None
+                elsewhere = world > 1 and _nonfinite_elsewhere(loss_value)
                 if not math.isfinite(loss_value):
                     cause = f"the loss is {loss_value}: " + _nonfinite_cause(model, inputs, target)
+                elif elsewhere:
+                    cause = "another rank's loss is not finite (its error names the cause)"
                 else:
                     loss.backward()
                     cause = _nonfinite_gradient(model)
@@ -289,6 +301,9 @@ def fit(model, train_loader, val_loader=None, loss_fn=None, optimizer=None, sche
             if bars:
                 bar.close()
         train_seconds = time.perf_counter() - started
+        if world > 1:                              # the epoch's numbers over every rank's clips
+            total_loss, correct, counted, clips, skipped = _sum_over_ranks(
+                total_loss, correct, counted, clips, skipped)
 
         val_loss = val_accuracy = None
         if val_loader is not None:
@@ -321,7 +336,7 @@ def fit(model, train_loader, val_loader=None, loss_fn=None, optimizer=None, sche
                 f"fit: after epoch {epoch + 1} {broken}; the model was not saved"
                 + (f" ({checkpoint_path} holds the last finite epoch)"
                    if checkpoint_path is not None and os.path.exists(checkpoint_path) else ""))
-        if checkpoint_path is not None:
+        if checkpoint_path is not None and main_rank:
             state = dict(model=model, optimizer=optimizer, scheduler=scheduler, epoch=epoch + 1,
                          rng_state=capture_rng_state(), config=run_config,
                          extra={'history': history})
@@ -329,9 +344,29 @@ def fit(model, train_loader, val_loader=None, loss_fn=None, optimizer=None, sche
             if val_accuracy is not None and (best is None or val_accuracy > best):
                 best = val_accuracy
                 save_checkpoint(best_path, **state)
-        if history_path is not None:
+        if history_path is not None and main_rank:
             write_history(history, history_path)
+        if world > 1 and checkpoint_path is not None:
+            distributed.barrier()            # the checkpoint is on disk before any rank goes on
     return history
+
+
+def _nonfinite_elsewhere(loss_value):
+    """Under data parallelism every rank must skip (or stop at) the same batches, or their
+    collectives fall out of step: one all-reduce of a flag says whether any rank's loss is not
+    finite."""
+    from .. import distributed
+    flag = Tensor(np.array([0.0 if math.isfinite(loss_value) else 1.0]))
+    distributed.all_reduce(flag, op='max', check=False)
+    return bool(flag.numpy()[0])
+
+
+def _sum_over_ranks(*numbers):
+    from .. import distributed
+    totals = Tensor(np.array(numbers, np.float64))
+    distributed.all_reduce(totals, check=False)
+    values = totals.numpy().tolist()
+    return values[0], int(values[1]), int(values[2]), int(values[3]), int(values[4])
 
 
 def _count_nonfinite(array):
@@ -548,8 +583,41 @@ def _predict(model, loader, loss_fn, device, progress, input_transform=None, des
         model.train(was_training)
     if clips == 0:
         raise ValueError("evaluate: the loader yielded no batches")
-    return (np.concatenate(all_scores), np.concatenate(all_labels),
-            total_loss / clips if loss_fn is not None else None)
+    scores, labels = np.concatenate(all_scores), np.concatenate(all_labels)
+    sharded = _gather_shards(loader, scores, labels, total_loss, clips)
+    if sharded is not None:
+        scores, labels, total_loss, clips = sharded
+    return scores, labels, total_loss / clips if loss_fn is not None else None
+
+
+def _gather_shards(loader, scores, labels, total_loss, clips):
+    """Under data parallelism, a loader whose sampler is a DistributedSampler saw only this rank's
+    shard: gather every rank's scores and labels (all ranks get all of them), put them back in
+    the dataset's order and drop the sampler's padding, so that the metrics are those of the
+    whole dataset. None when the loader is not sharded. The loss sums every rank's clips,
+    padding included (at most world size - 1 repeated clips)."""
+    from .. import distributed
+    sampler = getattr(loader, 'sampler', None)
+    if (sampler is None or getattr(sampler, 'num_replicas', 1) <= 1
+            or distributed.get_world_size() <= 1):
+        return None
+    from ..autograd.tensor import Tensor as _T
+    world = distributed.get_world_size()
+    indices = np.asarray(list(sampler), np.int64)
+    if len(indices) != len(scores):
+        raise ValueError(f"evaluate: the sampler gives {len(indices)} clips to this rank but the "
+                         f"loader yielded {len(scores)}")
+    parts = {}
+    for name, array in (('scores', np.ascontiguousarray(scores, np.float64)),
+                        ('labels', labels.astype(np.int64)), ('indices', indices)):
+        gathered = [_T(np.zeros_like(array)) for _ in range(world)]
+        distributed.all_gather(gathered, _T(array))
+        parts[name] = np.concatenate([g.numpy() for g in gathered])
+    totals = _T(np.array([total_loss, clips], np.float64))
+    distributed.all_reduce(totals)
+    order = np.unique(parts['indices'], return_index=True)[1]     # first copy of each index
+    return (parts['scores'][order].astype(scores.dtype), parts['labels'][order],
+            float(totals.numpy()[0]), int(totals.numpy()[1]))
 
 
 def evaluate(model, loader, loss_fn=None, device='cpu', num_classes=None, topk=(1, 5),
