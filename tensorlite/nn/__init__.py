@@ -18,6 +18,7 @@ from .local_response_norm import LocalResponseNorm  # noqa: F401
 from .loss import BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss  # noqa: F401
 from .module import Module, Parameter  # noqa: F401
 from .normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, LayerNorm  # noqa: F401
+from .sync_batch_norm import SyncBatchNorm  # noqa: F401
 from .spacetime import (DividedSpaceTimeAttention, FactorizedDotProductAttention,  # noqa: F401
                         FactorizedSelfAttention, JointSpaceTimeAttention)
 from .rnn import GRU, LSTM, GRUCell, LSTMCell  # noqa: F401
