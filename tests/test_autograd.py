@@ -199,6 +199,145 @@ def test_retain_grad_keeps_a_non_leaf_gradient():
     np.testing.assert_allclose(h.grad.numpy(), 2 * h.numpy())
 
 
+# ---- post-accumulate-grad hooks and end-of-backward callbacks ------------------------------------
+
+def _record_grads(t, log, tag=None):
+    """A post-accumulate hook that logs (tag, a copy of t.grad) each time it runs."""
+    return t.register_post_accumulate_grad_hook(
+        lambda u: log.append((tag, u.grad.numpy().copy())))
+
+
+def test_post_accumulate_hook_runs_once_after_the_sum_of_every_contribution():
+    x, w = leaf(4), leaf(4, seed=1)
+    log = []
+    _record_grads(x, log)
+    y = (x * x + x * 3 + w * x).sum()          # x reaches y along four edges, from three nodes
+    y.backward()
+    assert len(log) == 1
+    np.testing.assert_allclose(log[0][1], 2 * x.numpy() + 3 + w.numpy())
+
+
+def test_post_accumulate_hook_waits_for_the_last_contribution():
+    x, w = leaf(3), leaf(3, seed=1)
+    log = []
+    _record_grads(x, log, 'x')
+    w.register_post_accumulate_grad_hook(lambda u: log.append(('w', x.grad is not None)))
+    h = x
+    for i in range(10):                      # x is used first and last: its two contributions
+        h = h * 1.1                          # arrive at both ends of backward, w's in between
+        if i == 5:
+            h = h * w
+    (h + x).sum().backward()
+    assert [tag for tag, _ in log] == ['w', 'x']
+    assert log[0][1]                         # x already had a part of its gradient, no hook yet
+    np.testing.assert_allclose(log[1][1], 1.1 ** 10 * w.numpy() + 1)
+
+
+def test_post_accumulate_hook_with_retain_graph_and_accumulating_backwards():
+    x = leaf(3)
+    log = []
+    handle = _record_grads(x, log)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()                               # the hook sees the accumulated .grad
+    (x * 5).sum().backward()
+    assert len(log) == 3
+    np.testing.assert_allclose(log[0][1], 2 * x.numpy())
+    np.testing.assert_allclose(log[1][1], 4 * x.numpy())
+    np.testing.assert_allclose(log[2][1], 4 * x.numpy() + 5)
+    handle.remove()
+    (x * 1).sum().backward()
+    assert len(log) == 3
+
+
+def test_post_accumulate_hook_on_a_root_leaf_and_with_backward_inputs():
+    x, w = leaf(3), leaf(3, seed=1)
+    log = []
+    _record_grads(x, log, 'x')
+    _record_grads(w, log, 'w')
+    x.backward(gradient=tl.ones(3, dtype=tl.float64))
+    assert [tag for tag, _ in log] == ['x']
+    (x * w).sum().backward(inputs=[w])         # only w accumulates, so only w's hook runs
+    assert [tag for tag, _ in log] == ['x', 'w']
+    np.testing.assert_allclose(log[1][1], x.numpy())
+
+
+def test_post_accumulate_hooks_do_not_run_for_autograd_grad():
+    x = leaf(3)
+    log = []
+    _record_grads(x, log)
+    tl.autograd.grad((x * x).sum(), x)
+    assert log == [] and x.grad is None
+
+
+def test_post_accumulate_hook_errors():
+    x = leaf(3)
+    with pytest.raises(RuntimeError, match='only be registered on leaf tensors'):
+        (x * 2).register_post_accumulate_grad_hook(lambda t: None)
+    with pytest.raises(RuntimeError, match='does not require grad'):
+        tl.zeros(3).register_post_accumulate_grad_hook(lambda t: None)
+    handle = x.register_post_accumulate_grad_hook(lambda t: t.grad)
+    with pytest.raises(RuntimeError, match='must return None'):
+        x.sum().backward()
+    handle.remove()
+
+
+def test_without_a_live_post_accumulate_hook_the_engine_never_looks_for_one(monkeypatch):
+    from tensorlite.autograd import tensor as tensor_module
+    x = leaf(3)
+    handle = x.register_post_accumulate_grad_hook(lambda t: None)
+    alive = tensor_module.post_accumulate_hooks_alive
+    handle.remove()
+    handle.remove()                            # a second remove changes nothing
+    assert tensor_module.post_accumulate_hooks_alive == alive - 1
+
+    def looked(t):
+        raise AssertionError('the engine looked for post-accumulate hooks')
+    monkeypatch.setattr(tensor_module, 'post_accumulate_hooks_alive', 0)
+    monkeypatch.setattr(tl.Tensor, '_post_accumulate_hooks', property(looked))
+    w = leaf(3, seed=1)
+    (x * w + x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), w.numpy() + 1)
+
+
+def test_queue_callback_runs_at_the_end_of_backward_in_order():
+    from tensorlite.autograd.engine import queue_callback
+    a, b = leaf(3), leaf(3, seed=1)
+    log = []
+
+    def hook(t):
+        log.append('hook')
+        if len(log) == 1:
+            queue_callback(lambda: log.append(('first', a.grad is not None, b.grad is not None)))
+            queue_callback(lambda: queue_callback(lambda: log.append('queued by a callback')))
+    handles = [t.register_post_accumulate_grad_hook(hook) for t in (a, b)]
+    (a * b).sum().backward()
+    assert log == ['hook', 'hook', ('first', True, True), 'queued by a callback']
+    log.clear()
+    (a * b).sum().backward()                  # the callbacks belonged to the previous backward
+    assert log.count('queued by a callback') == 1
+    for h in handles:
+        h.remove()
+    with pytest.raises(RuntimeError, match='no backward is in progress'):
+        queue_callback(lambda: None)
+
+
+def test_a_backward_that_raises_drops_its_callbacks():
+    from tensorlite.autograd.engine import queue_callback
+    x = leaf(3)
+    log = []
+
+    def hook(t):
+        queue_callback(lambda: log.append('ran'))
+        raise ValueError('hook fails')
+    handle = x.register_post_accumulate_grad_hook(hook)
+    with pytest.raises(ValueError, match='hook fails'):
+        x.sum().backward()
+    handle.remove()
+    x.sum().backward()
+    assert log == []
+
+
 def test_in_place_change_of_a_saved_input_is_detected_and_names_the_op():
     x = leaf(3)
     b = x * 2

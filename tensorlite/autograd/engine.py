@@ -8,12 +8,55 @@
 4. After a node has run, its saved arrays are freed unless `retain_graph=True`.
 
 `backward()` accumulates into leaves' `.grad`; `grad()` returns the gradients instead.
+
+Two notifications, for DistributedDataParallel and anyone who needs to act while backward runs:
+- `Tensor.register_post_accumulate_grad_hook(hook)`: hook(leaf) once the leaf's `.grad` holds its
+  whole gradient for this backward. Step 2 also counts each hooked leaf's incoming edges; the hooks
+  run when the last contribution has been accumulated. Only when such a hook exists anywhere.
+- `queue_callback(fn)`, called during a backward: fn() runs when that backward has finished.
 """
+import threading
+
 import numpy as np
 
 from .. import _recorder, backend
+from . import tensor as _tensor
 from .grad_mode import set_grad_enabled
 from .tensor import Tensor, _wrap
+
+_local = threading.local()            # .callbacks: one list per backward in progress (nesting)
+
+
+def queue_callback(fn):
+    """Run fn() once the backward (or `grad`) in progress has finished, after every leaf's `.grad`
+    is final, in the order queued (PyTorch's `Variable._execution_engine.queue_callback`). Only
+    valid while a backward runs -- from a hook. A backward that raises drops its callbacks."""
+    frames = getattr(_local, 'callbacks', None)
+    if not frames:
+        raise RuntimeError("queue_callback: no backward is in progress (call it from a hook that "
+                           "runs during backward)")
+    frames[-1].append(fn)
+
+
+class _CallbackFrame:
+    """`with _CallbackFrame():` around one backward: callbacks queued inside run at its end."""
+
+    def __enter__(self):
+        frames = getattr(_local, 'callbacks', None)
+        if frames is None:
+            frames = _local.callbacks = []
+        self.callbacks = []
+        frames.append(self.callbacks)
+
+    def __exit__(self, kind, value, traceback):
+        try:
+            if kind is None:
+                k = 0
+                while k < len(self.callbacks):        # a callback may queue another
+                    self.callbacks[k]()
+                    k += 1
+        finally:
+            _local.callbacks.pop()
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
@@ -23,13 +66,17 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     grads = _root_grads(tensors, grad_tensors)
     keep = create_graph if retain_graph is None else retain_graph
     handed = _Handed(grads)
-    if inputs is None:
-        _run(tensors, grads, keep, create_graph, targets=None, handed=handed)
-        return
-    inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-    for t, g in zip(inputs, _run(tensors, grads, keep, create_graph, targets=inputs, handed=handed)):
-        if g is not None:
-            _accumulate_leaf(t, g, create_graph, handed)
+    with _CallbackFrame():
+        if inputs is None:
+            _run(tensors, grads, keep, create_graph, targets=None, handed=handed)
+            return
+        inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        captured = _run(tensors, grads, keep, create_graph, targets=inputs, handed=handed)
+        for t, g in zip(inputs, captured):
+            if g is not None:
+                _accumulate_leaf(t, g, create_graph, handed)
+                if t._post_accumulate_hooks:
+                    _run_post_accumulate_hooks(t)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
@@ -42,7 +89,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             raise RuntimeError(f"grad: input {k} does not require grad")
     grads = _root_grads(outputs, grad_outputs)
     keep = create_graph if retain_graph is None else retain_graph
-    result = _run(outputs, grads, keep, create_graph, targets=inputs, handed=_Handed(grads))
+    with _CallbackFrame():
+        result = _run(outputs, grads, keep, create_graph, targets=inputs, handed=_Handed(grads))
     for k, g in enumerate(result):
         if g is None and not allow_unused:
             raise RuntimeError(f"grad: input {k} (shape {tuple(inputs[k].shape)}) is not part of the "
@@ -119,6 +167,13 @@ def _run_hooks(hooks, g, handed):
     return g
 
 
+def _run_post_accumulate_hooks(t):
+    for hook in list(t._post_accumulate_hooks):
+        if hook(t) is not None:
+            raise RuntimeError(f"a post-accumulate-grad hook must return None, {hook!r} returned "
+                               "a value (it may change tensor.grad in place instead)")
+
+
 def _accumulate_leaf(t, g, create_graph, handed):
     if not create_graph:
         if t.grad is None:
@@ -148,11 +203,26 @@ def _run(roots, root_grads, keep_graph, create_graph, targets, handed):
             k = leaf_slot[id(t)]
             captured[k] = _add(captured[k], g)
 
+    # id(leaf) -> contributions still to come, for leaves with post-accumulate hooks (accumulating
+    # backward only); stays empty, and costs nothing, while no such hook exists
+    pending = {}
+    track = targets is None and _tensor.post_accumulate_hooks_alive > 0
+
+    def leaf_arrived(t):
+        n = pending.get(id(t))
+        if n is None:
+            return
+        if n > 1:
+            pending[id(t)] = n - 1
+        else:
+            del pending[id(t)]
+            _run_post_accumulate_hooks(t)
+
     with set_grad_enabled(create_graph):
-        buffers, root_nodes = {}, []
+        buffers, root_nodes, root_leaves = {}, [], []
         for t, g in zip(roots, root_grads):
             if t.grad_fn is None:
-                deliver_leaf(t, g)
+                root_leaves.append((t, g))
                 continue
             node = t.grad_fn
             buf = buffers.setdefault(node, [None] * len(node.output_meta))
@@ -170,6 +240,16 @@ def _run(roots, root_grads, keep_graph, create_graph, targets, handed):
                     if child not in seen:
                         seen.add(child)
                         stack.append(child)
+                elif track and e is not None and e._post_accumulate_hooks:
+                    pending[id(e)] = pending.get(id(e), 0) + 1
+        if track:
+            for t, _ in root_leaves:
+                if t._post_accumulate_hooks:
+                    pending[id(t)] = pending.get(id(t), 0) + 1
+        for t, g in root_leaves:
+            deliver_leaf(t, g)
+            if pending:
+                leaf_arrived(t)
 
         ready = [n for n in root_nodes if deps.get(n, 0) == 0]
         while ready:
@@ -197,8 +277,11 @@ def _run(roots, root_grads, keep_graph, create_graph, targets, handed):
                     if deps[child] == 0:
                         buffers.setdefault(child, [None] * len(child.output_meta))
                         ready.append(child)
-                elif g is not None:
-                    deliver_leaf(e, g)
+                else:
+                    if g is not None:
+                        deliver_leaf(e, g)
+                    if pending:
+                        leaf_arrived(e)
             if not keep_graph:
                 node._free()
     return captured

@@ -31,6 +31,20 @@ class RemovableHandle:
     def remove(self):
         if self._hook in self._hooks:
             self._hooks.remove(self._hook)
+            return True
+        return False
+
+
+# How many post-accumulate-grad hooks are registered and not removed: while none is, the engine
+# does not count leaves' incoming edges at all.
+post_accumulate_hooks_alive = 0
+
+
+class _PostAccumulateHandle(RemovableHandle):
+    def remove(self):
+        global post_accumulate_hooks_alive
+        if super().remove():
+            post_accumulate_hooks_alive -= 1
 
 
 _SUPPORTED = frozenset(dtypes.SUPPORTED)
@@ -54,6 +68,7 @@ class Tensor:
     """
     __array_ufunc__ = None          # ndarray (op) Tensor defers to Tensor's reflected operator
     __array_priority__ = 1000
+    _post_accumulate_hooks = ()     # a leaf's own list once one is registered
 
     def __init__(self, data, requires_grad=False, *, _grad_fn=None, _out_idx=0, _vc=None):
         _check_array(data)
@@ -263,6 +278,23 @@ class Tensor:
         hooks = self._hooks if self.grad_fn is None else self.grad_fn._output_hooks(self._out_idx)
         hooks.append(hook)
         return RemovableHandle(hooks, hook)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """`hook(tensor) -> None` runs once per backward, after this leaf's `.grad` holds its whole
+        gradient for that backward (every contribution accumulated: a parameter used twice gets one
+        call, after the sum). Not run by `tl.autograd.grad`, which accumulates nothing. Returns a
+        handle with `.remove()`."""
+        global post_accumulate_hooks_alive
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that does not require grad")
+        if self.grad_fn is not None:
+            raise RuntimeError("post-accumulate-grad hooks can only be registered on leaf tensors "
+                               "(this one was made by an operation)")
+        if '_post_accumulate_hooks' not in self.__dict__:
+            self._post_accumulate_hooks = []
+        self._post_accumulate_hooks.append(hook)
+        post_accumulate_hooks_alive += 1
+        return _PostAccumulateHandle(self._post_accumulate_hooks, hook)
 
     def retain_grad(self):
         """Keep the gradient of a non-leaf tensor in `.grad` after backward."""

@@ -6,6 +6,7 @@ state-dict keys and default initialization.
 """
 from .. import functional  # noqa: F401  (nn.functional, as torch.nn.functional)
 from . import init  # noqa: F401
+from . import parallel  # noqa: F401  (nn.parallel.DistributedDataParallel)
 from . import utils  # noqa: F401
 from .activation import (GELU, Dropout, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU,  # noqa: F401
                          Softmax, Softplus, Tanh)
