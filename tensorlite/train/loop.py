@@ -184,7 +184,13 @@ def fit(model, train_loader, val_loader=None, loss_fn=None, optimizer=None, sche
     if not any(progress is p or (isinstance(progress, str) and progress == p) for p in PROGRESS):
         raise ValueError(f"fit: progress must be True, False or 'epochs', got {progress!r}")
     from .. import distributed
-    world, main_rank = distributed.get_world_size(), distributed.get_rank() == 0
+    from ..nn.parallel import DistributedDataParallel
+    # data parallel when the model is wrapped in DistributedDataParallel: then the ranks train one
+    # model together (printing and files on rank 0); otherwise each rank trains its own
+    # (compare's cells under mpiexec) and fit behaves as in a single process
+    parallel = isinstance(model, DistributedDataParallel) and distributed.get_world_size() > 1
+    world = distributed.get_world_size() if parallel else 1
+    main_rank = distributed.get_rank() == 0 or not parallel
     bars, lines = progress is True and main_rank, progress in (True, 'epochs') and main_rank
     if clip_grad_norm is not None and not clip_grad_norm > 0:
         raise ValueError(f"fit: clip_grad_norm must be a positive number or None, "
