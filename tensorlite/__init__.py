@@ -4,7 +4,11 @@ kernels, for studying and training video-understanding models.
     import tensorlite as tl
     import tensorlite.functional as F
 """
-from . import backend as _backend
+from . import _rank_threads
+
+_rank_threads.share_cores_between_ranks()  # under mpiexec: the cores shared out, before any pool
+
+from . import backend as _backend  # noqa: E402
 
 _backend.prepare_simulation()       # TENSORLITE_SIMULATE_CUDA=1: Numba's simulator, chosen in time
 _backend.prepare_cpu_threads()      # OpenMP's passive wait policy, before Numba starts its pool

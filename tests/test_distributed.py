@@ -171,3 +171,28 @@ def test_a_rank_that_raises_ends_the_job_without_a_hang(tmp_path):
         ''', check=False, timeout=120)
     assert done.returncode != 0 and 'rank 1 fails' in done.stderr
     assert time.monotonic() - started < 60
+
+
+def test_ranks_on_one_machine_share_its_cores(monkeypatch):
+    """Under mpiexec every rank would start thread pools as large as the machine (4 min 14 s for
+    what takes 13 s with the cores shared): the variables the user left unset are cores // ranks."""
+    import os
+    from tensorlite import _rank_threads
+    monkeypatch.setattr(_rank_threads, '_decided', {})
+    for name in _rank_threads.THREAD_VARIABLES + ('PMI_SIZE', 'MPI_LOCALNRANKS',
+                                                  'OMPI_COMM_WORLD_SIZE',
+                                                  'OMPI_COMM_WORLD_LOCAL_SIZE', 'PMIX_SIZE'):
+        monkeypatch.delenv(name, raising=False)
+    assert _rank_threads.share_cores_between_ranks() == {}           # not under mpiexec
+    monkeypatch.setenv('PMI_SIZE', '8')
+    monkeypatch.setenv('MPI_LOCALNRANKS', '2')                       # 2 of the 8 on this machine
+    monkeypatch.setenv('OPENBLAS_NUM_THREADS', '3')                  # the user's choice stays
+    monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: set(range(8)), raising=False)
+    decided = _rank_threads.share_cores_between_ranks()
+    assert decided == {'OMP_NUM_THREADS': '4', 'MKL_NUM_THREADS': '4', 'NUMBA_NUM_THREADS': '4'}
+    assert os.environ['OPENBLAS_NUM_THREADS'] == '3'
+    monkeypatch.setattr(_rank_threads, '_decided', {})
+    for name in _rank_threads.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv('MPI_LOCALNRANKS', '16')                      # more ranks than cores
+    assert set(_rank_threads.share_cores_between_ranks().values()) == {'1'}
