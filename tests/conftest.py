@@ -28,6 +28,9 @@ if not _has_gpu():
     if _numba_config.ENABLE_CUDASIM:
         from tensorlite.testing import simcupy
         simcupy.patch_numba_simulator()
+        if os.environ.get('TENSORLITE_RECORD_LAUNCHES'):    # the gpu-report's signatures
+            from tensorlite.kernels.cuda import _launches
+            _launches.record_to(os.environ['TENSORLITE_RECORD_LAUNCHES'])
 
 # Small, deterministic property tests: the suite must stay fast on 2 cores.
 settings.register_profile('default', max_examples=12, deadline=None, derandomize=True,
