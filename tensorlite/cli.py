@@ -1095,6 +1095,20 @@ def cmd_bench(args):
     return EXIT_OK
 
 
+def cmd_gpu_report(args):
+    """Every CUDA twin compiled by NVIDIA's compilers (no GPU needed): kernels/cuda/_report.py."""
+    from .kernels.cuda import _report
+    try:
+        result = _report.report(args.arch)
+    except (RuntimeError, ValueError) as e:
+        raise CLIError(str(e), EXIT_MISSING if 'not installed' in str(e) else EXIT_FAILED)
+    print(_report.table(result))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(result, f, indent=1)
+    return EXIT_OK
+
+
 # ---- info ---------------------------------------------------------------------------------------
 
 def collect_info():
@@ -1410,6 +1424,12 @@ def build_parser():
     p.add_argument('--list', action='store_true', help='list the benchmarks and stop')
     p.add_argument('--timeout', type=_positive(float, '--timeout'), default=3600.0,
                    help='seconds each benchmark may run before it is killed (default 3600)')
+
+    # gpu-report
+    p = command('gpu-report', cmd_gpu_report, 'compile every CUDA kernel with NVIDIA\'s compilers '
+                '(pip install .[gpu-check]; no GPU needed): registers, spills, float64, occupancy')
+    p.add_argument('--arch', default='sm_80', help='sm_80 (default), sm_86, sm_89 or sm_90')
+    p.add_argument('--json', help='write the records as JSON here')
 
     # info
     p = command('info', cmd_info, 'versions, CPUs, CUDA, models, synthetic families',
