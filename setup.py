@@ -4,6 +4,11 @@ packages = ['tensorlite', 'tensorlite.autograd', 'tensorlite.functional', 'tenso
             'tensorlite.kernels.cpu', 'tensorlite.kernels.cuda', 'tensorlite.nn', 'tensorlite.data',
             'tensorlite.optim', 'tensorlite.train', 'tensorlite.models']
 
+# GPU checks that need no GPU (issue 20), in the test extra so CI runs them: every CUDA kernel
+# compiled by NVIDIA's compilers (tensorlite gpu-report): libNVVM and ptxas of one CUDA release,
+# which agree (12.9's NVVM emits PTX 8.8, which its ptxas reads)
+gpu_check = ['nvidia-cuda-nvcc-cu12==12.9.86']
+
 setup(
     name='tensorlite',
     version='0.1.0',
@@ -20,9 +25,11 @@ setup(
     entry_points={'console_scripts': ['tensorlite = tensorlite.cli:main']},
     extras_require={
         # the distributed tests run in CI: mpi4py and an MPICH runtime (mpiexec) from wheels
-        'test': ['pytest>=7', 'hypothesis>=6.80', 'matplotlib>=3.7', 'mpi4py>=4.0', 'mpich'],
+        'test': ['pytest>=7', 'hypothesis>=6.80', 'matplotlib>=3.7', 'mpi4py>=4.0', 'mpich']
+                + gpu_check,
         'dist': ['mpi4py>=4.0', 'mpich'],
         'gpu': ['cupy-cuda12x'],
+        'gpu-check': gpu_check,
         'plot': ['matplotlib>=3.7'],
         'bench': ['torch==2.13.0', 'opencv-python-headless'],
     },
