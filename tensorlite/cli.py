@@ -1095,6 +1095,12 @@ def cmd_bench(args):
     return EXIT_OK
 
 
+GPU_REPORT_EXAMPLES = """examples:
+  tensorlite gpu-report
+  tensorlite gpu-report --arch sm_90 --json gpu-sm_90.json
+"""
+
+
 def cmd_gpu_report(args):
     """Every CUDA twin compiled by NVIDIA's compilers (no GPU needed): kernels/cuda/_report.py."""
     from .kernels.cuda import _report
@@ -1427,7 +1433,8 @@ def build_parser():
 
     # gpu-report
     p = command('gpu-report', cmd_gpu_report, 'compile every CUDA kernel with NVIDIA\'s compilers '
-                '(pip install .[gpu-check]; no GPU needed): registers, spills, float64, occupancy')
+                '(pip install .[gpu-check]; no GPU needed): registers, spills, float64, occupancy',
+                examples=GPU_REPORT_EXAMPLES)
     p.add_argument('--arch', default='sm_80', help='sm_80 (default), sm_86, sm_89 or sm_90')
     p.add_argument('--json', help='write the records as JSON here')
 
