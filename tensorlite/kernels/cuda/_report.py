@@ -155,9 +155,9 @@ def toolkit():
              os.path.join(home, 'nvvm', 'libdevice'): os.path.join(root, 'nvvm', 'libdevice')}
     for link, target in links.items():
         if os.path.realpath(link) != os.path.realpath(target):
-            if os.path.lexists(link):
-                os.remove(link)
-            os.symlink(target, link)
+            tmp = f'{link}.{os.getpid()}'
+            os.symlink(target, tmp)
+            os.replace(tmp, link)               # atomic: reports started together agree
     return home, os.path.join(root, 'bin', 'ptxas')
 
 
