@@ -70,16 +70,17 @@ occupancy = blocks/SM * warps_per_block / max_warps_per_sm"""
 
 
 def threads_per_block(kernel):
-    """The block size the launch wrapper of `kernel` ('conv._vol2col') uses on a GPU."""
-    from . import _grid
+    """The block size the launch wrapper of `kernel` ('conv._vol2col') uses on a GPU (read from the
+    modules in the compiling process, where they hold their GPU values)."""
+    from . import _grid, conv, flow, norm
+    assert not _grid.SIMULATED, 'under the simulator the modules hold the simulated block sizes'
     if kernel == 'conv._depthwise_bwd_weight':
-        return 64                                       # conv.REDUCE_THREADS on a GPU
-    if kernel.startswith('norm.') and kernel not in ('norm._channel_affine',
-                                                     'norm._channel_input_grad',
-                                                     'norm._row_norm_param_grad'):
-        return 128                                      # norm.THREADS on a GPU
+        return conv.REDUCE_THREADS
+    if kernel in ('norm._channel_shifted_sums', 'norm._channel_grad_sums', 'norm._row_norm_fwd',
+                  'norm._row_norm_input_grad'):
+        return norm.THREADS                             # a block per slab or row
     if kernel.startswith('flow.'):
-        return 32 * 8                                   # flow.BLOCK on a GPU
+        return flow.BLOCK[0] * flow.BLOCK[1]
     return _grid.GPU_THREADS
 
 
