@@ -425,7 +425,10 @@ def index_put(x, key, value):
 def _along_dim(xp, index, dim):
     """The full index tuple that reads x[..., index[...], ...] along `dim` at every position of
     `index` (PyTorch's gather semantics; not take_along_axis, which broadcasts a smaller index)."""
-    grid = list(xp.indices(index.shape, sparse=True))
+    # the sparse grid of np.indices(shape, sparse=True), which CuPy's indices does not offer
+    ndim = index.ndim
+    grid = [xp.arange(n).reshape((1,) * i + (n,) + (1,) * (ndim - i - 1))
+            for i, n in enumerate(index.shape)]
     grid[dim] = index
     return tuple(grid)
 

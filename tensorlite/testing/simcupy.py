@@ -29,8 +29,11 @@ What it does not model:
 Only CuPy names that tensorlite calls or may call on a device array are here (`FUNCTIONS`,
 `UFUNCS`, `ndarray.METHODS`: its `xp.` calls and the array methods of its ops); asking for another
 raises AttributeError naming it, so a new call in tensorlite shows up as missing from the stand-in
-instead of silently working on the host.
+instead of silently working on the host.  Each takes CuPy's signature, not NumPy's: a keyword only
+NumPy accepts raises TypeError.  tests/test_simcupy_api.py checks every public name here, except
+`MACHINERY`, against real CuPy (name, signature, keywords) when CuPy imports.
 """
+import inspect
 import numbers
 import sys
 import threading
@@ -42,6 +45,10 @@ NUMPY_NAMES = ('bool_', 'dtype', 'e', 'finfo', 'float16', 'float32', 'float64', 
                'int8', 'int16', 'int32', 'int64', 'intp', 'nan', 'newaxis', 'pi', 'uint8')
 for _name in NUMPY_NAMES:
     globals()[_name] = getattr(np, _name)
+
+# The stand-in's own names, which are not CuPy's (every other public name here must be CuPy's)
+MACHINERY = ('NUMPY_NAMES', 'MACHINERY', 'FUNCTION_SIGNATURES', 'FUNCTIONS', 'CREATION_SIGNATURES',
+             'CREATION', 'UFUNCS', 'SWITCH_INTERVAL', 'host_view', 'patch_numba_simulator')
 
 _IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct "
              "a NumPy array explicitly.")
@@ -87,18 +94,44 @@ class ndarray:
     __slots__ = ('_a', '__weakref__')
     __array_ufunc__ = None           # NumPy's ufuncs and operators refuse it (no silent host work)
 
-    # Methods CuPy's ndarray has and tensorlite calls; each runs NumPy's on the wrapped array.
-    METHODS = ('all', 'any', 'argmax', 'argmin', 'astype', 'copy', 'cumsum', 'fill', 'max', 'mean',
-               'min', 'nonzero', 'prod', 'ravel', 'repeat', 'reshape', 'squeeze', 'std', 'sum',
-               'swapaxes', 'take', 'transpose', 'var', 'view')
+    # Methods CuPy's ndarray has and tensorlite calls, with CuPy's signatures (without self; from
+    # CuPy 14.2's docstrings, checked by tests/test_simcupy_api.py); each runs NumPy's on the
+    # wrapped array after the call is bound to CuPy's signature.
+    METHOD_SIGNATURES = {
+        'all': lambda axis=None, out=None, keepdims=False: None,
+        'any': lambda axis=None, out=None, keepdims=False: None,
+        'argmax': lambda axis=None, out=None, dtype=None, keepdims=False: None,
+        'argmin': lambda axis=None, out=None, dtype=None, keepdims=False: None,
+        'astype': lambda dtype, order='K', casting=None, subok=None, copy=True: None,
+        'copy': lambda order='C': None,
+        'cumsum': lambda axis=None, dtype=None, out=None: None,
+        'fill': lambda value: None,
+        'max': lambda axis=None, out=None, keepdims=False: None,
+        'mean': lambda axis=None, dtype=None, out=None, keepdims=False: None,
+        'min': lambda axis=None, out=None, keepdims=False: None,
+        'nonzero': lambda: None,
+        'prod': lambda axis=None, dtype=None, out=None, keepdims=None: None,
+        'ravel': lambda order='C': None,
+        'repeat': lambda repeats, axis=None: None,
+        'reshape': lambda *shape, order='C', copy=None: None,
+        'squeeze': lambda axis=None: None,
+        'std': lambda axis=None, dtype=None, out=None, ddof=0, keepdims=False: None,
+        'sum': lambda axis=None, dtype=None, out=None, keepdims=False: None,
+        'swapaxes': lambda axis1, axis2: None,
+        'take': lambda indices, axis=None, out=None: None,
+        'transpose': lambda *axes: None,
+        'var': lambda axis=None, dtype=None, out=None, ddof=0, keepdims=False: None,
+        'view': lambda dtype=None, type=None: None,
+    }
+    METHODS = tuple(METHOD_SIGNATURES)
 
     def __init__(self, array):
         self._a = array
 
     def __getattr__(self, name):
         if name in ndarray.METHODS:
-            method = getattr(self._a, name)
-            return lambda *args, **kwargs: _device_call(method, f'ndarray.{name}', args, kwargs)
+            return _cupy_signed(getattr(self._a, name), f'ndarray.{name}',
+                                _METHOD_SIGNATURES[name])
         raise AttributeError(f"the simulated CuPy ndarray does not model .{name} (see "
                              "tensorlite/testing/simcupy.py)")
 
@@ -129,9 +162,9 @@ class ndarray:
     def __array__(self, dtype=None, copy=None):
         raise TypeError(_IMPLICIT)
 
-    def get(self):
-        """A host (NumPy) copy."""
-        return self._a.copy()
+    def get(self, stream=None, order='C', out=None, blocking=True):
+        """A host (NumPy) copy (calls are synchronous here: stream and blocking change nothing)."""
+        return asnumpy(self, stream=stream, order=order, out=out, blocking=blocking)
 
     def item(self):
         return self._a.item()
@@ -147,9 +180,6 @@ class ndarray:
 
     def __int__(self):
         return int(self._a)
-
-    def __index__(self):
-        return self._a.__index__()
 
     def __len__(self):
         return len(self._a)
@@ -185,33 +215,71 @@ def _operator(name):
 for _name in ('add', 'sub', 'mul', 'truediv', 'floordiv', 'mod', 'pow', 'matmul', 'and', 'or',
               'xor', 'eq', 'ne', 'lt', 'le', 'gt', 'ge'):
     for _form in (f'__{_name}__', f'__r{_name}__', f'__i{_name}__'):
-        if hasattr(np.ndarray, _form):
+        # CuPy's ndarray has no __imatmul__ (`a @= b` rebinds a to a new array there)
+        if hasattr(np.ndarray, _form) and _form != '__imatmul__':
             setattr(ndarray, _form, _operator(_form))
 for _form in ('__neg__', '__pos__', '__abs__', '__invert__'):
     setattr(ndarray, _form, (lambda op: lambda self: _wrap(op(self._a)))(getattr(np.ndarray, _form)))
 ndarray.__hash__ = None
+_METHOD_SIGNATURES = {name: inspect.signature(f) for name, f in ndarray.METHOD_SIGNATURES.items()}
 
 
 # ---- the module's functions ---------------------------------------------------------------------------
-# Functions of CuPy that tensorlite calls on device arrays, each NumPy's on the wrapped arrays.
-FUNCTIONS = ('abs', 'arctan', 'argmax', 'broadcast_to', 'clip', 'concatenate', 'copyto', 'einsum',
-             'expand_dims', 'floor', 'indices', 'isfinite', 'matmul', 'pad', 'sign', 'split',
-             'sqrt', 'stack', 'take_along_axis', 'where', 'tri')
+# Functions of CuPy that tensorlite calls on device arrays, each NumPy's on the wrapped arrays, with
+# CuPy's signature (CuPy 14.2's, checked by tests/test_simcupy_api.py).  A call is bound to CuPy's
+# signature before NumPy runs, so what CuPy refuses (a NumPy-only keyword such as clip's min=, an
+# argument NumPy defaults and CuPy requires such as take_along_axis's axis) raises TypeError here.
+# A keyword CuPy has and NumPy lacks (argmax's dtype=) still fails, in NumPy: stricter, not looser.
+FUNCTION_SIGNATURES = {
+    'argmax': lambda a, axis=None, dtype=None, out=None, keepdims=False: None,
+    'broadcast_to': lambda array, shape: None,
+    'clip': lambda a, a_min, a_max, out=None: None,
+    'concatenate': lambda tup, axis=0, out=None, *, dtype=None, casting='same_kind': None,
+    'copyto': lambda dst, src, casting='same_kind', where=None: None,
+    'einsum': lambda *operands, **kwargs: None,
+    'expand_dims': lambda a, axis: None,
+    'indices': lambda dimensions, dtype=int: None,
+    'matmul': lambda *args, axes=None, axis=None, keepdims=False, casting='same_kind', dtype=None,
+    signature=None, order='K', out=None: None,
+    'pad': lambda array, pad_width, mode='constant', **kwargs: None,
+    'split': lambda ary, indices_or_sections, axis=0: None,
+    'stack': lambda tup, axis=0, out=None, *, dtype=None, casting='same_kind': None,
+    'take_along_axis': lambda a, indices, axis: None,
+    'where': lambda condition, x=None, y=None: None,
+    'tri': lambda N, M=None, k=0, dtype=float: None,
+}
+FUNCTIONS = tuple(FUNCTION_SIGNATURES)
 # Creation functions whose arguments are shapes and dtypes, not arrays.
-CREATION = ('arange', 'empty', 'full', 'ones', 'zeros')
-# Universal functions (called, or used with .at).
+CREATION_SIGNATURES = {
+    'arange': lambda start, stop=None, step=1, dtype=None: None,
+    'empty': lambda shape, dtype=float, order='C': None,
+    'full': lambda shape, fill_value, dtype=None, order='C': None,
+    'ones': lambda shape, dtype=float, order='C': None,
+    'zeros': lambda shape, dtype=float, order='C': None,
+}
+CREATION = tuple(CREATION_SIGNATURES)
+# Universal functions (called, or used with .at); CuPy's abs, arctan, ... are ufuncs too.
 UFUNCS = ('add', 'subtract', 'multiply', 'true_divide', 'maximum', 'minimum', 'exp', 'log', 'tanh',
           'equal', 'not_equal', 'less', 'less_equal', 'greater', 'greater_equal', 'logical_and',
-          'logical_or', 'logical_not', 'negative', 'power')
+          'logical_or', 'logical_not', 'negative', 'power', 'abs', 'arctan', 'floor', 'isfinite',
+          'sign', 'sqrt')
 
 
-def _function(name):
-    fn = getattr(np, name)
+def _cupy_signed(fn, name, signature_of):
+    """`fn` (NumPy's) on the wrapped arrays, taking only the arguments CuPy's signature binds;
+    `signature_of` is that signature or a function that has it."""
+    signature = (signature_of if isinstance(signature_of, inspect.Signature)
+                 else inspect.signature(signature_of))
 
     def device_function(*args, **kwargs):
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"cupy.{name}{signature}: {e}") from None
         return _device_call(fn, name, args, kwargs)
-    device_function.__name__ = device_function.__qualname__ = name
-    device_function.__doc__ = f"cupy.{name}, simulated by numpy.{name} on the wrapped arrays."
+    device_function.__name__ = device_function.__qualname__ = name.rpartition('.')[2]
+    device_function.__doc__ = f"cupy.{name}, simulated by numpy's on the wrapped arrays."
+    device_function.__signature__ = signature
     return device_function
 
 
@@ -221,8 +289,20 @@ class ufunc:
     def __init__(self, name):
         self.__name__ = name
         self._np = getattr(np, name)
+        # CuPy's documented ufunc signature: no where=, order=, subok= (NumPy's ufuncs take them)
+        inputs = ['x'] if self._np.nin == 1 else [f'x{i + 1}' for i in range(self._np.nin)]
+        P = inspect.Parameter
+        self.__signature__ = inspect.Signature(
+            [P(x, P.POSITIONAL_ONLY) for x in inputs] +
+            [P('out', P.POSITIONAL_OR_KEYWORD, default=None),
+             P('casting', P.KEYWORD_ONLY, default='same_kind'),
+             P('dtype', P.KEYWORD_ONLY, default=None)])
 
     def __call__(self, *args, **kwargs):
+        try:
+            self.__signature__.bind(*args, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"cupy.{self.__name__}{self.__signature__}: {e}") from None
         return _device_call(self._np, self.__name__, args, kwargs)
 
     def at(self, a, indices, b=None):
@@ -236,27 +316,45 @@ class ufunc:
         return f"<simulated ufunc '{self.__name__}'>"
 
 
-for _name in FUNCTIONS + CREATION:
-    globals()[_name] = _function(_name)
+for _name, _signature in {**FUNCTION_SIGNATURES, **CREATION_SIGNATURES}.items():
+    globals()[_name] = _cupy_signed(getattr(np, _name), _name, _signature)
 for _name in UFUNCS:
     globals()[_name] = ufunc(_name)
 
 
-def _like(np_fn):
-    def like(a, dtype=None, **kwargs):
+def _like(np_fn, first):
+    # CuPy's signature (subok must be None there; full_like's fill_value comes second)
+    P = inspect.Parameter
+    named = [P(first, P.POSITIONAL_OR_KEYWORD)]
+    if np_fn is np.full_like:
+        named.append(P('fill_value', P.POSITIONAL_OR_KEYWORD))
+    signature = inspect.Signature(
+        named + [P(k, P.POSITIONAL_OR_KEYWORD, default=d)
+                 for k, d in (('dtype', None), ('order', 'K'), ('subok', None), ('shape', None))])
+
+    def like(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        named = dict(bound.arguments)
+        a, subok = named.pop(first), named.pop('subok')
         if type(a) is not ndarray:
             raise TypeError(f"{np_fn.__name__}: expected a device array, got {type(a).__name__}")
-        return ndarray(np_fn(a._a, dtype=dtype, **kwargs))
-    like.__name__ = np_fn.__name__
+        if subok is not None:
+            raise TypeError(f"{np_fn.__name__}: subok is not supported (CuPy: None only)")
+        return ndarray(np_fn(a._a, **_unwrap(named, np_fn.__name__)))
+    like.__name__ = like.__qualname__ = np_fn.__name__
+    like.__signature__ = signature
     return like
 
 
-empty_like, zeros_like, ones_like, full_like = (_like(f) for f in (np.empty_like, np.zeros_like,
-                                                                   np.ones_like, np.full_like))
+empty_like, zeros_like, ones_like, full_like = (
+    _like(np.empty_like, 'prototype'), _like(np.zeros_like, 'a'), _like(np.ones_like, 'a'),
+    _like(np.full_like, 'a'))
 
 
-def array(obj, dtype=None, copy=True, order='K', ndmin=0):
-    """A new device array from a device array, a host array, or (nested) Python numbers."""
+def array(obj, dtype=None, copy=True, order='K', subok=False, ndmin=0, *, blocking=False):
+    """A new device array from a device array, a host array, or (nested) Python numbers (every
+    copy is synchronous here: blocking changes nothing)."""
     if type(obj) is ndarray:
         return ndarray(np.array(obj._a, dtype=dtype, copy=copy, order=order, ndmin=ndmin))
     if isinstance(obj, (list, tuple)) and any(type(o) is ndarray for o in obj):
@@ -265,10 +363,18 @@ def array(obj, dtype=None, copy=True, order='K', ndmin=0):
     return ndarray(np.array(obj, dtype=dtype, copy=True, order=order, ndmin=ndmin))
 
 
-def asarray(a, dtype=None, order=None):
-    """`a` itself when it is a device array of that dtype; else a device copy (host -> device)."""
+def asarray(a, dtype=None, order=None, *, copy=None, blocking=False):
+    """`a` itself when it is a device array of that dtype (and copy is not True); else a device
+    copy (host -> device; copy=False then raises ValueError, as in CuPy)."""
     if type(a) is ndarray:
-        return a if dtype is None or a.dtype == np.dtype(dtype) else ndarray(a._a.astype(dtype))
+        if copy is not True and (dtype is None or a.dtype == np.dtype(dtype)):
+            return a
+        if copy is False:
+            raise ValueError("asarray(copy=False): a copy is needed to change the dtype")
+        return ndarray(np.array(a._a, dtype=dtype, order=order or 'K', copy=True))
+    if copy is False:
+        raise ValueError("asarray(copy=False): a host array cannot become a device array without "
+                         "a copy")
     return ndarray(np.array(a, dtype=dtype, order=order or 'K', copy=True))
 
 
@@ -279,9 +385,13 @@ def ascontiguousarray(a, dtype=None):
     return a if c is a._a else ndarray(c)
 
 
-def asnumpy(a, out=None):
-    """A host copy of a device array (a host array passes through, as in CuPy)."""
-    host = a._a.copy() if type(a) is ndarray else np.asarray(a)
+def asnumpy(a, stream=None, order='C', out=None, *, blocking=True):
+    """A host copy of a device array (a host array passes through, as in CuPy); stream and
+    blocking change nothing here, where every call is synchronous."""
+    if type(a) is ndarray:
+        host = np.array(a._a, order=order, copy=True)
+    else:
+        host = np.asarray(a, order=order)
     if out is not None:
         out[...] = host
         return out
