@@ -175,24 +175,26 @@ def test_a_rank_that_raises_ends_the_job_without_a_hang(tmp_path):
 
 def test_ranks_on_one_machine_share_its_cores(monkeypatch):
     """Under mpiexec every rank would start thread pools as large as the machine (4 min 14 s for
-    what takes 13 s with the cores shared): the variables the user left unset are cores // ranks."""
+    what takes 13 s with the cores shared): the variables the user left unset are cores // ranks.
+    The test works on a copy of the environment: the test process's own must not change (Numba
+    refuses another NUMBA_NUM_THREADS once its pool runs)."""
     import os
     from tensorlite import _rank_threads
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in _rank_threads.THREAD_VARIABLES + (
+                       'PMI_SIZE', 'MPI_LOCALNRANKS', 'OMPI_COMM_WORLD_SIZE',
+                       'OMPI_COMM_WORLD_LOCAL_SIZE', 'PMIX_SIZE')}
+    monkeypatch.setattr(os, 'environ', environment)
     monkeypatch.setattr(_rank_threads, '_decided', {})
-    for name in _rank_threads.THREAD_VARIABLES + ('PMI_SIZE', 'MPI_LOCALNRANKS',
-                                                  'OMPI_COMM_WORLD_SIZE',
-                                                  'OMPI_COMM_WORLD_LOCAL_SIZE', 'PMIX_SIZE'):
-        monkeypatch.delenv(name, raising=False)
-    assert _rank_threads.share_cores_between_ranks() == {}           # not under mpiexec
-    monkeypatch.setenv('PMI_SIZE', '8')
-    monkeypatch.setenv('MPI_LOCALNRANKS', '2')                       # 2 of the 8 on this machine
-    monkeypatch.setenv('OPENBLAS_NUM_THREADS', '3')                  # the user's choice stays
     monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: set(range(8)), raising=False)
+    assert _rank_threads.share_cores_between_ranks() == {}           # not under mpiexec
+    environment.update(PMI_SIZE='8', MPI_LOCALNRANKS='2')            # 2 of the 8 on this machine
+    environment['OPENBLAS_NUM_THREADS'] = '3'                        # the user's choice stays
     decided = _rank_threads.share_cores_between_ranks()
     assert decided == {'OMP_NUM_THREADS': '4', 'MKL_NUM_THREADS': '4', 'NUMBA_NUM_THREADS': '4'}
-    assert os.environ['OPENBLAS_NUM_THREADS'] == '3'
+    assert environment['OPENBLAS_NUM_THREADS'] == '3' and environment['NUMBA_NUM_THREADS'] == '4'
     monkeypatch.setattr(_rank_threads, '_decided', {})
     for name in _rank_threads.THREAD_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv('MPI_LOCALNRANKS', '16')                      # more ranks than cores
+        environment.pop(name, None)
+    environment['MPI_LOCALNRANKS'] = '16'                            # more ranks than cores
     assert set(_rank_threads.share_cores_between_ranks().values()) == {'1'}
