@@ -33,14 +33,14 @@ import tempfile
 
 # float64 inside a float32 kernel, on purpose.  Anything else found in a float32 kernel is a defect.
 F64_REASONS = {
+    'attention._softmax_rows_fwd': 'float64 row sum of the exponentials, as on the CPU',
+    'attention._softmax_rows_bwd': 'float64 row sum of dp * p, as on the CPU',
     'conv._depthwise_bwd_weight': 'float64 shared-memory reduction of the weight gradient '
                                   '(a sum over the batch and every output position), as on the CPU',
     'norm._channel_shifted_sums': 'float64 shifted sums for the batch mean and variance, as on the CPU',
     'norm._channel_grad_sums': 'float64 sums of dy and dy * x_hat over a channel, as on the CPU',
     'norm._row_norm_fwd': 'float64 shifted sums for the row mean and variance, as on the CPU',
     'norm._row_norm_input_grad': 'float64 sums of dy and dy * x_hat over a row, as on the CPU',
-    'norm._row_norm_param_grad': 'float64 partial sums of the weight and bias gradients over '
-                                 'blocks of rows, as on the CPU',
 }
 
 # Per-SM limits of the architectures (CUDA C Programming Guide, "Technical Specifications per

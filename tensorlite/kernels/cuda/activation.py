@@ -19,23 +19,28 @@ def _erf(x, out):
 
 @cuda.jit(cache=True)
 def _gelu_fwd(x, y, approximate):
+    f = x.dtype.type                # constants in x's dtype: a Python float would make it float64
+    half, one, k, c, sqrt_half = f(0.5), f(1.0), f(TANH_K), f(TANH_C), f(SQRT_HALF)
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         v = x[i]
         if approximate:
-            y[i] = 0.5 * v * (1.0 + math.tanh(TANH_K * (v + TANH_C * v * v * v)))
+            y[i] = half * v * (one + math.tanh(k * (v + c * v * v * v)))
         else:
-            y[i] = 0.5 * v * (1.0 + math.erf(v * SQRT_HALF))
+            y[i] = half * v * (one + math.erf(v * sqrt_half))
 
 
 @cuda.jit(cache=True)
 def _gelu_bwd(x, gy, gx, approximate):
+    f = x.dtype.type
+    half, one, three, k, c = f(0.5), f(1.0), f(3.0), f(TANH_K), f(TANH_C)
+    sqrt_half, inv_sqrt_2pi = f(SQRT_HALF), f(INV_SQRT_2PI)
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         v = x[i]
         if approximate:
-            t = math.tanh(TANH_K * (v + TANH_C * v * v * v))
-            d = 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * TANH_K * (1.0 + 3.0 * TANH_C * v * v)
+            t = math.tanh(k * (v + c * v * v * v))
+            d = half * (one + t) + half * v * (one - t * t) * k * (one + three * c * v * v)
         else:
-            d = 0.5 * (1.0 + math.erf(v * SQRT_HALF)) + v * INV_SQRT_2PI * math.exp(-0.5 * v * v)
+            d = half * (one + math.erf(v * sqrt_half)) + v * inv_sqrt_2pi * math.exp(-half * v * v)
         gx[i] = gy[i] * d
 
 

@@ -24,32 +24,35 @@ def _softmax_rows_fwd(scores, mask, mask_index, scale, causal, probs):
     has_mask = mask.shape[0] > 0
     col_bcast = mask.shape[2] == 1
     row_bcast = mask.shape[1] == 1
+    f = scores.dtype.type           # constants in the scores' dtype: a Python float is float64
+    zero, neg_inf, scale_t = f(0.0), f(-math.inf), f(scale)
     for row in range(cuda.grid(1), B * L, cuda.gridsize(1)):
         b, i = row // L, row % L
         mb = mask_index[b] if has_mask else 0
         mi = 0 if row_bcast else i
-        end = min(i + 1, S) if causal else S
-        mx = -math.inf
+        end = (i + 1 if i + 1 < S else S) if causal else S     # no builtin min: see docs/gpu.md
+        mx = neg_inf
         for j in range(end):                    # pass 1: logits into probs, their max
-            z = scale * scores[b, i, j]
+            z = scale_t * scores[b, i, j]
             if has_mask:
                 z += mask[mb, mi, 0 if col_bcast else j]
             probs[b, i, j] = z
-            mx = max(mx, z)
-        if mx == -math.inf:                     # every key masked: no softmax, the row is 0
+            if z > mx:
+                mx = z
+        if mx == neg_inf:                       # every key masked: no softmax, the row is 0
             for j in range(S):
-                probs[b, i, j] = 0.0
+                probs[b, i, j] = zero
             continue
-        total = 0.0
+        total = 0.0                             # float64, as on the CPU (F64_REASONS)
         for j in range(end):
             e = math.exp(probs[b, i, j] - mx)
             probs[b, i, j] = e
             total += e
-        r = 1.0 / total
+        r = f(1.0 / total)
         for j in range(end):
             probs[b, i, j] *= r
         for j in range(end, S):
-            probs[b, i, j] = 0.0
+            probs[b, i, j] = zero
 
 
 @cuda.jit(cache=True)
@@ -57,9 +60,10 @@ def _softmax_rows_bwd(probs, grad_probs, grad_scores):
     B, L, S = probs.shape
     for row in range(cuda.grid(1), B * L, cuda.gridsize(1)):
         b, i = row // L, row % L
-        d = 0.0
+        d = 0.0                                 # float64, as on the CPU (F64_REASONS)
         for j in range(S):
             d += grad_probs[b, i, j] * probs[b, i, j]
+        d = probs.dtype.type(d)
         for j in range(S):
             grad_scores[b, i, j] = probs[b, i, j] * (grad_probs[b, i, j] - d)
 
@@ -67,13 +71,15 @@ def _softmax_rows_bwd(probs, grad_probs, grad_scores):
 @cuda.jit(cache=True)
 def _online_softmax_block(s, m, l, alpha):
     R, C = s.shape
+    zero = s.dtype.type(0.0)        # in s's dtype, as on the CPU: a Python float is float64
     for i in range(cuda.grid(1), R, cuda.gridsize(1)):
         mx = m[i]
         for j in range(C):
-            mx = max(mx, s[i, j])
-        shift = mx if mx != -math.inf else 0.0
+            if s[i, j] > mx:                    # no builtin max: see docs/gpu.md
+                mx = s[i, j]
+        shift = mx if mx != -math.inf else zero
         a = math.exp(m[i] - shift)
-        t = 0.0
+        t = zero
         for j in range(C):
             e = math.exp(s[i, j] - shift)
             s[i, j] = e

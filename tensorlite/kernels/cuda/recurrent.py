@@ -16,7 +16,8 @@ from . import _grid
 
 @cuda.jit(device=True)
 def _sigmoid(x):
-    return 0.5 * math.tanh(0.5 * x) + 0.5
+    half = type(x)(0.5)             # in x's dtype: a Python float would make float32 float64
+    return half * math.tanh(half * x) + half
 
 
 @cuda.jit(cache=True)
@@ -46,6 +47,7 @@ def _lstm_fwd(x_gates, h_gates, h_prev, c_prev, valid, act, h, c, tanh_c):
 @cuda.jit(cache=True)
 def _lstm_bwd(dy, dh_rec, act, tanh_c, c_prev, valid, dh, dc, dgates):
     N, H = dh.shape
+    one = act.dtype.type(1)         # an int 1 with a float32 would compute in float64
     for e in range(cuda.grid(1), N * H, cuda.gridsize(1)):
         n, j = e // H, e % H
         if not valid[n]:
@@ -59,11 +61,11 @@ def _lstm_bwd(dy, dh_rec, act, tanh_c, c_prev, valid, dh, dc, dgates):
         o = act[n, 3 * H + j]
         tc = tanh_c[n, j]
         gh = dy[n, j] + dh_rec[n, j] + dh[n, j]
-        gc = dc[n, j] + gh * o * (1 - tc * tc)
-        dgates[n, j] = gc * g * i * (1 - i)
-        dgates[n, H + j] = gc * c_prev[n, j] * f * (1 - f)
-        dgates[n, 2 * H + j] = gc * i * (1 - g * g)
-        dgates[n, 3 * H + j] = gh * tc * o * (1 - o)
+        gc = dc[n, j] + gh * o * (one - tc * tc)
+        dgates[n, j] = gc * g * i * (one - i)
+        dgates[n, H + j] = gc * c_prev[n, j] * f * (one - f)
+        dgates[n, 2 * H + j] = gc * i * (one - g * g)
+        dgates[n, 3 * H + j] = gh * tc * o * (one - o)
         dc[n, j] = gc * f
         dh[n, j] = 0
 
@@ -90,6 +92,7 @@ def _gru_fwd(x_gates, h_gates, b_hn, h_prev, valid, act, hn, h):
 @cuda.jit(cache=True)
 def _gru_bwd(dy, dh_rec, act, hn, h_prev, valid, dh, dgates_x, dgates_h):
     N, H = dh.shape
+    one = act.dtype.type(1)         # an int 1 with a float32 would compute in float64
     for e in range(cuda.grid(1), N * H, cuda.gridsize(1)):
         n, j = e // H, e % H
         if not valid[n]:
@@ -102,9 +105,9 @@ def _gru_bwd(dy, dh_rec, act, hn, h_prev, valid, dh, dgates_x, dgates_h):
         z = act[n, H + j]
         nn = act[n, 2 * H + j]
         gh = dy[n, j] + dh_rec[n, j] + dh[n, j]
-        dzn = gh * (1 - z) * (1 - nn * nn)
-        dr = dzn * hn[n, j] * r * (1 - r)
-        dz = gh * (h_prev[n, j] - nn) * z * (1 - z)
+        dzn = gh * (one - z) * (one - nn * nn)
+        dr = dzn * hn[n, j] * r * (one - r)
+        dz = gh * (h_prev[n, j] - nn) * z * (one - z)
         dgates_x[n, j] = dr
         dgates_x[n, H + j] = dz
         dgates_x[n, 2 * H + j] = dzn

@@ -4,11 +4,12 @@ signatures; the transforms and the layout of P are described there).
 Thread mapping (grid-stride loops, launch sizes from _grid.py): one element of the loop is one
 tile of one channel -- (c, p) for the input transform and the output transforms, (co, ci) for the
 filter transforms.  Its thread gathers the tile (zero outside the volume), applies the 1-D
-transform along each axis in a local 64-element array (float64), and writes its 64 (or 8, or 27)
-results.  Consecutive threads take consecutive tiles p, so the writes of V and M (the large
-arrays) are coalesced.  No two threads write one element: no atomics.
+transform along each axis in a local 64-element array, and writes its 64 (or 8, or 27) results.
+The local arrays and the constants are in the arrays' dtype, as on the CPU: a Python float would
+make a float32 transform compute in float64.  Consecutive threads take consecutive tiles p, so
+the writes of V and M (the large arrays) are coalesced.  No two threads write one element: no
+atomics.
 """
-import numba
 from numba import cuda
 
 from . import _grid
@@ -45,7 +46,8 @@ def _input_transform(x, pt, ph, pw, n_t, n_h, n_w, row0, v):
     n, c_in, t_in, h_in, w_in = x.shape                 # read once: see _grid.py
     p_all = v.shape[2]
     rows = p_all // (n * n_w)
-    d = cuda.local.array(64, numba.float64)             # (i, j, k) of one tile
+    d = cuda.local.array(64, x.dtype)                   # (i, j, k) of one tile
+    zero = x.dtype.type(0)
     for idx in range(cuda.grid(1), c_in * p_all, cuda.gridsize(1)):
         c = idx // p_all
         p = idx - c * p_all
@@ -59,7 +61,7 @@ def _input_transform(x, pt, ph, pw, n_t, n_h, n_w, row0, v):
                     if 0 <= it < t_in and 0 <= ih < h_in and 0 <= iw < w_in:
                         d[(i * 4 + j) * 4 + k] = x[b, c, it, ih, iw]
                     else:
-                        d[(i * 4 + j) * 4 + k] = 0.0
+                        d[(i * 4 + j) * 4 + k] = zero
         for q in range(16):
             _bt(d, q * 4, 1)                            # along W
         for q in range(16):
@@ -76,8 +78,9 @@ def _output_transform(m, bias, has_bias, row0, y):
     n_h, n_w = (o_h + 1) // 2, (o_w + 1) // 2
     p_all = m.shape[2]
     rows = p_all // (n * n_w)
-    s1 = cuda.local.array(32, numba.float64)            # (i, eh, ew): A^T along T
-    s2 = cuda.local.array(16, numba.float64)            # (i, j, ew): then along H
+    s1 = cuda.local.array(32, m.dtype)                  # (i, eh, ew): A^T along T
+    s2 = cuda.local.array(16, m.dtype)                  # (i, j, ew): then along H
+    zero = m.dtype.type(0)
     for idx in range(cuda.grid(1), c_out * p_all, cuda.gridsize(1)):
         co = idx // p_all
         p = idx - co * p_all
@@ -92,7 +95,7 @@ def _output_transform(m, bias, has_bias, row0, y):
                 a1, a2 = s1[q + 4], s1[q + 8]
                 s2[i * 8 + k] = s1[q] + a1 + a2
                 s2[i * 8 + 4 + k] = a1 - a2 - s1[q + 12]
-        add = bias[co] if has_bias else 0.0
+        add = bias[co] if has_bias else zero
         for i in range(2):
             for j in range(2):
                 ot, oh = 2 * tt + i, 2 * th + j
@@ -111,16 +114,17 @@ def _output_transform_adjoint(gy, row0, gm):
     n_h, n_w = (o_h + 1) // 2, (o_w + 1) // 2
     p_all = gm.shape[2]
     rows = p_all // (n * n_w)
-    g = cuda.local.array(8, numba.float64)              # (i, j, s): the 2x2x2 tile of gy
-    s1 = cuda.local.array(16, numba.float64)            # (i, j, ew): A along W
-    s2 = cuda.local.array(32, numba.float64)            # (i, eh, ew): then along H
+    g = cuda.local.array(8, gy.dtype)                   # (i, j, s): the 2x2x2 tile of gy
+    s1 = cuda.local.array(16, gy.dtype)                 # (i, j, ew): A along W
+    s2 = cuda.local.array(32, gy.dtype)                 # (i, eh, ew): then along H
+    zero = gy.dtype.type(0)
     for idx in range(cuda.grid(1), c_out * p_all, cuda.gridsize(1)):
         co = idx // p_all
         p = idx - co * p_all
         b, tt, th, tw = _tile(p, rows, n_h, n_w, row0)
         for q in range(8):
             ot, oh, ow = 2 * tt + q // 4, 2 * th + (q // 2) % 2, 2 * tw + q % 2
-            g[q] = gy[b, co, ot, oh, ow] if ot < o_t and oh < o_h and ow < o_w else 0.0
+            g[q] = gy[b, co, ot, oh, ow] if ot < o_t and oh < o_h and ow < o_w else zero
         for q in range(4):
             g0, g1 = g[2 * q], g[2 * q + 1]
             s1[q * 4] = g0
@@ -145,8 +149,9 @@ def _output_transform_adjoint(gy, row0, gm):
 @cuda.jit(cache=True)
 def _filter_transform(w, u):
     c_out, c_in = w.shape[0], w.shape[1]
-    s1 = cuda.local.array(36, numba.float64)            # (et, kh, kw): G along T
-    s2 = cuda.local.array(48, numba.float64)            # (et, eh, kw): then along H
+    s1 = cuda.local.array(36, w.dtype)                  # (et, kh, kw): G along T
+    s2 = cuda.local.array(48, w.dtype)                  # (et, eh, kw): then along H
+    half = w.dtype.type(0.5)
     for idx in range(cuda.grid(1), c_out * c_in, cuda.gridsize(1)):
         co = idx // c_in
         ci = idx - co * c_in
@@ -154,8 +159,8 @@ def _filter_transform(w, u):
             g0, g1, g2 = w[co, ci, 0, q // 3, q % 3], w[co, ci, 1, q // 3, q % 3], \
                 w[co, ci, 2, q // 3, q % 3]
             s1[q] = g0
-            s1[9 + q] = 0.5 * (g0 + g1 + g2)
-            s1[18 + q] = 0.5 * (g0 - g1 + g2)
+            s1[9 + q] = half * (g0 + g1 + g2)
+            s1[18 + q] = half * (g0 - g1 + g2)
             s1[27 + q] = g2
         for et in range(4):
             for k in range(3):
@@ -163,44 +168,45 @@ def _filter_transform(w, u):
                 g0, g1, g2 = s1[q], s1[q + 3], s1[q + 6]
                 o = et * 12 + k
                 s2[o] = g0
-                s2[o + 3] = 0.5 * (g0 + g1 + g2)
-                s2[o + 6] = 0.5 * (g0 - g1 + g2)
+                s2[o + 3] = half * (g0 + g1 + g2)
+                s2[o + 6] = half * (g0 - g1 + g2)
                 s2[o + 9] = g2
         for q in range(16):
             g0, g1, g2 = s2[q * 3], s2[q * 3 + 1], s2[q * 3 + 2]
             u[q * 4, co, ci] = g0
-            u[q * 4 + 1, co, ci] = 0.5 * (g0 + g1 + g2)
-            u[q * 4 + 2, co, ci] = 0.5 * (g0 - g1 + g2)
+            u[q * 4 + 1, co, ci] = half * (g0 + g1 + g2)
+            u[q * 4 + 2, co, ci] = half * (g0 - g1 + g2)
             u[q * 4 + 3, co, ci] = g2
 
 
 @cuda.jit(cache=True)
 def _filter_transform_adjoint(gu, gw):
     c_out, c_in = gw.shape[0], gw.shape[1]
-    s1 = cuda.local.array(48, numba.float64)            # (et, eh, kw): G^T along W
-    s2 = cuda.local.array(36, numba.float64)            # (et, kh, kw): then along H
+    s1 = cuda.local.array(48, gu.dtype)                 # (et, eh, kw): G^T along W
+    s2 = cuda.local.array(36, gu.dtype)                 # (et, kh, kw): then along H
+    half = gu.dtype.type(0.5)
     for idx in range(cuda.grid(1), c_out * c_in, cuda.gridsize(1)):
         co = idx // c_in
         ci = idx - co * c_in
         for q in range(16):
             u0, u1, u2, u3 = gu[q * 4, co, ci], gu[q * 4 + 1, co, ci], gu[q * 4 + 2, co, ci], \
                 gu[q * 4 + 3, co, ci]
-            s1[q * 3] = u0 + 0.5 * (u1 + u2)
-            s1[q * 3 + 1] = 0.5 * (u1 - u2)
-            s1[q * 3 + 2] = 0.5 * (u1 + u2) + u3
+            s1[q * 3] = u0 + half * (u1 + u2)
+            s1[q * 3 + 1] = half * (u1 - u2)
+            s1[q * 3 + 2] = half * (u1 + u2) + u3
         for et in range(4):
             for k in range(3):
                 q = et * 12 + k
                 u0, u1, u2, u3 = s1[q], s1[q + 3], s1[q + 6], s1[q + 9]
                 o = et * 9 + k
-                s2[o] = u0 + 0.5 * (u1 + u2)
-                s2[o + 3] = 0.5 * (u1 - u2)
-                s2[o + 6] = 0.5 * (u1 + u2) + u3
+                s2[o] = u0 + half * (u1 + u2)
+                s2[o + 3] = half * (u1 - u2)
+                s2[o + 6] = half * (u1 + u2) + u3
         for q in range(9):
             u0, u1, u2, u3 = s2[q], s2[9 + q], s2[18 + q], s2[27 + q]
-            gw[co, ci, 0, q // 3, q % 3] = u0 + 0.5 * (u1 + u2)
-            gw[co, ci, 1, q // 3, q % 3] = 0.5 * (u1 - u2)
-            gw[co, ci, 2, q // 3, q % 3] = 0.5 * (u1 + u2) + u3
+            gw[co, ci, 0, q // 3, q % 3] = u0 + half * (u1 + u2)
+            gw[co, ci, 1, q // 3, q % 3] = half * (u1 - u2)
+            gw[co, ci, 2, q // 3, q % 3] = half * (u1 + u2) + u3
 
 
 def input_transform(x, padding, tiles, row0, v):
