@@ -41,6 +41,8 @@ F64_REASONS = {
     'norm._channel_grad_sums': 'float64 sums of dy and dy * x_hat over a channel, as on the CPU',
     'norm._row_norm_fwd': 'float64 shifted sums for the row mean and variance, as on the CPU',
     'norm._row_norm_input_grad': 'float64 sums of dy and dy * x_hat over a row, as on the CPU',
+    'norm._row_norm_param_grad': 'float64 partial sums of the weight and bias gradients over '
+                                 'blocks of rows, as on the CPU',
 }
 
 # Per-SM limits of the architectures (CUDA C Programming Guide, "Technical Specifications per

@@ -30,6 +30,18 @@ def _launch(width, rows):
     return (nx, ny), BLOCK
 
 
+# Builtin min/max of scalars do not compile for Numba 0.68's CUDA target (the simulator runs
+# Python's, so only tensorlite gpu-report sees it); these return what Python's min and max return.
+@cuda.jit(device=True, inline=True)
+def _min(a, b):
+    return b if b < a else a
+
+
+@cuda.jit(device=True, inline=True)
+def _max(a, b):
+    return b if b > a else a
+
+
 # ---- polynomial expansion ------------------------------------------------------------------------
 
 @cuda.jit(cache=True)
@@ -42,7 +54,7 @@ def _poly_rows(image, taps, rows):
         for x in range(start_x, W, step_x):
             s0 = s1 = s2 = numba.float32(0)
             for k in range(-n, n + 1):
-                v = image[y, min(max(x + k, 0), W - 1)]
+                v = image[y, _min(_max(x + k, 0), W - 1)]
                 s0 += taps[0, k + n] * v
                 s1 += taps[1, k + n] * v
                 s2 += taps[2, k + n] * v
@@ -61,7 +73,7 @@ def _poly_cols(rows, taps, consts, coeffs):
         for x in range(start_x, W, step_x):
             f1 = fx = fy = fxx = fyy = fxy = numba.float32(0)
             for k in range(-n, n + 1):
-                yy = min(max(y + k, 0), H - 1)
+                yy = _min(_max(y + k, 0), H - 1)
                 g, tg, ttg = taps[0, k + n], taps[1, k + n], taps[2, k + n]
                 r0, r1, r2 = rows[0, yy, x], rows[1, yy, x], rows[2, yy, x]
                 f1 += g * r0
@@ -104,7 +116,7 @@ def _blur_rows(src, taps, dst):
             c, y = cy // H, cy % H
             s = numba.float32(0)
             for k in range(-n, n + 1):
-                s += taps[k + n] * src[c, y, min(max(x + k, 0), W - 1)]
+                s += taps[k + n] * src[c, y, _min(_max(x + k, 0), W - 1)]
             dst[c, y, x] = s
 
 
@@ -119,7 +131,7 @@ def _blur_cols(src, taps, dst):
             c, y = cy // H, cy % H
             s = numba.float32(0)
             for k in range(-n, n + 1):
-                s += taps[k + n] * src[c, min(max(y + k, 0), H - 1), x]
+                s += taps[k + n] * src[c, _min(_max(y + k, 0), H - 1), x]
             dst[c, y, x] = s
 
 
@@ -144,18 +156,21 @@ def _resize_bilinear(src, value_scale, dst):
     step_x, step_y = cuda.gridsize(2)
     for ci in range(start_y, C * h, step_y):
         for j in range(start_x, w, step_x):
+            # coordinates in the array's type: Python floats and int64 operands would promote
+            # float32 to float64 (the CPU twin computes them in float64)
+            f = src.dtype.type
             c, i = ci // h, ci % h
-            fy = min(max((i + 0.5) * (H / h) - 0.5, 0.0), H - 1.0)
-            y0 = min(int(fy), H - 2) if H > 1 else 0
-            ay = fy - y0
-            y1 = min(y0 + 1, H - 1)
-            fx = min(max((j + 0.5) * (W / w) - 0.5, 0.0), W - 1.0)
-            x0 = min(int(fx), W - 2) if W > 1 else 0
-            ax = fx - x0
-            x1 = min(x0 + 1, W - 1)
-            top = (1 - ax) * src[c, y0, x0] + ax * src[c, y0, x1]
-            bottom = (1 - ax) * src[c, y1, x0] + ax * src[c, y1, x1]
-            dst[c, i, j] = value_scale * ((1 - ay) * top + ay * bottom)
+            fy = _min(_max((f(i) + f(0.5)) * (f(H) / f(h)) - f(0.5), f(0)), f(H - 1))
+            y0 = _min(int(fy), H - 2) if H > 1 else 0
+            ay = fy - f(y0)
+            y1 = _min(y0 + 1, H - 1)
+            fx = _min(_max((f(j) + f(0.5)) * (f(W) / f(w)) - f(0.5), f(0)), f(W - 1))
+            x0 = _min(int(fx), W - 2) if W > 1 else 0
+            ax = fx - f(x0)
+            x1 = _min(x0 + 1, W - 1)
+            top = (f(1) - ax) * src[c, y0, x0] + ax * src[c, y0, x1]
+            bottom = (f(1) - ax) * src[c, y1, x0] + ax * src[c, y1, x1]
+            dst[c, i, j] = value_scale * ((f(1) - ay) * top + ay * bottom)
 
 
 def resize_bilinear(src, value_scale, dst):
@@ -169,22 +184,24 @@ def resize_bilinear(src, value_scale, dst):
 
 @cuda.jit(device=True, inline=True)
 def _border_weight(y, x, H, W, border):
-    d = min(min(y, H - 1 - y), min(x, W - 1 - x))
+    d = _min(_min(y, H - 1 - y), _min(x, W - 1 - x))
     if d >= border:
         return numba.float32(1)
-    return numba.float32((d + 1) / (border + 1))
+    return numba.float32(d + 1) / numba.float32(border + 1)
 
 
 @cuda.jit(device=True, inline=True)
 def _cubic_weight(i, t):
-    # Catmull-Rom weight of tap i = 0..3 (offsets -1, 0, 1, 2), as the CPU twin's cubic_weight
+    # Catmull-Rom weight of tap i = 0..3 (offsets -1, 0, 1, 2), as the CPU twin's cubic_weight,
+    # with constants of t's type (Python numbers would promote float32 to float64)
+    f = type(t)
     if i == 0:
-        return ((-t + 2) * t - 1) * t * 0.5
+        return ((-t + f(2)) * t - f(1)) * t * f(0.5)
     if i == 1:
-        return ((3 * t - 5) * t * t + 2) * 0.5
+        return ((f(3) * t - f(5)) * t * t + f(2)) * f(0.5)
     if i == 2:
-        return ((-3 * t + 4) * t + 1) * t * 0.5
-    return (t - 1) * t * t * 0.5
+        return ((f(-3) * t + f(4)) * t + f(1)) * t * f(0.5)
+    return (t - f(1)) * t * t * f(0.5)
 
 
 @cuda.jit(cache=True)
@@ -194,32 +211,33 @@ def _update_matrices(coeffs0, coeffs1, flow, border, matrices):
     step_x, step_y = cuda.gridsize(2)
     for y in range(start_y, H, step_y):
         for x in range(start_x, W, step_x):
+            f = flow.dtype.type      # as in _resize_bilinear: no float64 (the CPU twin's is)
             dx, dy = flow[0, y, x], flow[1, y, x]
-            fx, fy = x + dx, y + dy
+            fx, fy = f(x) + dx, f(y) + dy
             w = _border_weight(y, x, H, W, border)
-            if not (fx >= 0 and fy >= 0 and fx <= W - 1 and fy <= H - 1):
+            if not (fx >= f(0) and fy >= f(0) and fx <= f(W - 1) and fy <= f(H - 1)):
                 for k in range(MATRICES):
                     matrices[k, y, x] = 0
                 continue
             ix, iy = int(fx), int(fy)
-            tx, ty = fx - ix, fy - iy
+            tx, ty = fx - f(ix), fy - f(iy)
             c1 = c2 = c3 = c4 = c5 = numba.float32(0)
             for i in range(4):
-                yi = min(max(iy - 1 + i, 0), H - 1)
+                yi = _min(_max(iy - 1 + i, 0), H - 1)
                 wy = _cubic_weight(i, ty)
                 for j in range(4):
-                    xj = min(max(ix - 1 + j, 0), W - 1)
+                    xj = _min(_max(ix - 1 + j, 0), W - 1)
                     wij = wy * _cubic_weight(j, tx)
                     c1 += wij * coeffs1[0, yi, xj]
                     c2 += wij * coeffs1[1, yi, xj]
                     c3 += wij * coeffs1[2, yi, xj]
                     c4 += wij * coeffs1[3, yi, xj]
                     c5 += wij * coeffs1[4, yi, xj]
-            axx = (coeffs0[2, y, x] + c3) * 0.5
-            ayy = (coeffs0[3, y, x] + c4) * 0.5
-            axy = (coeffs0[4, y, x] + c5) * 0.25
-            rx = w * ((coeffs0[0, y, x] - c1) * 0.5 + axx * dx + axy * dy)
-            ry = w * ((coeffs0[1, y, x] - c2) * 0.5 + axy * dx + ayy * dy)
+            axx = (coeffs0[2, y, x] + c3) * f(0.5)
+            ayy = (coeffs0[3, y, x] + c4) * f(0.5)
+            axy = (coeffs0[4, y, x] + c5) * f(0.25)
+            rx = w * ((coeffs0[0, y, x] - c1) * f(0.5) + axx * dx + axy * dy)
+            ry = w * ((coeffs0[1, y, x] - c2) * f(0.5) + axy * dx + ayy * dy)
             axx *= w
             ayy *= w
             axy *= w

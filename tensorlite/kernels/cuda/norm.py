@@ -27,6 +27,18 @@ THREADS = _grid.SIM_THREADS if _grid.SIMULATED else 128
 ROW_BLOCKS = 64     # blocks of rows summed separately for layer_norm's weight/bias gradients
 
 
+# Builtin min/max of scalars do not compile for Numba 0.68's CUDA target (the simulator runs
+# Python's, so only tensorlite gpu-report sees it); these return what Python's min and max return.
+@cuda.jit(device=True, inline=True)
+def _min(a, b):
+    return b if b < a else a
+
+
+@cuda.jit(device=True, inline=True)
+def _max(a, b):
+    return b if b > a else a
+
+
 @cuda.jit(device=True)
 def _block_sum2(buf, a, b):
     """The sums of `a` and of `b` over the threads of the block, both in one tree (half the
@@ -105,9 +117,10 @@ def _channel_input_grad(x, dy, mean, rstd, weight, sum_dy, sum_dy_xhat, dx):
         n, rest = e // (C * S), e % (C * S)
         c, i = rest // S, rest % S
         r = rstd[c]
+        count = x.dtype.type(N * S)     # an int64 divisor would promote float32 to float64
         xh = (x[n, c, i] - mean[c]) * r
-        dx[n, c, i] = weight[c] * r * (dy[n, c, i] - sum_dy[c] / (N * S)
-                                       - xh * sum_dy_xhat[c] / (N * S))
+        dx[n, c, i] = weight[c] * r * (dy[n, c, i] - sum_dy[c] / count
+                                       - xh * sum_dy_xhat[c] / count)
 
 
 def _slab_blocks(C, N):
@@ -176,7 +189,7 @@ def _row_norm_fwd(x, weight, bias, eps, y, mean, var, rstd):
         s, ss = _block_sum2(buf, s, ss)
         if t == 0:
             m = s / D
-            v = max(ss / D - m * m, 0.0)
+            v = _max(ss / D - m * m, 0.0)
             mean[r] = k + m
             var[r] = v
             rstd[r] = 1.0 / math.sqrt(v + eps)
@@ -217,7 +230,7 @@ def _row_norm_param_grad(x, dy, mean, rstd, part_w, part_b):
     for t in range(cuda.blockIdx.y, blocks, cuda.gridDim.y):
         for j in range(cuda.grid(1), D, cuda.gridsize(1)):
             sw, sb = 0.0, 0.0
-            for r in range(t * per, min(R, (t + 1) * per)):
+            for r in range(t * per, _min(R, (t + 1) * per)):
                 g = dy[r, j]
                 sw += g * (x[r, j] - mean[r]) * rstd[r]
                 sb += g
