@@ -16,6 +16,20 @@ except ImportError:
 
 needs_mpi = pytest.mark.skipif(not HAVE_MPI, reason='mpi4py is not installed (pip install -e ".[dist]")')
 
+@pytest.fixture
+def world_of_one(monkeypatch):
+    """A process group of one rank, without MPI in the test process (which never initializes MPI:
+    2-rank tests run through run_ranks)."""
+    from tensorlite import distributed as dist
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    monkeypatch.setattr(dist, 'is_mpi_available', lambda: False)
+    dist.init_process_group()
+    yield
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 MPI_TIMEOUT = 240               # seconds a 2-rank test may take before mpiexec is killed
 
 

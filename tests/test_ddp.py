@@ -9,20 +9,8 @@ import pytest
 import tensorlite as tl
 import tensorlite.distributed as dist
 import tensorlite.nn as nn
-from mpi_helpers import needs_mpi, results, run_ranks
+from mpi_helpers import needs_mpi, results, run_ranks, world_of_one  # noqa: F401 (a fixture)
 from tensorlite.nn.parallel import DistributedDataParallel
-
-
-@pytest.fixture
-def world_of_one(monkeypatch):
-    """A process group of one, without MPI (the test process never initializes MPI)."""
-    if dist.is_initialized():
-        dist.destroy_process_group()
-    monkeypatch.setattr(dist, 'is_mpi_available', lambda: False)
-    dist.init_process_group()
-    yield
-    if dist.is_initialized():
-        dist.destroy_process_group()
 
 
 def small_video_net(seed, dtype=tl.float64):

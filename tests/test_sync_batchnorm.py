@@ -23,20 +23,9 @@ from tensorlite.functional import normalization as N
 from tensorlite.nn.sync_batch_norm import sync_batch_norm
 
 from helpers import shapes
-from mpi_helpers import needs_mpi, results, run_ranks
+from mpi_helpers import needs_mpi, results, run_ranks, world_of_one  # noqa: F401 (a fixture)
 
 BATCH_NORM = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.BatchNorm3d}
-
-
-@pytest.fixture
-def world_of_one(monkeypatch):
-    """A process group of one rank, without MPI in the test process (as test_distributed's)."""
-    if dist.is_initialized():
-        dist.destroy_process_group()
-    monkeypatch.setattr(dist, 'is_mpi_available', lambda: False)
-    dist.init_process_group()
-    yield
-    dist.destroy_process_group()
 
 
 def settings_of(case):

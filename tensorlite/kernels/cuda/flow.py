@@ -15,6 +15,7 @@ from numba import cuda
 from ... import backend
 from ..cpu.flow import (COEFFS, MATRICES, check_planar, check_taps, poly_expansion_filters)
 from . import _grid
+from ._device import _max, _min  # builtin min/max do not compile for the CUDA target
 
 # threads per block along x and y; smaller under the simulator, which runs each thread as a Python
 # thread (8 x 4 still exercises blocks that straddle the image edge)
@@ -28,18 +29,6 @@ def _launch(width, rows):
     nx = max(1, min((width + bx - 1) // bx, _grid.MAX_BLOCKS))
     ny = max(1, min((rows + by - 1) // by, _grid.MAX_BLOCKS // nx))
     return (nx, ny), BLOCK
-
-
-# Builtin min/max of scalars do not compile for Numba 0.68's CUDA target (the simulator runs
-# Python's, so only tensorlite gpu-report sees it); these return what Python's min and max return.
-@cuda.jit(device=True, inline=True)
-def _min(a, b):
-    return b if b < a else a
-
-
-@cuda.jit(device=True, inline=True)
-def _max(a, b):
-    return b if b > a else a
 
 
 # ---- polynomial expansion ------------------------------------------------------------------------

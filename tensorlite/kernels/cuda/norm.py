@@ -18,6 +18,7 @@ from numba import cuda, float64
 from ... import backend
 from ..cpu.norm import check_arrays, check_x, combine_grad_sums, combine_stats
 from . import _grid
+from ._device import _max, _min  # builtin min/max do not compile for the CUDA target
 
 # threads of a reduction block: a power of two (the tree sum halves it) and a compile-time constant
 # (the size of the shared buffer), so _grid.use_gpu_launch does not change it; under the simulator,
@@ -25,18 +26,6 @@ from . import _grid
 # strided loops and five levels of the tree sum
 THREADS = _grid.SIM_THREADS if _grid.SIMULATED else 128
 ROW_BLOCKS = 64     # blocks of rows summed separately for layer_norm's weight/bias gradients
-
-
-# Builtin min/max of scalars do not compile for Numba 0.68's CUDA target (the simulator runs
-# Python's, so only tensorlite gpu-report sees it); these return what Python's min and max return.
-@cuda.jit(device=True, inline=True)
-def _min(a, b):
-    return b if b < a else a
-
-
-@cuda.jit(device=True, inline=True)
-def _max(a, b):
-    return b if b > a else a
 
 
 @cuda.jit(device=True)
