@@ -340,6 +340,20 @@ def _count_argument(n):
     return int(value)
 
 
+def check_batch_norm_arguments(op, input, weight, bias, running_mean, running_var):
+    """The checks batch_norm and sync_batch_norm share: an (N, C, *) input, (C,) weight, bias and
+    running statistics, the two statistics together or neither; errors name `op`."""
+    _check_input(op, input, 2, '(N, C, *)')
+    C = input.shape[1]
+    for name, t in (('weight', weight), ('bias', bias)):
+        _check_param(op, name, t, (C,), input)
+    for name, t in (('running_mean', running_mean), ('running_var', running_var)):
+        _check_param(op, name, t, (C,), input, same_dtype=False)
+    if (running_mean is None) != (running_var is None):
+        given = 'running_mean' if running_var is None else 'running_var'
+        raise ValueError(f"{op}: running_mean and running_var go together, got only {given}")
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5, *, num_batches_tracked=None):
     """Normalizes each channel of input (N, C, *) over N and the spatial dims, then y = xhat *
@@ -353,15 +367,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     Running statistics never receive gradients.
     """
     op = 'batch_norm'
-    _check_input(op, input, 2, '(N, C, *)')
-    C = input.shape[1]
-    for name, t in (('weight', weight), ('bias', bias)):
-        _check_param(op, name, t, (C,), input)
-    for name, t in (('running_mean', running_mean), ('running_var', running_var)):
-        _check_param(op, name, t, (C,), input, same_dtype=False)
-    if (running_mean is None) != (running_var is None):
-        given = 'running_mean' if running_var is None else 'running_var'
-        raise ValueError(f"batch_norm: running_mean and running_var go together, got only {given}")
+    check_batch_norm_arguments(op, input, weight, bias, running_mean, running_var)
     if not training:
         if running_mean is None:
             raise ValueError("batch_norm: running_mean and running_var are needed when "

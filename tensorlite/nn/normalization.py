@@ -52,6 +52,15 @@ class _BatchNorm(Module):
             raise ValueError(f"{type(self).__name__}: expected a "
                              f"{' or '.join(f'{d}D' for d in self.expected_dims)} input, got "
                              f"{input.ndim}D input of shape {tuple(input.shape)}")
+        running_mean, running_var, use_batch_stats, factor = self._step_statistics()
+        return F.batch_norm(input, running_mean, running_var, self.weight, self.bias,
+                            use_batch_stats, factor, self.eps)
+
+    def _step_statistics(self):
+        """One forward's (running_mean, running_var, use_batch_stats, momentum factor), counting
+        the batch in num_batches_tracked when training: PyTorch's rules (momentum None is a
+        cumulative moving average; without tracked statistics the batch's are used, also in
+        eval)."""
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.add_(1)
@@ -59,9 +68,8 @@ class _BatchNorm(Module):
                 factor = 1.0 / float(self.num_batches_tracked.item())
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         track = not self.training or self.track_running_stats
-        return F.batch_norm(input, self.running_mean if track else None,
-                            self.running_var if track else None, self.weight, self.bias,
-                            use_batch_stats, factor, self.eps)
+        return (self.running_mean if track else None, self.running_var if track else None,
+                use_batch_stats, factor)
 
     def extra_repr(self):
         return (f'{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, '

@@ -46,7 +46,7 @@ from .. import functional as F
 from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..autograd.tensor import Tensor
-from ..functional.normalization import (_check_input, _check_param, _fused, _pays, batch_layout,
+from ..functional.normalization import (_fused, _pays, batch_layout, check_batch_norm_arguments,
                                         normalize_arrays)
 from .normalization import _BatchNorm
 
@@ -227,15 +227,7 @@ def sync_batch_norm(input, running_mean, running_var, weight=None, bias=None, mo
     batch for running_var).  Every rank must call it (a collective); in a world of one it computes
     what batch_norm does."""
     op = 'SyncBatchNorm'
-    _check_input(op, input, 2, '(N, C, *)')
-    C = input.shape[1]
-    for name, t in (('weight', weight), ('bias', bias)):
-        _check_param(op, name, t, (C,), input)
-    for name, t in (('running_mean', running_mean), ('running_var', running_var)):
-        _check_param(op, name, t, (C,), input, same_dtype=False)
-    if (running_mean is None) != (running_var is None):
-        given = 'running_mean' if running_var is None else 'running_var'
-        raise ValueError(f"{op}: running_mean and running_var go together, got only {given}")
+    check_batch_norm_arguments(op, input, weight, bias, running_mean, running_var)
     if not isinstance(momentum, numbers.Real) or isinstance(momentum, bool):
         raise ValueError(f"{op}: momentum must be a number (the update factor), got {momentum!r}")
     if eps <= 0:
@@ -286,15 +278,7 @@ class SyncBatchNorm(_BatchNorm):
             raise ValueError(f"SyncBatchNorm({self.num_features}): the input of shape "
                              f"{tuple(input.shape)} has {input.shape[1]} channels (dim 1), "
                              f"expected {self.num_features}")
-        factor = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.add_(1)
-            if self.momentum is None:          # cumulative moving average
-                factor = 1.0 / float(self.num_batches_tracked.item())
-        use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
-        track = not self.training or self.track_running_stats
-        running_mean = self.running_mean if track else None
-        running_var = self.running_var if track else None
+        running_mean, running_var, use_batch_stats, factor = self._step_statistics()
         if self.training and _synced():
             return sync_batch_norm(input, running_mean, running_var, self.weight, self.bias,
                                    factor, self.eps)
