@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .runs import folder_transform, model_overrides
+from .runs import clip_sampler, folder_transform, model_overrides, read_frames
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MISSING, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -194,11 +194,6 @@ class SyntheticViews:
         return np.stack([ToTensor()(frames[idx]) for idx in self.sampler(len(frames))])
 
 
-def clip_sampler(frames, training=False, views=1):
-    from .runs import clip_sampler as sampler
-    return sampler(frames, training, views)
-
-
 def make_datasets(config, split, num_clips=None, seed=None, views=1, video_frames=None,
                   skip_bad=False):
     """The dataset of one split ('train', 'val' or 'all') of a run's data, as `config` (the
@@ -276,7 +271,6 @@ class OneVideo:
     be one of the run's classes (e.g. data/jump/clip.mp4 is a 'jump')."""
 
     def __init__(self, path, classes, sampler, transform):
-        from .data import read_video, video_info
         label = os.path.basename(os.path.dirname(os.path.abspath(path)))
         if label not in classes:
             raise usage_error(f"--data {path!r}: a single video is scored against the class named "
@@ -285,21 +279,15 @@ class OneVideo:
                               f"predict")
         self.path, self.classes, self.targets = path, list(classes), [list(classes).index(label)]
         self.sampler, self.transform = sampler, transform
-        self._read, self._info = read_video, video_info
 
     def __len__(self):
         return 1
 
     def __getitem__(self, i):
-        range(1)[i]
-        chosen = self.sampler(self._info(self.path).num_frames)
-        if isinstance(chosen, list):
-            union = np.unique(np.concatenate(chosen))
-            frames, _ = self._read(self.path, frames=union)
-            clip = [frames[np.searchsorted(union, c)] for c in chosen]
-        else:
-            clip, _ = self._read(self.path, frames=chosen)
-        return self.transform(clip), self.targets[0]
+        from .data import video_info
+        range(1)[i]                               # IndexError past the one item
+        chosen = self.sampler(video_info(self.path).num_frames)
+        return self.transform(read_frames(self.path, chosen)), self.targets[0]
 
 
 def skipped_files(dataset):

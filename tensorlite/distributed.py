@@ -281,9 +281,10 @@ def all_reduce(tensor, op='sum', async_op=False, check=True):
     host, copied = _host(tensor)
 
     def finish():
-        if op == 'avg':
-            host[...] = host / group.size if host.dtype.kind == 'f' else host // group.size
-        if copied or op == 'avg':
+        if op == 'avg':                      # in place: host is the tensor's own array if it can
+            divide = np.divide if host.dtype.kind == 'f' else np.floor_divide
+            divide(host, group.size, out=host)
+        if copied:
             _copy_back(tensor, host)
     if async_op:
         return Work(group.comm.Iallreduce(MPI.IN_PLACE, host, op=mpi_op), finish)
@@ -314,13 +315,17 @@ def _nccl_all_reduce(group, tensor, op, async_op):
     return Work(finish=stream.synchronize)
 
 
+def _check_src(group, src, op):
+    if not (isinstance(src, (int, np.integer)) and 0 <= src < group.size):
+        raise ValueError(f"tensorlite.distributed.{op}: src must be a rank in "
+                         f"0..{group.size - 1}, got {src!r}")
+
+
 def broadcast(tensor, src=0, check=True):
     """Set `tensor`, in place, to rank `src`'s values on every rank."""
     _array(tensor, 'broadcast')
     group = _require('broadcast')
-    if not (isinstance(src, (int, np.integer)) and 0 <= src < group.size):
-        raise ValueError(f"tensorlite.distributed.broadcast: src must be a rank in "
-                         f"0..{group.size - 1}, got {src!r}")
+    _check_src(group, src, 'broadcast')
     if group.comm is None or group.size == 1:
         return None
     if check:
@@ -366,9 +371,7 @@ def broadcast_object_list(object_list, src=0):
     """Set object_list[k], in place, to rank `src`'s object_list[k] (small picklable objects:
     settings, names), as torch.distributed.broadcast_object_list."""
     group = _require('broadcast_object_list')
-    if not (isinstance(src, (int, np.integer)) and 0 <= src < group.size):
-        raise ValueError(f"tensorlite.distributed.broadcast_object_list: src must be a rank in "
-                         f"0..{group.size - 1}, got {src!r}")
+    _check_src(group, src, 'broadcast_object_list')
     if group.comm is None or group.size == 1:
         return None
     received = group.comm.bcast(list(object_list) if group.rank == src else None, root=int(src))

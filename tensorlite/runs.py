@@ -19,7 +19,7 @@ import os
 import numpy as np
 
 __all__ = ['resolve_checkpoint', 'load_run', 'build_from_config', 'model_overrides',
-           'folder_transform', 'clip_sampler', 'load_clip', 'predict', 'CHECKPOINT_NAMES']
+           'folder_transform', 'clip_sampler', 'read_frames', 'load_clip', 'predict', 'CHECKPOINT_NAMES']
 
 #: the checkpoints a run folder may hold, in the order a run is read from
 CHECKPOINT_NAMES = ('best.npz', 'last.npz')
@@ -124,11 +124,22 @@ def clip_sampler(frames, training=False, views=1):
     return D.UniformStride(frames)
 
 
+def read_frames(path, chosen):
+    """The uint8 frames a sampler chose from a video: one (T, H, W, 3) array for one index array,
+    a list of them for a list of index arrays (several views: their union decoded once)."""
+    from .data import read_video
+    if isinstance(chosen, (list, tuple)):
+        union = np.unique(np.concatenate(chosen))
+        frames, _ = read_video(path, frames=union)
+        return [frames[np.searchsorted(union, c)] for c in chosen]
+    return read_video(path, frames=chosen)[0]
+
+
 def load_clip(path, config, views=1):
     """A video file, GIF or frame folder -> the run's model inputs for it, without the batch axis:
     (clip,) with clip (C, T, size, size) float32 for one view, (views, C, T, size, size) for
     several; a two-stream run also gets its flow stack (2L, size, size) (one view only)."""
-    from .data import read_video, video_info
+    from .data import video_info
     from .data.twostream import centred_flow_stack
     flow_length = config.get('flow_length')
     if flow_length and views > 1:
@@ -136,13 +147,7 @@ def load_clip(path, config, views=1):
                          "computed from one clip)")
     info = video_info(path)
     chosen = clip_sampler(config['frames'], False, views)(info.num_frames)
-    if views > 1:
-        union = np.unique(np.concatenate(chosen))
-        frames, _ = read_video(path, frames=union)
-        clip = [frames[np.searchsorted(union, c)] for c in chosen]
-    else:
-        clip, _ = read_video(path, frames=chosen)
-    clip = folder_transform(config['size'], False, views)(clip)
+    clip = folder_transform(config['size'], False, views)(read_frames(path, chosen))
     if flow_length:
         return clip, centred_flow_stack(clip, flow_length)
     return (clip,)
