@@ -43,7 +43,8 @@ __all__ = ['init_process_group', 'is_initialized', 'get_rank', 'get_world_size',
 
 BACKENDS = ('mpi', 'nccl')
 OPS = ('sum', 'avg', 'max', 'min', 'product')
-_HEADER_DIMS = 8                     # shapes up to 8 dimensions are checked in the header
+_HEADER_DIMS = 8
+ABORT_GRACE_SECONDS = 1.0            # after an uncaught exception, before the job is aborted                     # shapes up to 8 dimensions are checked in the header
 
 _group = None                        # the initialized process group, or None
 
@@ -112,9 +113,14 @@ def _abort_on_uncaught_exception(comm):
         return
 
     def excepthook(kind, value, traceback):
+        import time
         try:
             previous(kind, value, traceback)
             sys.stderr.flush()
+            # mpiexec forwards the ranks' output through its proxy: give it a moment to pass the
+            # traceback on before MPI_Abort kills every process of the job (under load it lost
+            # the end of the message)
+            time.sleep(ABORT_GRACE_SECONDS)
         finally:
             comm.Abort(1)
     excepthook._tensorlite_aborts = True
