@@ -20,7 +20,7 @@ exec from the parent, which would hide the child's peak).  Both sides are measur
 
 --depthwise times the direct depthwise kernels against the vol2col + GEMM path on a
 (8, 64, 16, 56, 56) depthwise 3x3x3 convolution (the measurement behind `_use_direct` in
-tensorlite/functional/conv.py).
+tensorlite/kernels/conv_plan.py).
 """
 import argparse
 import importlib.util
@@ -173,14 +173,15 @@ def run(args):
 def depthwise(args):
     import tensorlite as tl
     from tensorlite.functional import conv as C
+    from tensorlite.kernels import conv_plan
     xs = (8, 64, 16, 56, 56)
     rng = np.random.default_rng(0)
     x = tl.tensor(rng.standard_normal(xs, dtype=np.float32), requires_grad=True)
     w = tl.tensor(rng.standard_normal((64, 1, 3, 3, 3), dtype=np.float32), requires_grad=True)
-    direct = C._use_direct
+    direct = conv_plan._use_direct
 
     def step(use_direct, backward):
-        C._use_direct = direct if use_direct else (lambda *a: False)
+        conv_plan._use_direct = direct if use_direct else (lambda *a: False)
         try:
             if backward:
                 y = C.conv3d(x, w, None, padding=1, groups=64)
@@ -189,7 +190,7 @@ def depthwise(args):
                 with tl.no_grad():
                     C.conv3d(x, w, None, padding=1, groups=64)
         finally:
-            C._use_direct = direct
+            conv_plan._use_direct = direct
     print(f"depthwise conv3d {xs}, 3x3x3, groups=64, float32: medians of {args.repeats}")
     for backward in (False, True):
         cases = [('direct kernels', True), ('vol2col + GEMM', False)]

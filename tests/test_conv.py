@@ -24,6 +24,7 @@ from tensorlite import kernels
 from tensorlite.functional import conv as conv_mod
 from tensorlite.functional.conv import (conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d,
                                         conv_transpose3d)
+from tensorlite.kernels import conv_plan
 from tensorlite.kernels.cpu import conv as cpu
 
 from helpers import check_grads
@@ -332,11 +333,11 @@ def _path_taken(case_x, case_w, kw):
     c_in, c_out, groups = case_x[1], case_w[0], kw.get('groups', 1)
     stride = kw.get('stride', 1)
     stride1 = stride == 1 or stride == (1, 1, 1)
-    if conv_mod._use_direct(c_in, c_out, groups, cpu):
+    if conv_plan._use_direct(c_in, c_out, groups, cpu):
         return 'direct'
     if case_w[2:] == (1, 1, 1) and stride1 and kw.get('padding', 0) == 0:
         return 'pointwise'
-    if stride1 and c_out <= conv_mod.FLIPPED_MAX_CHANNEL_RATIO * c_in:
+    if stride1 and c_out <= conv_plan.FLIPPED_MAX_CHANNEL_RATIO * c_in:
         return 'flipped'
     return 'col2vol'
 
@@ -405,9 +406,9 @@ def test_second_derivative_through_depthwise_and_banded_paths():
 
 def _big_plan():
     """The tile schedule of conv3d((8, 64, 16, 56, 56), 3x3x3, padding 1) on the CPU."""
-    geo = conv_mod.Geometry(3, (16, 56, 56), (16, 56, 56), (3, 3, 3), (1, 1, 1), (1, 1, 1),
-                            (1, 1, 1), 1)
-    plan = conv_mod._Plan(np, 8, 64, geo, np.float32)
+    geo = conv_plan.Geometry(3, (16, 56, 56), (16, 56, 56), (3, 3, 3), (1, 1, 1), (1, 1, 1),
+                             (1, 1, 1), 1)
+    plan = conv_plan._Plan(np, 8, 64, geo, np.float32)
     tiles = list(plan.schedule(cpu))
     return plan, tiles
 
@@ -441,11 +442,11 @@ def test_planner_follows_the_bound_setting(bound, monkeypatch):
 
 
 def test_planner_groups_whole_samples_when_they_fit():
-    assert conv_mod.plan_tiles(10, 4, 100, 1000) == (2, 4)         # 400 bytes per sample
-    assert conv_mod.plan_tiles(3, 4, 100, 10_000) == (3, 4)
-    assert conv_mod.plan_tiles(3, 40, 100, 1000) == (1, 10)        # bands of 10 rows
+    assert conv_plan.plan_tiles(10, 4, 100, 1000) == (2, 4)         # 400 bytes per sample
+    assert conv_plan.plan_tiles(3, 4, 100, 10_000) == (3, 4)
+    assert conv_plan.plan_tiles(3, 40, 100, 1000) == (1, 10)        # bands of 10 rows
     with pytest.raises(ValueError, match='one output row needs 100 bytes.*bound of 99 bytes'):
-        conv_mod.plan_tiles(1, 4, 100, 99)
+        conv_plan.plan_tiles(1, 4, 100, 99)
 
 
 def test_every_column_buffer_stays_under_the_bound(monkeypatch):

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 import tensorlite as tl
 from tensorlite import kernels
-from tensorlite.functional import conv as conv_mod
 from tensorlite.functional.conv import conv3d, conv_algorithm, conv_transpose3d
+from tensorlite.kernels import conv_plan
 from tensorlite.kernels.cpu import winograd as cpu
 
 from helpers import check_grads
@@ -204,7 +204,7 @@ def test_conv_transpose3d_stride1_takes_winograd_and_agrees(padding):
 # ---- the switch and the rule ---------------------------------------------------------------------
 
 def _geo(kernel=(3, 3, 3), stride=(1, 1, 1), padding=(1, 1, 1), dilation=(1, 1, 1), groups=1):
-    return conv_mod.Geometry(3, (8, 8, 8), (8, 8, 8), kernel, stride, padding, dilation, groups)
+    return conv_plan.Geometry(3, (8, 8, 8), (8, 8, 8), kernel, stride, padding, dilation, groups)
 
 
 @pytest.mark.parametrize('geo', [_geo(kernel=(1, 3, 3)), _geo(stride=(1, 2, 1)),
@@ -212,11 +212,11 @@ def _geo(kernel=(3, 3, 3), stride=(1, 1, 1), padding=(1, 1, 1), dilation=(1, 1, 
                          ids=['kernel', 'stride', 'dilation', 'groups', 'padding'])
 def test_winograd_is_never_taken_where_it_does_not_apply(geo):
     with conv_algorithm('winograd'):
-        assert not conv_mod._use_winograd(1, 8, 8, geo)
+        assert not conv_plan._use_winograd(1, 8, 8, geo)
     with conv_algorithm('winograd'):
-        assert conv_mod._use_winograd(1, 8, 8, _geo())
+        assert conv_plan._use_winograd(1, 8, 8, _geo())
     with conv_algorithm('gemm'):
-        assert not conv_mod._use_winograd(16, 64, 64, _geo())
+        assert not conv_plan._use_winograd(16, 64, 64, _geo())
 
 
 @pytest.mark.parametrize('n, c_in, c_out, vol, taken', [
@@ -227,20 +227,20 @@ def test_winograd_is_never_taken_where_it_does_not_apply(geo):
     (16, 3, 8, (16, 32, 32), False),
 ])
 def test_auto_rule_picks_the_measured_winners(n, c_in, c_out, vol, taken):
-    geo = conv_mod.Geometry(3, vol, vol, (3, 3, 3), (1, 1, 1), (1, 1, 1), (1, 1, 1), 1)
-    assert conv_mod._algorithm == 'auto'
-    assert conv_mod._use_winograd(n, c_in, c_out, geo) is taken
+    geo = conv_plan.Geometry(3, vol, vol, (3, 3, 3), (1, 1, 1), (1, 1, 1), (1, 1, 1), 1)
+    assert conv_plan._algorithm == 'auto'
+    assert conv_plan._use_winograd(n, c_in, c_out, geo) is taken
 
 
 def test_conv_algorithm_restores_and_refuses_unknown_names():
-    before = conv_mod._algorithm
+    before = conv_plan._algorithm
     with conv_algorithm('gemm'):
         with pytest.raises(RuntimeError):
             with conv_algorithm('winograd'):
-                assert conv_mod._algorithm == 'winograd'
+                assert conv_plan._algorithm == 'winograd'
                 raise RuntimeError
-        assert conv_mod._algorithm == 'gemm'
-    assert conv_mod._algorithm == before
+        assert conv_plan._algorithm == 'gemm'
+    assert conv_plan._algorithm == before
     with pytest.raises(ValueError, match=r"conv_algorithm: algorithm must be one of .*'fft'"):
         with conv_algorithm('fft'):
             pass
