@@ -17,8 +17,8 @@ faster).  Memory: one forward + backward in a fresh subprocess per side that imp
 library; the number is the peak resident memory the step added above the resident set before it.
 
 --paths times tensorlite's two attention paths against each other, forward + backward (the
-measurement behind BLOCKWISE_MIN_SCORE_BYTES and BLOCK_Q/BLOCK_K in
-tensorlite/functional/attention.py): plain against blockwise on the spatial half of divided
+measurement behind BLOCKWISE_MIN_SCORE_BYTES in tensorlite/functional/attention.py and
+BLOCK_Q/BLOCK_K in tensorlite/kernels/attention_blocks.py): plain against blockwise on the spatial half of divided
 attention, (512, 196, 64), and on the joint case (64, 1568, 64) plain against blockwise with
 several tile sizes.
 """
