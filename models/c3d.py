@@ -50,8 +50,8 @@ C3D_PRESETS = {
     'paper': dict(widths=(64, 128, 256, 256, 512, 512, 512, 512), fc_width=4096, frames=16,
                   size=112),
     # tiny: BatchNorm after every conv and no dropout.  Without BatchNorm the 8-layer plain net
-    # stayed at chance on the 'order' family after 64 Adam steps of 32 clips, and with it reached
-    # 93 % (tensorlite compare's budget; measured in issue 7's notes).
+    # stays at chance on the 'order' family after 64 Adam steps of 32 clips, and with it reaches
+    # 93 % (docs/training.md, "What it takes to learn `order`").
     'tiny': dict(widths=(8, 16, 32, 32, 32, 32, 32, 32), fc_width=128, frames=16, size=32,
                  batch_norm=True, dropout=0.0),
 }

@@ -2,11 +2,12 @@
 
 Every rank that mpiexec starts on a machine runs its own BLAS, OpenMP and Numba thread pools, each
 as large as the machine by default: 2 ranks on 2 cores then run 4+ busy threads on 2 cores, and MPI
-waits by polling. Measured here: `mpiexec -n 2 tensorlite train --model c3d --data synthetic:order`
-took 4 min 14 s so, against 12.6 s with one thread per rank. So, in a process started by mpiexec
-(MPICH, Open MPI and Intel MPI set PMI_SIZE, OMPI_COMM_WORLD_SIZE or PMIX_RANK), each of
-OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS and NUMBA_NUM_THREADS that the user did not
-set becomes the cores this process may use divided by the ranks on this machine (at least 1).
+waits by polling: `mpiexec -n 2 tensorlite train --model c3d --data synthetic:order` takes
+4 min 14 s so, against 12.6 s with one thread per rank (docs/distributed.md). So, in a process
+started by mpiexec (MPICH, Open MPI and Intel MPI set PMI_SIZE, OMPI_COMM_WORLD_SIZE or
+PMIX_RANK), each of OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS and NUMBA_NUM_THREADS
+that the user did not set becomes the cores this process may use divided by the ranks on this
+machine (at least 1).
 This module imports nothing heavy: tensorlite/__init__.py calls it first.
 """
 import os

@@ -46,11 +46,10 @@ def prepare_simulation():
 # ---- CPU threads: OpenMP's wait policy ---------------------------------------------------------
 # Numba's parallel kernels run on OpenMP (libgomp) and alternate with OpenBLAS's GEMMs all through
 # a training step.  With libgomp's default (active) policy its idle workers spin for a while after
-# every parallel region and hold the core the next GEMM's thread needs: a parallel vol2col
-# alternating with a GEMM took 8.2 ms a pair against 1.5 ms for the two alone, and whole tiny-model
-# steps (batch 16) ran at I3D 189 ms active against 89 ms passive, SlowFast 221 against 131 ms
-# (interleaved medians, docs/performance.md "Both cores").  So tensorlite asks for the passive
-# policy, which libgomp reads once, when it is loaded: before Numba's first parallel launch.
+# every parallel region and hold the core the next GEMM's thread needs: a tiny I3D step (batch 16)
+# takes 189 ms with the active policy against 89 ms with the passive one (docs/performance.md,
+# "Whole-model training steps", lever 1).  So tensorlite asks for the passive policy, which
+# libgomp reads once, when it is loaded: before Numba's first parallel launch.
 OMP_POLICY_VARIABLES = ('OMP_WAIT_POLICY', 'GOMP_SPINCOUNT')
 _omp_policy = {'policy': None, 'set_by_tensorlite': False, 'libgomp_loaded_before': None}
 
