@@ -53,8 +53,13 @@ class Context:
 
     # ---- what forward calls ----------------------------------------------------------------------
     def save_for_backward(self, *arrays):
-        """Keep these arrays for backward.  An input or output array comes back as the graph's own
-        Tensor (so a second derivative flows through it); any other array comes back as a constant."""
+        """Keep these arrays for backward, the only way a Function keeps an array: `saved_tensors`
+        gives them back in this order.  An input or output array comes back as the graph's own
+        Tensor (so a second derivative flows through it); any other array -- a mask, an index
+        array, a statistic -- comes back as a constant Tensor on that very array (`.data` is the
+        array); None comes back as None.  The graph walk drops them all after backward, and the
+        inputs and outputs among them are checked against in-place writes.  Attributes set on
+        `ctx` hold shapes and flags only (tests/test_ctx_saved.py)."""
         self._to_save = arrays
 
     def mark_non_differentiable(self, *arrays):
@@ -177,6 +182,7 @@ class Function:
         nd_ids = {id(a) for a in ctx._non_differentiable}
         ctx._non_diff_idx = {j for j, o in enumerate(outs)
                              if id(o) in nd_ids or o.dtype.kind != 'f'}
+        ctx._non_differentiable = ()            # the node keeps indices, not the arrays
         ctx.edges, ctx.input_meta = tuple(edges), tuple(meta)
         ctx.output_meta = tuple((o.shape, o.dtype, backend.array_module(o)) for o in outs)
         results = tuple(Tensor(o) if j in ctx._non_diff_idx else Tensor(o, _grad_fn=ctx, _out_idx=j)

@@ -67,15 +67,20 @@ def relu_(input):
 
 
 class LeakyReLU(Function):
+    """x where x > 0, negative_slope x elsewhere; saves the slope (1 or negative_slope) as a
+    constant, since it is piecewise constant."""
+
     @staticmethod
     def forward(ctx, x, negative_slope):
         xp = xp_of(x)
-        ctx.slope = xp.where(x > 0, 1, negative_slope).astype(x.dtype)
-        return x * ctx.slope
+        slope = xp.where(x > 0, 1, negative_slope).astype(x.dtype)
+        ctx.save_for_backward(slope)
+        return x * slope
 
     @staticmethod
     def backward(ctx, gy):
-        return gy * Tensor(ctx.slope), None
+        (slope,) = ctx.saved_tensors
+        return gy * slope, None
 
 
 def leaky_relu(input, negative_slope=0.01):
@@ -188,15 +193,15 @@ class Softplus(Function):
         xp = xp_of(x)
         z = beta * x
         ctx.beta = beta
-        ctx.linear = xp.asarray(z > threshold)
-        ctx.save_for_backward(x)
+        linear = xp.asarray(z > threshold)
+        ctx.save_for_backward(x, linear)
         smooth = (xp.maximum(z, 0) + xp.log1p(xp.exp(-abs(z)))) / beta
-        return xp.where(ctx.linear, x, smooth).astype(x.dtype, copy=False)
+        return xp.where(linear, x, smooth).astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, gy):
-        (x,) = ctx.saved_tensors
-        return where(Tensor(ctx.linear), gy, gy * sigmoid(x * ctx.beta)), None, None
+        x, linear = ctx.saved_tensors
+        return where(linear, gy, gy * sigmoid(x * ctx.beta)), None, None
 
 
 def softplus(input, beta=1.0, threshold=20.0):

@@ -180,12 +180,13 @@ class Abs(Function):
     @staticmethod
     def forward(ctx, x):
         xp = xp_of(x)
-        ctx.sign = xp.asarray(xp.sign(x))    # 0 at 0: PyTorch's subgradient choice
+        ctx.save_for_backward(xp.asarray(xp.sign(x)))   # 0 at 0: PyTorch's subgradient choice
         return xp_of(x).abs(x)
 
     @staticmethod
     def backward(ctx, gy):
-        return gy * Tensor(ctx.sign)
+        (sign,) = ctx.saved_tensors
+        return gy * sign
 
 
 def abs(x):
@@ -255,15 +256,15 @@ class _Extremum(Function):
         win_a = (a == y).astype(y.dtype)
         win_b = (b == y).astype(y.dtype)
         tie = win_a * win_b
-        ctx.masks = xp.asarray(win_a - 0.5 * tie), xp.asarray(win_b - 0.5 * tie)
+        ctx.save_for_backward(xp.asarray(win_a - 0.5 * tie), xp.asarray(win_b - 0.5 * tie))
         ctx.shapes = a.shape, b.shape
         return y
 
     @staticmethod
     def backward(ctx, gy):
-        ma, mb = ctx.masks
-        ga = sum_to(gy * Tensor(ma), ctx.shapes[0]) if ctx.needs_input_grad[0] else None
-        gb = sum_to(gy * Tensor(mb), ctx.shapes[1]) if ctx.needs_input_grad[1] else None
+        ma, mb = ctx.saved_tensors
+        ga = sum_to(gy * ma, ctx.shapes[0]) if ctx.needs_input_grad[0] else None
+        gb = sum_to(gy * mb, ctx.shapes[1]) if ctx.needs_input_grad[1] else None
         return ga, gb
 
 
@@ -293,12 +294,13 @@ class Clamp(Function):
             inside &= x >= lo
         if hi is not None:
             inside &= x <= hi
-        ctx.mask = inside.astype(x.dtype)
+        ctx.save_for_backward(inside.astype(x.dtype))
         return y
 
     @staticmethod
     def backward(ctx, gy):
-        return gy * Tensor(ctx.mask), None, None
+        (mask,) = ctx.saved_tensors
+        return gy * mask, None, None
 
 
 def clamp(input, min=None, max=None):
@@ -314,13 +316,14 @@ clip = clamp
 class Where(Function):
     @staticmethod
     def forward(ctx, cond, a, b):
-        ctx.cond = cond
+        ctx.save_for_backward(cond)
         ctx.shapes = a.shape, b.shape
         return xp_of(a).where(cond, a, b)
 
     @staticmethod
     def backward(ctx, gy):
-        on = Tensor(ctx.cond.astype(gy.dtype))
+        (cond,) = ctx.saved_tensors
+        on = Tensor(cond.data.astype(gy.dtype))
         ga = sum_to(gy * on, ctx.shapes[0]) if ctx.needs_input_grad[1] else None
         gb = sum_to(gy * (1 - on), ctx.shapes[1]) if ctx.needs_input_grad[2] else None
         return None, ga, gb

@@ -206,25 +206,38 @@ class PlainAttention(Function):
 
     Arguments: q, k, v (any leading dims broadcasting to pb.batch), mask (None, an additive array
     or a float mask Tensor: see _Problem.mask_for), pb (_Problem), keep (None or the scaled dropout
-    keep-mask, (B, L, S))."""
+    keep-mask, (B, L, S)).  The arrays -- keep and pb's mask and mask_index too -- are kept through
+    save_for_backward; ctx.pb is a copy of pb without them."""
 
     @staticmethod
     def forward(ctx, q, k, v, mask, pb, keep):
         xp = xp_of(q)
-        ctx.pb, ctx.keep = pb, keep
         qf, kf, vf = pb.flat(xp, q, pb.L, pb.E), pb.flat(xp, k, pb.S, pb.E), \
             pb.flat(xp, v, pb.S, pb.Ev)
         probs = xp.empty((pb.B, pb.L, pb.S), pb.dtype)
         out = xp.empty((pb.B, pb.L, pb.Ev), pb.dtype)
         _over_batch(xp, pb.B, _plain_forward_rows, qf, kf, vf, pb, None if mask is None else
                     pb.mask, keep, probs, out)
-        ctx.save_for_backward(q, k, v, mask, probs)
+        ctx.pb = PlainAttention._problem_with(pb, None, None, None)
+        ctx.mask_is_tensor = pb.mask_tensor is not None
+        ctx.save_for_backward(q, k, v, mask, probs, keep, pb.mask, pb.mask_index)
         return out.reshape(pb.batch + (pb.L, pb.Ev))
 
     @staticmethod
+    def _problem_with(pb, mask, mask_index, mask_tensor):
+        """A shallow copy of pb with these mask arrays (None: a pb that holds no array)."""
+        copy = object.__new__(type(pb))
+        copy.__dict__.update(vars(pb), mask=mask, mask_index=mask_index, mask_tensor=mask_tensor)
+        return copy
+
+    @staticmethod
     def backward(ctx, gout):
-        q, k, v, mask, probs = ctx.saved_tensors
-        pb, keep = ctx.pb, ctx.keep
+        q, k, v, mask, probs, keep, pb_mask, pb_mask_index = ctx.saved_tensors
+        pb = PlainAttention._problem_with(
+            ctx.pb, None if pb_mask is None else pb_mask.data,
+            None if pb_mask_index is None else pb_mask_index.data,
+            mask if ctx.mask_is_tensor else None)
+        keep = None if keep is None else keep.data
         needs = ctx.needs_input_grad
         if is_grad_enabled():
             grads = _plain_grads_differentiable(q, k, v, mask, gout, probs.data, pb, keep, needs)

@@ -1,7 +1,6 @@
 """Dropout with an explicit `training` flag (no global train/eval state)."""
 from .. import backend
 from ..autograd.function import Function
-from ..autograd.tensor import Tensor
 from ..random import generator
 
 
@@ -11,12 +10,13 @@ class Dropout(Function):
 
     @staticmethod
     def forward(ctx, x, mask):
-        ctx.mask = mask
+        ctx.save_for_backward(mask)
         return x * mask
 
     @staticmethod
     def backward(ctx, gy):
-        return gy * Tensor(ctx.mask), None
+        (mask,) = ctx.saved_tensors
+        return gy * mask, None
 
 
 def dropout(input, p=0.5, training=True):

@@ -204,7 +204,8 @@ class MaxPool(Function):
         y = xp.empty((planes.shape[0],) + geom.out3, dtype=x.dtype)
         idx = xp.empty(y.shape, dtype=np.int64)
         kernels.twin('pool', planes).max_pool_fwd(planes, geom.windows, geom.dilation, y, idx)
-        ctx.geom, ctx.indices = geom, idx
+        ctx.geom = geom
+        ctx.save_for_backward(idx)
         y = y.reshape(lead + geom.out_size)
         if return_indices:
             # a copy: the user may write into it, backward must keep the original
@@ -213,7 +214,8 @@ class MaxPool(Function):
 
     @staticmethod
     def backward(ctx, gy, _g_indices=None):
-        return ScatterToArgmax.apply(gy, ctx.indices, ctx.geom), None, None
+        (indices,) = ctx.saved_tensors
+        return ScatterToArgmax.apply(gy, indices.data, ctx.geom), None, None
 
 
 class ScatterToArgmax(Function):
@@ -222,7 +224,8 @@ class ScatterToArgmax(Function):
 
     @staticmethod
     def forward(ctx, gy, indices, geom):
-        ctx.indices, ctx.geom = indices, geom
+        ctx.geom = geom
+        ctx.save_for_backward(indices)
         g, lead = _flat_planes(gy, geom, geom.out3)
         gx = xp_of(gy).empty((g.shape[0], math.prod(geom.in3)), dtype=gy.dtype)
         kernels.twin('pool', g).max_pool_bwd(g, indices.reshape(g.shape), gx)
@@ -230,7 +233,8 @@ class ScatterToArgmax(Function):
 
     @staticmethod
     def backward(ctx, gg):
-        return GatherAtArgmax.apply(gg, ctx.indices, ctx.geom), None, None
+        (indices,) = ctx.saved_tensors
+        return GatherAtArgmax.apply(gg, indices.data, ctx.geom), None, None
 
 
 class GatherAtArgmax(Function):
@@ -239,7 +243,8 @@ class GatherAtArgmax(Function):
 
     @staticmethod
     def forward(ctx, g, indices, geom):
-        ctx.indices, ctx.geom = indices, geom
+        ctx.geom = geom
+        ctx.save_for_backward(indices)
         xp = xp_of(g)
         src, lead = _flat_planes(g, geom, geom.in3)
         flat = indices.reshape(src.shape[0], math.prod(geom.out3))
@@ -252,7 +257,8 @@ class GatherAtArgmax(Function):
 
     @staticmethod
     def backward(ctx, gy):
-        return ScatterToArgmax.apply(gy, ctx.indices, ctx.geom), None, None
+        (indices,) = ctx.saved_tensors
+        return ScatterToArgmax.apply(gy, indices.data, ctx.geom), None, None
 
 
 def _max_pool(op, nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):

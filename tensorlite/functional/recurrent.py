@@ -197,10 +197,10 @@ class LSTMSequence(Function):
         out = hs[:T] if reverse else hs[1:]
         if not valid.all():
             out = out * valid[:, :, None]        # padded steps output zeros
-        ctx.reverse, ctx.valid = reverse, valid
+        ctx.reverse = reverse
         # out is saved too (though backward does not read it) so that writing into it in place,
         # which would change the saved states it may share memory with, is caught in backward
-        ctx.save_for_backward(x, w_ih, w_hh, act, hs, cs, tanh_c, out)
+        ctx.save_for_backward(x, w_ih, w_hh, act, hs, cs, tanh_c, out, valid)
         return out, hs[last].copy(), cs[last].copy()
 
     @staticmethod
@@ -209,11 +209,11 @@ class LSTMSequence(Function):
             raise NotImplementedError(
                 "lstm: double backward (create_graph=True) through the fused LSTM kernel is not "
                 "implemented; use lstm_cell in a loop for second derivatives")
-        x, w_ih, w_hh, act, hs, cs, tanh_c, _ = (t.data for t in ctx.saved_tensors)
+        x, w_ih, w_hh, act, hs, cs, tanh_c, _, valid = (t.data for t in ctx.saved_tensors)
         xp, dt = xp_of(x), x.dtype
         grads = lstm_backward_arrays(
             _contiguous(xp, dy.data, dt), dh_n.data, dc_n.data, _contiguous(xp, x, dt), w_ih,
-            w_hh, act, hs, cs, tanh_c, ctx.valid, ctx.reverse, ctx.needs_input_grad[:7])
+            w_hh, act, hs, cs, tanh_c, valid, ctx.reverse, ctx.needs_input_grad[:7])
         return _tensors(*grads) + (None, None)
 
 
@@ -230,8 +230,8 @@ class GRUSequence(Function):
         out = hs[:T] if reverse else hs[1:]
         if not valid.all():
             out = out * valid[:, :, None]
-        ctx.reverse, ctx.valid = reverse, valid
-        ctx.save_for_backward(x, w_ih, w_hh, act, hn, hs, out)
+        ctx.reverse = reverse
+        ctx.save_for_backward(x, w_ih, w_hh, act, hn, hs, out, valid)
         return out, hs[0 if reverse else T].copy()
 
     @staticmethod
@@ -240,10 +240,10 @@ class GRUSequence(Function):
             raise NotImplementedError(
                 "gru: double backward (create_graph=True) through the fused GRU kernel is not "
                 "implemented; use gru_cell in a loop for second derivatives")
-        x, w_ih, w_hh, act, hn, hs, _ = (t.data for t in ctx.saved_tensors)
+        x, w_ih, w_hh, act, hn, hs, _, valid = (t.data for t in ctx.saved_tensors)
         xp, dt = xp_of(x), x.dtype
         grads = gru_backward_arrays(_contiguous(xp, dy.data, dt), dh_n.data,
-                                    _contiguous(xp, x, dt), w_ih, w_hh, act, hn, hs, ctx.valid,
+                                    _contiguous(xp, x, dt), w_ih, w_hh, act, hn, hs, valid,
                                     ctx.reverse, ctx.needs_input_grad[:6])
         return _tensors(*grads) + (None, None)
 

@@ -184,12 +184,13 @@ class ExtremumAll(Function):
     def forward(ctx, x, name):
         y = getattr(x, name)()
         mask = (x == y).astype(x.dtype)
-        ctx.share = xp_of(x).asarray(mask / mask.sum())     # asarray: 0-d input gives a scalar
+        ctx.save_for_backward(xp_of(x).asarray(mask / mask.sum()))  # asarray: 0-d gives a scalar
         return y
 
     @staticmethod
     def backward(ctx, gy):
-        return gy * Tensor(ctx.share), None
+        (share,) = ctx.saved_tensors
+        return gy * share, None
 
 
 def _extremum(name, input, dim, keepdim):

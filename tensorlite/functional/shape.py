@@ -346,10 +346,43 @@ def _normalize_key(key, xp):
     return (tuple(out) if isinstance(key, tuple) or len(out) != 1 else out[0]), advanced
 
 
+class _SavedArray:
+    """Where an index array stood in a key kept on ctx (the array itself is saved for backward)."""
+
+    def __repr__(self):
+        return '<saved index array>'
+
+
+_SAVED_ARRAY = _SavedArray()
+
+
+def _save_key(ctx, key):
+    """Keep an index for backward: its integer and bool arrays through save_for_backward, the rest
+    (ints, slices, None, Ellipsis, with a placeholder for each array) as `ctx.key`."""
+    items = key if isinstance(key, tuple) else (key,)
+    arrays = [k for k in items if _is_array(k)]
+    template = tuple(_SAVED_ARRAY if _is_array(k) else k for k in items)
+    ctx.key = template if isinstance(key, tuple) else template[0]
+    ctx.save_for_backward(*arrays)
+
+
+def _is_array(k):
+    return isinstance(k, np.ndarray) or backend.is_cupy_array(k)
+
+
+def _saved_key(ctx):
+    """The key `_save_key` kept, with its arrays back in place."""
+    arrays = iter(t.data for t in ctx.saved_tensors)
+    items = ctx.key if isinstance(ctx.key, tuple) else (ctx.key,)
+    key = tuple(next(arrays) if k is _SAVED_ARRAY else k for k in items)
+    return key if isinstance(ctx.key, tuple) else key[0]
+
+
 class GetItem(Function):
     @staticmethod
     def forward(ctx, x, key, advanced):
-        ctx.in_shape, ctx.key, ctx.advanced = x.shape, key, advanced
+        ctx.in_shape, ctx.advanced = x.shape, advanced
+        _save_key(ctx, key)
         try:
             return x[key]
         except IndexError as e:
@@ -357,7 +390,7 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx, gy):
-        return IndexScatter.apply(gy, ctx.key, ctx.advanced, ctx.in_shape), None, None
+        return IndexScatter.apply(gy, _saved_key(ctx), ctx.advanced, ctx.in_shape), None, None
 
 
 class IndexScatter(Function):
@@ -366,7 +399,8 @@ class IndexScatter(Function):
 
     @staticmethod
     def forward(ctx, g, key, advanced, shape):
-        ctx.key, ctx.advanced = key, advanced
+        ctx.advanced = advanced
+        _save_key(ctx, key)
         xp = xp_of(g)
         out = xp.zeros(shape, dtype=g.dtype)
         if advanced:
@@ -377,7 +411,7 @@ class IndexScatter(Function):
 
     @staticmethod
     def backward(ctx, gg):
-        return GetItem.apply(gg, ctx.key, ctx.advanced), None, None, None
+        return GetItem.apply(gg, _saved_key(ctx), ctx.advanced), None, None, None
 
 
 def getitem(x, key):
@@ -391,7 +425,7 @@ class IndexPut(Function):
 
     @staticmethod
     def forward(ctx, x, key, value):
-        ctx.key = key
+        _save_key(ctx, key)
         ctx.value_shape = value.shape
         y = x.copy()
         try:
@@ -404,10 +438,11 @@ class IndexPut(Function):
     @staticmethod
     def backward(ctx, gy):
         gx = gv = None
+        key = _saved_key(ctx)
         if ctx.needs_input_grad[0]:
-            gx = IndexPut.apply(gy, ctx.key, Tensor(xp_of(gy.data).zeros((), gy.dtype)))
+            gx = IndexPut.apply(gy, key, Tensor(xp_of(gy.data).zeros((), gy.dtype)))
         if ctx.needs_input_grad[2]:
-            g = gy[ctx.key]
+            g = gy[key]
             extra = len(ctx.value_shape) - g.ndim     # a value may carry leading 1s the slot lacks
             if extra > 0:
                 g = reshape(g, (1,) * extra + tuple(g.shape))
@@ -438,12 +473,14 @@ class Gather(Function):
 
     @staticmethod
     def forward(ctx, x, dim, index):
-        ctx.dim, ctx.index, ctx.in_shape = dim, index, x.shape
+        ctx.dim, ctx.in_shape = dim, x.shape
+        ctx.save_for_backward(index)
         return x[_along_dim(xp_of(x), index, dim)]
 
     @staticmethod
     def backward(ctx, gy):
-        return ScatterAdd.apply(gy, ctx.dim, ctx.index, ctx.in_shape), None, None
+        (index,) = ctx.saved_tensors
+        return ScatterAdd.apply(gy, ctx.dim, index.data, ctx.in_shape), None, None
 
 
 class ScatterAdd(Function):
@@ -451,7 +488,8 @@ class ScatterAdd(Function):
 
     @staticmethod
     def forward(ctx, g, dim, index, shape):
-        ctx.dim, ctx.index = dim, index
+        ctx.dim = dim
+        ctx.save_for_backward(index)
         xp = xp_of(g)
         out = xp.zeros(shape, dtype=g.dtype)
         xp.add.at(out, _along_dim(xp, index, dim), g)
@@ -459,7 +497,8 @@ class ScatterAdd(Function):
 
     @staticmethod
     def backward(ctx, gg):
-        return Gather.apply(gg, ctx.dim, ctx.index), None, None, None
+        (index,) = ctx.saved_tensors
+        return Gather.apply(gg, ctx.dim, index.data), None, None, None
 
 
 def gather(input, dim, index):

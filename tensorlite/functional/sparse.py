@@ -13,12 +13,14 @@ class Embedding(Function):
 
     @staticmethod
     def forward(ctx, weight, indices, padding_idx):
-        ctx.indices, ctx.padding_idx, ctx.shape = indices, padding_idx, weight.shape
+        ctx.padding_idx, ctx.shape = padding_idx, weight.shape
+        ctx.save_for_backward(indices)
         return weight[indices]
 
     @staticmethod
     def backward(ctx, gy):
-        g = IndexScatter.apply(gy, ctx.indices, True, ctx.shape)
+        (indices,) = ctx.saved_tensors
+        g = IndexScatter.apply(gy, indices.data, True, ctx.shape)
         if ctx.padding_idx is not None:
             keep = xp_of(gy.data).ones((ctx.shape[0], 1), dtype=gy.dtype)
             keep[ctx.padding_idx] = 0
