@@ -8,8 +8,9 @@ Memory bound of the convolution column buffer
 ---------------------------------------------
 Convolution lowers to vol2col + GEMM (tensorlite/kernels/conv_plan.py).  The column matrix of a
 whole batch is kT*kH*kW times the input (27x for a 3x3x3 kernel: 2.8 GB for a (8, 64, 16, 56, 56)
-float32 input), so the batch is cut into tiles -- whole samples, or bands of output rows of one sample --
-whose column buffer never exceeds `column_buffer_bytes()` (default 256 MiB).  Change it with
+float32 input), so the batch is cut into tiles -- whole samples, or bands of output rows of one
+sample -- whose column buffer never exceeds `column_buffer_bytes()` (default 256 MiB).  Change it
+with
 
     tensorlite.kernels.set_column_buffer_bytes(64 * 2**20)
 
