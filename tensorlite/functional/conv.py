@@ -11,8 +11,8 @@ the whole family, and each one's backward is made of the others, so gradients of
 Their forwards call the array-level products of tensorlite/kernels/conv_plan.py: vol2col + GEMM
 over tiles of the batch under the column buffer bound (docs/kernels.md), or, per shape, direct
 depthwise kernels, a flipped-kernel convolution, or Winograd F(2x2x2, 3x3x3).  Conv's backward,
-when no graph is recorded, takes both gradients from one pass over gy (`conv_backward_fused_arrays`).
-`conv_algorithm` forces Winograd or the GEMM for a block of code.
+when no graph is recorded, takes both gradients from one pass over gy
+(`conv_backward_fused_arrays`).  `conv_algorithm` forces Winograd or the GEMM for a block of code.
 """
 import contextlib
 import numbers

@@ -25,6 +25,7 @@ import numpy as np
 from .. import kernels
 from ..backend import array_module as xp_of
 
+
 class Geometry(NamedTuple):
     """Everything about a convolution except its batch and channel counts, on three spatial dims.
 
@@ -324,8 +325,8 @@ def conv_input_grad_arrays(gy, w, geo, c_in):
 # one pass over gy between both gradients (conv_backward_fused_arrays).  Its columns have C_out
 # rows per kernel offset against C_in for col2vol's, so it is taken only when C_out <= C_in: with
 # C_out = 21 C_in, (8, 3, 16, 56, 56), it took 413 ms against 169 ms for col2vol.  At C_out = C_in
-# the two are within noise, and the flipped path gives the shared backward pass (docs/performance.md,
-# "Convolution", items 6 and 7).
+# the two are within noise, and the flipped path gives the shared backward pass
+# (docs/performance.md, "Convolution", items 6 and 7).
 FLIPPED_MAX_CHANNEL_RATIO = 1
 
 
@@ -348,8 +349,8 @@ def conv_backward_fused_arrays(x, w, gy, geo):
     gives gx (above) builds col, the columns of gy; the weight gradient is the same columns against
     x: gw[co, ci, K-1-k'] = sum_i x[ci, i] col[(co, k'), i].  That saves the vol2col pass over x
     that ConvWeightGrad would make: (8, 64, 8, 28, 28) forward + backward 262 ms against 279 ms
-    with the two Functions (docs/performance.md, "Convolution", item 7).  Used by Conv.backward when no graph is recorded; with create_graph the two Functions run, each
-    differentiable."""
+    with the two Functions (docs/performance.md, "Convolution", item 7).  Used by Conv.backward
+    when no graph is recorded; with create_graph the two Functions run, each differentiable."""
     xp = xp_of(gy)
     twin = kernels.conv(gy)
     n, c_in = x.shape[:2]
