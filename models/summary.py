@@ -26,8 +26,7 @@ The lesson's point in numbers: a 3x3x3 filter on RGB has 81 weights against 27 f
 filter, and does 3x the multiply-adds per output value.
 """
 import tensorlite as tl
-from tensorlite.autograd import function as _function
-from tensorlite.profiler import forward_macs
+from tensorlite.profiler import forward_macs, observe_forwards
 
 
 
@@ -122,13 +121,11 @@ def summary(model, input_shape, dtype='float32', device='cpu'):
             rows[stack[-1]].macs += int(forward_macs(fn, args, outs))
 
     was_training = model.training
-    _function.forward_observers.append(observe)
     try:
         model.eval()
-        with tl.no_grad():
+        with tl.no_grad(), observe_forwards(observe):
             model(*inputs)
     finally:
-        _function.forward_observers.remove(observe)
         for m in wrapped:
             del m.forward
         model.train(was_training)

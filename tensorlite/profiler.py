@@ -23,6 +23,12 @@ FLOPs are known for the Functions whose arithmetic dominates (2 x the multiply-a
 convolution and its weight gradient, linear, matmul, attention and the fused LSTM/GRU:
 `forward_macs`), and None for the rest.  Bytes are the sizes of the arrays an event was given and returned: what it must read and
 write at least once.
+
+To act on every Function forward instead of timing it (tensorlite.models.summary counts
+multiply-adds per layer this way), use the hook:
+
+    with tl.profiler.observe_forwards(lambda fn, args, outs: print(fn.__name__)):
+        model(clip)
 """
 import json
 import math
@@ -115,6 +121,45 @@ class _KernelTwin:
         return launch
 
 
+class observe_forwards:
+    """Context manager: `callback(fn, args, outs)` runs after every Function forward that the
+    thread which entered it makes -- `fn` the Function class, `args` as forward received them
+    (arrays for Tensors, other arguments unchanged), `outs` a tuple of the arrays it returned.
+    Nothing is timed.  It nests, in itself and inside a `profile()` (which goes on recording);
+    a `profile()` cannot be started inside it.  Leave it in the order entered."""
+
+    def __init__(self, callback):
+        self.callback = callback
+        self._outer, self._thread = None, None
+
+    def __enter__(self):
+        self._outer, self._thread = _recorder.active, threading.get_ident()
+        _recorder.active = self
+        return self
+
+    def __exit__(self, *exc):
+        _recorder.active = self._outer
+        return False
+
+    # what autograd and the kernel dispatch call while this is the active recorder: the outer
+    # recorder's (a profile's) or the plain call, and the callback after each forward
+    def record_forward(self, fn, ctx, args, arrays, device):
+        outer = self._outer
+        raw = (fn._forward(ctx, args, arrays) if outer is None else
+               outer.record_forward(fn, ctx, args, arrays, device))
+        if threading.get_ident() == self._thread:
+            self.callback(fn, arrays, raw if isinstance(raw, tuple) else (raw,))
+        return raw
+
+    def record_backward(self, node, grads):
+        if self._outer is None:
+            return node.fn.backward(node, *grads)
+        return self._outer.record_backward(node, grads)
+
+    def kernel_twin(self, family, side, module):
+        return module if self._outer is None else self._outer.kernel_twin(family, side, module)
+
+
 class profile:
     """Context manager recording every Function forward and backward and every kernel launch made
     by the thread that entered it (see the module docstring).  `record_shapes` and `with_flops`
@@ -127,6 +172,9 @@ class profile:
 
     # ---- recording ---------------------------------------------------------------------------
     def __enter__(self):
+        if isinstance(_recorder.active, observe_forwards):
+            raise RuntimeError("profile: cannot start inside observe_forwards; enter the profile "
+                               "first and observe_forwards inside it")
         if _recorder.active is not None:
             raise RuntimeError("profile: another profiler is already recording; nest nothing")
         self._events, self._stack = [], []

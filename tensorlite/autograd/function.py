@@ -115,12 +115,6 @@ class Context:
         self._freed = True
 
 
-# Callables observer(fn_class, input_args, outputs) told of every Function forward: `args` as
-# forward received them (arrays for Tensors, other arguments unchanged), `outputs` a tuple of
-# arrays.  tensorlite.models.summary counts multiply-adds through it.  Empty, it costs one test.
-forward_observers = []
-
-
 class Function:
     """Subclass with static `forward(ctx, *args)` (raw arrays) and `backward(ctx, *grads)` (Tensors);
     call `.apply(*args)`."""
@@ -167,8 +161,6 @@ class Function:
             raw = recorder.record_forward(cls, ctx, args, arrays, device or 'cpu')
         is_tuple = isinstance(raw, tuple)
         outs = raw_outs = raw if is_tuple else (raw,)
-        for observe in forward_observers:
-            observe(cls, arrays, outs)
         for o in outs:
             if type(o) is not np.ndarray:               # NumPy scalars, CuPy arrays
                 xp = backend.xp_for(device) if device else np

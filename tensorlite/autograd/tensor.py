@@ -22,6 +22,14 @@ class VersionCounter:
         self.value = 0
 
 
+def increment_version(tensor):
+    """Record that `tensor`'s array was written in place outside tensorlite's in-place methods (a
+    fused optimizer kernel, `tensor.data[...] = ...`): bump its version counter, so a backward that
+    saved the old values raises instead of using the new ones.  PyTorch's
+    `torch.autograd.graph.increment_version`; `tensor._version` reads the counter."""
+    tensor._vc.value += 1
+
+
 class RemovableHandle:
     """Returned by `register_hook`; `.remove()` takes the hook out again."""
 
@@ -354,6 +362,10 @@ class Tensor:
         return self
 
     def copy_(self, src):
+        """Write `src` (a Tensor, an array or a number, broadcast to this shape and cast to this
+        dtype) into this tensor.  Under `tl.no_grad()` the values go into this tensor's own array
+        and its version counter is bumped (how init and load_state_dict fill parameters); while
+        recording, as every in-place op (see `_write_inplace`)."""
         return self._write_inplace('copy_', F.broadcast_to(_wrap(src, self), self.shape))
 
     def _arith_(self, name, op, other):

@@ -11,9 +11,8 @@ from ..random import generator
 
 def _fill(tensor, values):
     with no_grad():
-        tensor.data[...] = backend.to_device(np.asarray(values).astype(tensor.dtype, copy=False),
-                                             tensor.device)
-        tensor._vc.value += 1
+        tensor.copy_(backend.to_device(np.asarray(values).astype(tensor.dtype, copy=False),
+                                       tensor.device))
     return tensor
 
 

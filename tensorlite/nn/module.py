@@ -342,9 +342,8 @@ class Module:
         with no_grad():
             for k, arr in converted.items():
                 target = own[k]
-                target.data[...] = backend.to_device(backend.as_numpy(arr), target.device) \
-                    .astype(target.dtype, copy=False)
-                target._vc.value += 1
+                target.copy_(backend.to_device(backend.as_numpy(arr), target.device)
+                             .astype(target.dtype, copy=False))
         return _IncompatibleKeys(missing, unexpected)
 
     # ---- printing ---------------------------------------------------------------------------------------

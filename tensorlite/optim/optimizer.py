@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd.grad_mode import enable_grad, no_grad
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import Tensor, increment_version
 from ..kernels._launch import FLOAT_DTYPES
 
 
@@ -194,11 +194,9 @@ class Optimizer:
             return grad
         return backend.array_module(data).ascontiguousarray(grad, dtype=data.dtype)
 
-    @staticmethod
-    def _written(p):
-        """Record that a kernel wrote p's array in place: bump its version counter, as
-        `Tensor.sub_` does, so a backward that saved the old values raises."""
-        p._vc.value += 1
+    # Record that a kernel wrote p's array in place (`_written(p)`): bump its version counter, as
+    # `Tensor.sub_` does, so a backward that saved the old values raises.
+    _written = staticmethod(increment_version)
 
     # ---- state dict ------------------------------------------------------------------------------
     def state_dict(self):
