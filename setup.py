@@ -2,9 +2,9 @@ from setuptools import setup
 
 packages = ['tensorlite', 'tensorlite.autograd', 'tensorlite.functional', 'tensorlite.kernels',
             'tensorlite.kernels.cpu', 'tensorlite.kernels.cuda', 'tensorlite.nn', 'tensorlite.data',
-            'tensorlite.optim', 'tensorlite.train', 'tensorlite.models']
+            'tensorlite.optim', 'tensorlite.train', 'tensorlite.models', 'tensorlite.commands']
 
-# GPU checks that need no GPU (issue 20), in the test extra so CI runs them: real CuPy's API
+# GPU checks that need no GPU, in the test extra so CI runs them: real CuPy's API
 # against the simulated one (cupy-cuda12x imports without a device: a 137 MB wheel, 0.2 s import)
 gpu_check = ['cupy-cuda12x']
 # ... and every CUDA kernel compiled by NVIDIA's compilers (tensorlite gpu-report): libNVVM and

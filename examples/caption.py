@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 import tensorlite as tl
-from tensorlite.cli import write_json
+from tensorlite.utils import write_json
 from tensorlite.data import SyntheticActions
 from tensorlite.data.synthetic import BOS, EOS
 from tensorlite.models.captioning import (CaptioningModel, Clip3DEncoder, FrameLSTMEncoder,

@@ -40,7 +40,7 @@ import tensorlite.data as D
 import tensorlite.functional as F
 import tensorlite.nn as nn
 import tensorlite.optim as optim
-from tensorlite.cli import write_json
+from tensorlite.utils import write_json
 
 
 # ---- 1. the op --------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ import tensorlite as tl
 import tensorlite.data as D
 import tensorlite.nn as nn
 import tensorlite.optim as optim
-from tensorlite.cli import write_json
+from tensorlite.utils import write_json
 from tensorlite.models import inflate_2d_to_3d
 from tensorlite.train import evaluate, fit
 

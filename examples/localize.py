@@ -29,7 +29,7 @@ import numpy as np
 
 import tensorlite as tl
 import tensorlite.functional as F
-from tensorlite.cli import write_json
+from tensorlite.utils import write_json
 from tensorlite.data import SyntheticActions
 from tensorlite.models.localization import SnippetLocalizer, frame_targets
 from tensorlite.optim import Adam

@@ -30,7 +30,7 @@ The script is three calls of public API:
      --resume, --workers, --no-progress ...), with the same defaults. OUT (default
      runs/<model>/<date-time>) gets last.npz and best.npz;
   2. tensorlite.cli.main(['eval', OUT]): top-1 and mean class accuracy on the held-out videos;
-  3. tensorlite.runs.predict(OUT, videos, topk=3): the top classes of a few held-out videos.
+  3. tensorlite.train.predict(OUT, videos, topk=3): the top classes of a few held-out videos.
 --json PATH writes what the three returned.
 """
 import argparse
@@ -43,7 +43,8 @@ import time
 import warnings
 
 import tensorlite.data as D
-from tensorlite import cli, runs
+from tensorlite import cli
+from tensorlite.train import load_run, predict, run
 
 DEMO_MARKER = 'demo.json'          # the settings a demo folder was written with
 
@@ -121,7 +122,7 @@ def main(argv=None):
         print(f"demo folder {root}: " + (f"wrote {written} videos" if written else "reused"))
         if '--skip-bad' not in train_options:
             train_options.append('--skip-bad')     # the demo holds an unreadable file
-    out = args.out or cli.default_run_folder(args.model)
+    out = args.out or run.default_run_folder(args.model)
     with tempfile.TemporaryDirectory() as scratch:
         train_json = os.path.join(scratch, 'train.json')      # what train and eval measured
         eval_json = os.path.join(scratch, 'eval.json')
@@ -140,19 +141,19 @@ def main(argv=None):
             trained, evaluated = json.load(f), json.load(g)
 
     # a few held-out videos, one per class, chosen the way the run split the folder
-    model, config = runs.load_run(out)
+    model, config = load_run(out)
     folder = D.VideoFolder(root)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')          # tensorlite train has reported them
         unreadable = folder.check_files()
-    held_out = cli.split_folder(folder.targets, config['val_split'], config['split_seed'])[1]
+    held_out = D.stratified_split(folder.targets, config['val_split'], config['split_seed'])[1]
     videos = {}
     for i in held_out or range(len(folder)):
         path, label = folder.samples[i]
         if path not in unreadable:
             videos.setdefault(label, path)
-    predictions = runs.predict((model, config), list(videos.values()), topk=3)
-    print(f"predictions of {out} (tensorlite.runs.predict, topk=3):")
+    predictions = predict((model, config), list(videos.values()), topk=3)
+    print(f"predictions of {out} (tensorlite.train.predict, topk=3):")
     for item in predictions:
         shown = ', '.join(f"{p['label']} {p['probability']:.3f}" for p in item['predictions'])
         print(f"  {os.path.relpath(item['video'], root)}: {shown}")
@@ -160,7 +161,7 @@ def main(argv=None):
     print(f"done in {seconds:.1f} s; now try: tensorlite eval {out}; "
           f"tensorlite predict {out} {next(iter(videos.values()))}")
     results = {'root': root, 'out': out, 'classes': config['classes'], 'unreadable': unreadable,
-               'checkpoints': sorted(n for n in runs.CHECKPOINT_NAMES
+               'checkpoints': sorted(n for n in run.CHECKPOINT_NAMES
                                      if os.path.isfile(os.path.join(out, n))),
                'history': trained['history'], 'final': trained['final'],
                'eval': evaluated['metrics'], 'predictions': predictions, 'seconds': seconds}

@@ -163,20 +163,6 @@ def _count_params(model):
     return int(sum(int(np.prod(p.shape)) for p in model.parameters()))
 
 
-def _optimizer(recipe, model):
-    from . import optim
-    kinds = {'sgd': lambda params: optim.SGD(params, lr=recipe['lr'], momentum=0.9,
-                                              weight_decay=recipe['weight_decay']),
-             'adam': lambda params: optim.Adam(params, lr=recipe['lr'],
-                                               weight_decay=recipe['weight_decay']),
-             'adamw': lambda params: optim.AdamW(params, lr=recipe['lr'],
-                                                 weight_decay=recipe['weight_decay'])}
-    if recipe['optimizer'] not in kinds:
-        raise ValueError(f"compare: optimizer must be one of {', '.join(kinds)}, got "
-                         f"{recipe['optimizer']!r}")
-    return kinds[recipe['optimizer']](model.parameters())
-
-
 def render_family(family, num_clips, seed):
     """(clips float32 (N, 3, T, H, W), labels int64 (N,), chance, num_classes) of one synthetic
     family: N clips of seed `seed`."""
@@ -194,6 +180,7 @@ def train_and_test(model_name, family, quick=False, seed=0, device='cpu', progre
 
         train_and_test('c3d', 'order', model_overrides={'batch_norm': False})
     """
+    from . import optim
     from .models import build_model
     from .random import manual_seed
     from .train import fit, temporal_diagnostic
@@ -211,7 +198,8 @@ def train_and_test(model_name, family, quick=False, seed=0, device='cpu', progre
 
     manual_seed(seed)
     model = build_model(model_name, num_classes=num_classes, **(model_overrides or {}))
-    optimizer = _optimizer(recipe, model)
+    optimizer = optim.create_optimizer(recipe['optimizer'], model.parameters(), recipe['lr'],
+                                       recipe['weight_decay'])
     two_stream = model_name.startswith('two_stream')
     flow_seconds, flow_clips = 0.0, 0
     started = time.perf_counter()

@@ -52,3 +52,46 @@ def to_dot(tensor, name='tensorlite'):
                     stack.append(child)
     lines.append('}')
     return '\n'.join(lines)
+
+
+def flow_visual(video, output, frames=slice(0, 9), max_flow=None, columns=None, fps=None):
+    """A video's optical flow (Farnebaeck), colour-coded, written to `output`: a .png figure of
+    the frames and their flows in rows with the colour key (needs matplotlib), or a .gif of
+    frame | flow side by side.  `frames` selects the frames (a slice or indices; at least two).
+    One colour scale serves every panel so that colours compare across time: `max_flow` pixels,
+    default a high percentile of |flow| with a scene cut left out (plots.flow_scale).
+
+    Returns {'indices', 'flows' (T-1, H, W, 2), 'max_magnitude', 'max_flow'}.  ValueError for a
+    bad output name or frame selection; data.VideoReadError for an unreadable video."""
+    import os
+
+    import numpy as np
+
+    from . import data as D
+    from .data.flow import flow_to_color
+    from .plots import flow_scale
+    ext = os.path.splitext(output)[1].lower()
+    if ext not in ('.png', '.gif'):
+        raise ValueError(f"-o/--output must end in .png (a figure) or .gif (an animation), "
+                         f"got {output!r}")
+    if max_flow is not None and not max_flow > 0:
+        raise ValueError(f"--max-flow must be > 0 pixels, got {max_flow}")
+    info = D.video_info(video)
+    indices = np.arange(info.num_frames)[frames]
+    if len(indices) < 2:
+        raise ValueError(f"--frames selects {len(indices)} of the video's {info.num_frames} "
+                         f"frames; flow needs at least 2")
+    clip, info = D.read_video(video, frames=indices)
+    flows = D.clip_flows(clip)                                      # (T-1, H, W, 2)
+    scale = max_flow or flow_scale(flows)
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    if ext == '.png':
+        from . import plots
+        plots.plot_flow(flows, output, frames=clip, max_flow=max_flow, columns=columns,
+                        frame_indices=[int(k) for k in indices])
+    else:
+        colours = np.stack([flow_to_color(f, max_flow=scale) for f in flows])   # (T-1, H, W, 3)
+        side_by_side = np.concatenate([clip[:-1], colours], axis=2)       # (T-1, H, 2W, 3)
+        D.write_video(output, side_by_side, fps=fps or info.fps or 8)
+    return {'indices': indices, 'flows': flows, 'max_flow': float(scale),
+            'max_magnitude': float(np.sqrt((flows ** 2).sum(-1)).max())}

@@ -11,7 +11,7 @@ import pytest
 
 import tensorlite as tl
 import tensorlite.data as D
-from tensorlite import cli, gradcheck_suite
+from tensorlite import bench, cli, gradcheck_suite, utils
 from tensorlite.autograd import Function
 from tensorlite.models import list_models
 
@@ -275,10 +275,10 @@ def test_flow_writes_an_image(tmp_path, ext, capsys):
 def test_bench_list_and_missing_folder(monkeypatch, tmp_path, capsys):
     assert cli.main(['bench', '--list']) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    on_disk = sorted(p[len('bench_'):-3] for p in os.listdir(cli.benchmarks_folder())
+    on_disk = sorted(p[len('bench_'):-3] for p in os.listdir(bench.benchmarks_folder())
                      if p.startswith('bench_') and p.endswith('.py'))
     assert listed == on_disk and 'conv' in listed
-    monkeypatch.setattr(cli, 'benchmarks_folder', lambda: tmp_path / 'benchmarks')
+    monkeypatch.setattr(bench, 'benchmarks_folder', lambda: tmp_path / 'benchmarks')
     assert cli.main(['bench', '--list']) == 3
     assert str(tmp_path / 'benchmarks') in capsys.readouterr().err
 
@@ -288,7 +288,7 @@ def test_bench_passes_arguments_after_double_dash(monkeypatch, tmp_path, capsys)
     folder.mkdir()
     (folder / 'bench_echo.py').write_text('"""Echo."""\nimport sys\nprint("args", sys.argv[1:])\n'
                                           'sys.exit(3 if "--fail" in sys.argv else 0)\n')
-    monkeypatch.setattr(cli, 'benchmarks_folder', lambda: folder)
+    monkeypatch.setattr(bench, 'benchmarks_folder', lambda: folder)
     assert cli.main(['bench', 'echo', '--', '--repeats', '2']) == 0
     assert cli.main(['bench', 'echo', '--', '--fail']) == 1
     assert 'echo (exit 3)' in capsys.readouterr().err
@@ -299,7 +299,7 @@ def test_a_benchmark_that_hangs_is_killed_after_its_timeout(monkeypatch, tmp_pat
     folder = tmp_path / 'benchmarks'
     folder.mkdir()
     (folder / 'bench_hang.py').write_text('"""Hangs."""\nimport time\ntime.sleep(600)\n')
-    monkeypatch.setattr(cli, 'benchmarks_folder', lambda: folder)
+    monkeypatch.setattr(bench, 'benchmarks_folder', lambda: folder)
     started = time.monotonic()
     assert cli.main(['bench', 'hang', '--timeout', '1']) == 1
     assert time.monotonic() - started < 30
@@ -309,7 +309,7 @@ def test_a_benchmark_that_hangs_is_killed_after_its_timeout(monkeypatch, tmp_pat
 def test_unexpected_error_exits_1_without_traceback(monkeypatch, capsys):
     def broken(args):
         raise RuntimeError('the disk caught fire')
-    monkeypatch.setattr(cli, 'collect_info', lambda: broken(None))
+    monkeypatch.setattr(utils, 'collect_info', lambda: broken(None))
     assert cli.main(['info']) == 1
     err = capsys.readouterr().err
     assert 'tensorlite info: error: RuntimeError: the disk caught fire' in err
@@ -321,7 +321,7 @@ def test_unexpected_error_exits_1_without_traceback(monkeypatch, capsys):
 def test_interrupt_exits_130(monkeypatch, capsys):
     def interrupted():
         raise KeyboardInterrupt
-    monkeypatch.setattr(cli, 'collect_info', interrupted)
+    monkeypatch.setattr(utils, 'collect_info', interrupted)
     assert cli.main(['info']) == 130
     assert 'interrupted' in capsys.readouterr().err
 
@@ -344,7 +344,7 @@ def test_python_dash_m_runs_the_cli():
 
 
 def test_json_is_written_atomically_and_without_nan(tmp_path):
-    path = cli.write_json(tmp_path / 'sub' / 'x.json',
+    path = utils.write_json(tmp_path / 'sub' / 'x.json',
                           {'a': float('nan'), 'b': np.float32(1.5), 'c': (np.int64(2),),
                            'd': np.arange(3)})
     assert read_json(path) == {'a': None, 'b': 1.5, 'c': [2], 'd': [0, 1, 2]}

@@ -8,7 +8,8 @@ import pytest
 import tensorlite
 import tensorlite.data as D
 from tensorlite import cli
-from tensorlite.runs import load_run, predict, resolve_checkpoint
+from tensorlite.train import run as train_run
+from tensorlite.train import load_run, predict, resolve_checkpoint
 
 FOLDER_TINY = ['--frames', '4', '--size', '32', '--batch-size', '4', '--no-progress']
 
@@ -78,12 +79,12 @@ def test_train_clip_grad_norm_scheduler_and_warmup(tmp_path, capsys):
 
 
 def test_i3d_recipe_clips_its_gradients():
-    recipe = cli.train_recipe('i3d', 'synthetic', 'motion')
+    recipe = train_run.train_recipe('i3d', 'synthetic', 'motion')
     assert recipe['clip_grad_norm'] == 5.0 and recipe['optimizer'] == 'adamw'
     # a folder: the same number of optimizer steps as compare's 'scene' run, over its videos
-    scene = cli.train_recipe('c3d', 'synthetic', 'scene')
+    scene = train_run.train_recipe('c3d', 'synthetic', 'scene')
     steps = scene['epochs'] * -(-scene['clips'] // 16)
-    folder = cli.train_recipe('c3d', 'folder', num_train=40)
+    folder = train_run.train_recipe('c3d', 'folder', num_train=40)
     assert folder['epochs'] == -(-steps // 3)
 
 

@@ -107,7 +107,7 @@ def test_train_on_folder_demo(folder_example, tmp_path, capsys):
     # the run folder is tensorlite train's, with the options passed through
     assert results['checkpoints'] == ['best.npz', 'last.npz']
     assert [row['epoch'] for row in results['history']] == [1]
-    from tensorlite.runs import load_run
+    from tensorlite.train import load_run
     _, config = load_run(str(out))
     assert (config['frames'], config['val_split'], config['data_path']) == (8, 0.25, str(demo))
     assert (config['train']['batch_size'], config['train']['lr']) == (8, 0.002)

@@ -17,7 +17,7 @@ from .loader import DataLoader, DataLoaderError, default_collate  # noqa: F401
 from .samplers import (MultiClip, RandomTemporalCrop, SegmentSampler, TwoRate,  # noqa: F401
                        UniformStride, sample_generator, using_generator)
 from .scale import ClipNumbers, clip_numbers  # noqa: F401
-from .subset import Subset, random_split  # noqa: F401
+from .subset import Relabelled, Subset, random_split, stratified_split  # noqa: F401
 from .synthetic import SyntheticActions  # noqa: F401
 from .twostream import WithFlowStack, centred_flow_stack  # noqa: F401
 from .transforms import (CenterCrop, Compose, Normalize, RandomHorizontalFlip,  # noqa: F401

@@ -1,9 +1,11 @@
 """Subset and random_split, as torch.utils.data's: part of a dataset by indices, and a dataset cut
-into random non-overlapping parts.
+into random non-overlapping parts; stratified_split, a held-out part of every class; Relabelled,
+a dataset's labels mapped onto another list of classes by name.
 
     train, val = D.random_split(dataset, [0.8, 0.2], generator=0)    # seeded: the same split always
     loader = D.DataLoader(train, batch_size=32, shuffle=True)
     train.indices, train.dataset                                     # which items, of what
+    train_idx, val_idx = D.stratified_split(folder.targets, 0.2, seed=0)  # 20 % of each class
 
 A Subset reads its items from the dataset it wraps (item k is dataset[indices[k]]) and forwards
 the dataset's `classes`, `class_to_idx` and `num_classes`, and its `targets` restricted to the
@@ -133,3 +135,48 @@ def _generator(generator):
         return np.random.default_rng(int(generator))
     raise TypeError(f"random_split: generator must be None, an int seed or a "
                     f"numpy.random.Generator, got {type(generator).__name__}")
+
+
+def stratified_split(targets, val_split, seed):
+    """(train indices, val indices), each sorted: `val_split` of each class's items held out (at
+    least one when the class has two or more, never all of them), chosen by a generator seeded by
+    `seed`.  `targets` holds one class label per item (e.g. VideoFolder.targets)."""
+    if not 0 <= val_split < 1:
+        raise ValueError(f"stratified_split: val_split must be in [0, 1), got {val_split}")
+    rng = np.random.default_rng(seed)
+    targets = np.asarray(targets)
+    train, val = [], []
+    for label in np.unique(targets):
+        members = rng.permutation(np.flatnonzero(targets == label))
+        held = int(round(val_split * len(members)))
+        if val_split > 0 and len(members) >= 2:
+            held = min(max(held, 1), len(members) - 1)
+        val += members[:held].tolist()
+        train += members[held:].tolist()
+    return sorted(train), sorted(val)
+
+
+class Relabelled:
+    """A labelled dataset whose classes are some of `classes`, matched by name: its labels become
+    indices into `classes` (e.g. a VideoFolder of other videos of some of a model's classes).
+    `targets` and `bad_files` follow the dataset's."""
+
+    def __init__(self, dataset, classes):
+        self.dataset, self.classes = dataset, list(classes)
+        unknown = [c for c in dataset.classes if c not in self.classes]
+        if unknown:
+            raise ValueError(f"Relabelled: the dataset's classes {unknown} are not among "
+                             f"{self.classes}")
+        self.mapping = [self.classes.index(c) for c in dataset.classes]
+        self.targets = [self.mapping[t] for t in dataset.targets]
+
+    @property
+    def bad_files(self):
+        return self.dataset.bad_files
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        clip, label = self.dataset[i]
+        return clip, self.mapping[label]
