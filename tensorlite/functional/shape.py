@@ -361,6 +361,9 @@ def _save_key(ctx, key):
     (ints, slices, None, Ellipsis, with a placeholder for each array) as `ctx.key`."""
     items = key if isinstance(key, tuple) else (key,)
     arrays = [k for k in items if _is_array(k)]
+    if not arrays:                              # basic indexing: nothing to save
+        ctx.key = key
+        return
     template = tuple(_SAVED_ARRAY if _is_array(k) else k for k in items)
     ctx.key = template if isinstance(key, tuple) else template[0]
     ctx.save_for_backward(*arrays)
@@ -372,7 +375,10 @@ def _is_array(k):
 
 def _saved_key(ctx):
     """The key `_save_key` kept, with its arrays back in place."""
-    arrays = iter(t.data for t in ctx.saved_tensors)
+    saved = ctx.saved_tensors
+    if not saved:
+        return ctx.key
+    arrays = iter([t.data for t in saved])
     items = ctx.key if isinstance(ctx.key, tuple) else (ctx.key,)
     key = tuple(next(arrays) if k is _SAVED_ARRAY else k for k in items)
     return key if isinstance(ctx.key, tuple) else key[0]
