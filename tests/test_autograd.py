@@ -478,14 +478,16 @@ class MaxWithIndex(Function):
     def forward(ctx, x):
         idx = x.argmax(keepdims=True)
         ctx.mark_non_differentiable(idx)
-        ctx.idx = idx
+        ctx.save_for_backward(idx)
         ctx.shape = x.shape
         return x.max(keepdims=True), idx
 
     @staticmethod
     def backward(ctx, gy, gidx):
+        (idx,) = ctx.saved_tensors              # the output, without a gradient of its own
+        assert not idx.requires_grad
         g = np.zeros(ctx.shape)
-        g[ctx.idx] = gy.numpy()
+        g[idx.data] = gy.numpy()
         return tl.Tensor(g)
 
 
