@@ -86,14 +86,16 @@ def join_mpi_job():
         sys.stdout = open(os.devnull, 'w')
 
 
-def outputs(args, value, plot=None):
-    """Write --json, and --plot with plots.<plot>(value, path)."""
+def write_outputs(args, value):
+    """--json: `value` as JSON."""
     if args.json:
         write_json(args.json, value)
-    if plot and args.plot:
-        from . import plots
-        plot(plots)(value, args.plot)
-        print(f"plot: {args.plot}")
+
+
+def plots():
+    """tensorlite.plots, imported when a plot is asked for (it imports matplotlib itself)."""
+    from . import plots
+    return plots
 
 
 # ---- the parser ---------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """`tensorlite compare`: tensorlite.compare's table, or one of tensorlite.experiments."""
-from ..cli import EXIT_OK, check_device, check_plots_available, join_mpi_job, number, outputs
-from ..cli import usage_error
+from ..cli import EXIT_OK, check_device, check_plots_available, join_mpi_job, number, plots
+from ..cli import usage_error, write_outputs
 
 EXAMPLES = {
     'compare': """\
@@ -27,7 +27,10 @@ def cmd_compare(args):
         print(experiments.format_experiment(result))
         if args.quick:
             print("(the quick run does not promise the claims: too few clips and steps)")
-        outputs(args, result, lambda plots: plots.plot_experiment)
+        write_outputs(args, result)
+        if args.plot:
+            plots().plot_experiment(result, args.plot)
+            print(f"plot: {args.plot}")
         return EXIT_OK
     check_device(args.device)
     models = args.models and _comma_list('--models', args.models, check_model_name)
@@ -46,7 +49,10 @@ def cmd_compare(args):
             print(f"  {'yes' if passed else 'NO '}  {claim}")
     for finding in compare.lesson_findings(records):
         print(finding)
-    outputs(args, records, lambda plots: plots.plot_compare)
+    write_outputs(args, records)
+    if args.plot:
+        plots().plot_compare(records, args.plot)
+        print(f"plot: {args.plot}")
     return EXIT_OK
 
 

@@ -3,7 +3,7 @@ optical flow."""
 import os
 import sys
 
-from ..cli import EXIT_OK, CLIError, check_plots_available, missing_error, number, outputs
+from ..cli import EXIT_OK, CLIError, check_plots_available, missing_error, number, write_outputs
 from ..cli import usage_error
 
 EXAMPLES = {
@@ -50,7 +50,7 @@ def cmd_summary(args):
     layers = [{'name': r.name, 'type': r.kind, 'output_shape': r.shape, 'params': r.params,
                'macs': r.macs, 'activation_bytes': r.activation_bytes, 'leaf': r.leaf,
                'calls': r.calls} for r in result.rows]
-    outputs(args, {'model': args.model, 'preset': args.preset,
+    write_outputs(args, {'model': args.model, 'preset': args.preset,
                    'num_classes': result.config['num_classes'],
                    'frames': result.config['frames'], 'size': result.config['size'],
                    'input_shapes': result.input_shapes, 'layers': layers,
@@ -74,7 +74,7 @@ def cmd_gradcheck(args):
     rows = G.run_suite(args.words, seed=args.seed, on_row=show)
     print(G.format_footer(rows))
     failed = [row['op'] for row in rows if row['failed']]
-    outputs(args, {'rows': rows, 'checked': len(rows), 'failed': failed})
+    write_outputs(args, {'rows': rows, 'checked': len(rows), 'failed': failed})
     if failed:
         raise CLIError(f"{len(failed)} of {len(rows)} ops failed: {', '.join(failed)}")
     return EXIT_OK

@@ -2,8 +2,8 @@
 evaluate_run, load_run) and tensorlite.train.inference (predict)."""
 import os
 
-from ..cli import check_device, check_plots_available, join_mpi_job, missing_error, number, outputs
-from ..cli import EXIT_OK, usage_error
+from ..cli import EXIT_OK, check_device, check_plots_available, join_mpi_job, missing_error
+from ..cli import number, plots, usage_error, write_outputs
 
 EXAMPLES = {
     'train': """\
@@ -28,11 +28,15 @@ def cmd_train(args):
     if args.plot:
         check_plots_available()
     join_mpi_job()
+    # the parser's train options are run_training's keyword arguments, named alike
     options = {k: v for k, v in vars(args).items() if k not in ('command', 'handler', 'extra',
                'traceback', 'json', 'plot', 'no_progress', 'no_shuffle')}
     result = run_training(**options, shuffle=not args.no_shuffle,
                           progress='epochs' if args.no_progress else True)
-    outputs(args, result, lambda plots: lambda r, path: plots.plot_history(r['history'], path))
+    write_outputs(args, result)
+    if args.plot:
+        plots().plot_history(result['history'], args.plot)
+        print(f"learning curves: {args.plot}")
     return EXIT_OK
 
 
@@ -46,14 +50,17 @@ def cmd_eval(args):
                           "which run? give RUN: a `tensorlite train` --out folder (its best.npz, "
                           "else last.npz) or a checkpoint file")
     model, config, checkpoint = load_run_or_exit(args.run or args.checkpoint,
-                                          'RUN' if args.run else '--checkpoint')
+                                                 'RUN' if args.run else '--checkpoint')
     print(f"evaluating {checkpoint}")
     options = {k: getattr(args, k) for k in ('data', 'num_clips', 'data_seed', 'views', 'workers',
                'video_frames', 'batch_size', 'temporal', 'device', 'skip_bad')}
     result = evaluate_run((model, config), **options, progress=not args.no_progress)
     result['checkpoint'] = os.path.abspath(checkpoint)
-    outputs(args, result, lambda plots: lambda r, path: plots.plot_confusion_matrix(
-        r['metrics']['confusion_matrix'], path, class_names=list(r['classes'])))
+    write_outputs(args, result)
+    if args.plot:
+        plots().plot_confusion_matrix(result['metrics']['confusion_matrix'], args.plot,
+                                      class_names=list(config['classes']))
+        print(f"confusion matrix: {args.plot}")
     return EXIT_OK
 
 
@@ -77,7 +84,7 @@ def cmd_predict(args):
     for item in results:
         shown = ', '.join(f"{p['label']} {p['probability']:.3f}" for p in item['predictions'])
         print(f"{item['video']}: {shown}")
-    outputs(args, results)
+    write_outputs(args, results)
     return EXIT_OK
 
 

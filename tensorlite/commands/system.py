@@ -1,6 +1,6 @@
 """`tensorlite bench`, `gpu-report` and `info`: the benchmarks, the CUDA kernels compiled, this
 machine."""
-from ..cli import EXIT_FAILED, EXIT_MISSING, EXIT_OK, CLIError, missing_error, number, outputs
+from ..cli import EXIT_FAILED, EXIT_MISSING, EXIT_OK, CLIError, missing_error, number, write_outputs
 from ..cli import usage_error
 
 EXAMPLES = {
@@ -42,7 +42,7 @@ def cmd_gpu_report(args):
     except (RuntimeError, ValueError) as e:
         raise CLIError(str(e), EXIT_MISSING if 'not installed' in str(e) else EXIT_FAILED)
     print(_report.table(result))
-    outputs(args, result)
+    write_outputs(args, result)
     return EXIT_OK
 
 
@@ -67,7 +67,7 @@ def cmd_info(args):
     print(f"models     {', '.join(info['models'])}")
     for family, classes in info['synthetic_families'].items():
         print(f"synthetic:{family:7s} {len(classes)} classes: {', '.join(classes)}")
-    outputs(args, info)
+    write_outputs(args, info)
     return EXIT_OK
 
 
