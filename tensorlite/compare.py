@@ -163,6 +163,13 @@ def _count_params(model):
     return int(sum(int(np.prod(p.shape)) for p in model.parameters()))
 
 
+def recipe_optimizer(recipe, model):
+    """The recipe's optimizer over the model's parameters (optim.create_optimizer)."""
+    from .optim import create_optimizer
+    return create_optimizer(recipe['optimizer'], model.parameters(), recipe['lr'],
+                            recipe['weight_decay'])
+
+
 def render_family(family, num_clips, seed):
     """(clips float32 (N, 3, T, H, W), labels int64 (N,), chance, num_classes) of one synthetic
     family: N clips of seed `seed`."""
@@ -180,7 +187,6 @@ def train_and_test(model_name, family, quick=False, seed=0, device='cpu', progre
 
         train_and_test('c3d', 'order', model_overrides={'batch_norm': False})
     """
-    from . import optim
     from .models import build_model
     from .random import manual_seed
     from .train import fit, temporal_diagnostic
@@ -198,8 +204,7 @@ def train_and_test(model_name, family, quick=False, seed=0, device='cpu', progre
 
     manual_seed(seed)
     model = build_model(model_name, num_classes=num_classes, **(model_overrides or {}))
-    optimizer = optim.create_optimizer(recipe['optimizer'], model.parameters(), recipe['lr'],
-                                       recipe['weight_decay'])
+    optimizer = recipe_optimizer(recipe, model)
     two_stream = model_name.startswith('two_stream')
     flow_seconds, flow_clips = 0.0, 0
     started = time.perf_counter()

@@ -174,7 +174,7 @@ def _warm_up(model_name, overrides, shape, recipe):
     from . import functional as F
     from .models import build_model
     model = build_model(model_name, num_classes=2, **overrides)
-    optimizer = compare._optimizer(recipe, model)
+    optimizer = compare.recipe_optimizer(recipe, model)
     loss = F.cross_entropy(model(Tensor(np.zeros(shape, np.float32))),
                            Tensor(np.arange(shape[0]) % 2))
     loss.backward()
@@ -245,7 +245,7 @@ def _sampling_cell(cell):
     loader = VideoClipLoader(videos, labels, train_sampler, recipe['batch_size'], shuffle=True,
                              seed=seed)
     started = time.perf_counter()
-    fit(model, loader, optimizer=compare._optimizer(recipe, model), epochs=recipe['epochs'],
+    fit(model, loader, optimizer=compare.recipe_optimizer(recipe, model), epochs=recipe['epochs'],
         clip_grad_norm=recipe['clip_grad_norm'], progress=False, seed=seed)
     train_seconds = time.perf_counter() - started
 
