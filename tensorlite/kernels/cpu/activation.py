@@ -11,12 +11,7 @@ import math
 
 import numba
 
-from .._launch import check_elementwise, run
-
-SQRT_HALF = 0.7071067811865476          # 1 / sqrt(2)
-INV_SQRT_2PI = 0.3989422804014327       # 1 / sqrt(2 pi)
-TANH_K = 0.7978845608028654             # sqrt(2 / pi)
-TANH_C = 0.044715
+from .._launch import INV_SQRT_2PI, SQRT_HALF, TANH_C, TANH_K, check_elementwise, run
 
 
 @numba.njit(parallel=True, cache=True)

@@ -29,7 +29,8 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from .norm import check_arrays
+from .._launch import (check_online_softmax_block, check_shifted_exp_rows, check_softmax_bwd,
+                       check_softmax_fwd, check_softmax_grad_block)
 
 # Reassociation lets LLVM split the row sums over vector lanes; contraction allows FMAs.  No other
 # fast-math flag: NaN and inf must propagate.
@@ -185,51 +186,19 @@ def _softmax_grad_block(p, dp, d):
             dp[i, j] = p[i, j] * (dp[i, j] - k)
 
 
-def check_mask(kernel, mask, mask_index, B, L, S, dtype):
-    """mask (Bm, Lm, Sm) with Lm in (1, L), Sm in (1, S), of the scores' dtype; mask_index (B,)
-    int64 with values in [0, Bm) (not checked value by value: the caller builds it)."""
-    if mask.ndim != 3 or mask.shape[1] not in (1, L) or mask.shape[2] not in (1, S):
-        raise ValueError(f"{kernel}: mask has shape {tuple(mask.shape)}, expected (Bm, 1 or {L}, "
-                         f"1 or {S})")
-    check_arrays(kernel, [('mask', mask, mask.shape)], dtype)
-    if mask_index.dtype != np.int64 or mask_index.shape != (B,) \
-            or not mask_index.flags.c_contiguous:
-        raise ValueError(f"{kernel}: mask_index must be a contiguous int64 array of shape ({B},), "
-                         f"got {mask_index.dtype} {tuple(mask_index.shape)}")
-
-
 def softmax_fwd(scores, mask, mask_index, scale, causal, probs):
     """probs[b, i] = softmax_j(scale * scores[b, i, j] + mask[mask_index[b], i, j]) over a
     (B, L, S) array, with j > i masked out when `causal`; rows with every key masked are 0.
     mask (Bm, 1 or L, 1 or S) additive, Bm = 0 for none; probs may be scores itself."""
-    if scores.ndim != 3:
-        raise ValueError(f"softmax_fwd: scores must be 3-D (B, L, S), got shape "
-                         f"{tuple(scores.shape)}")
-    B, L, S = scores.shape
-    check_arrays('softmax_fwd', [('scores', scores, scores.shape), ('probs', probs, scores.shape)])
-    check_mask('softmax_fwd', mask, mask_index, B, L, S, scores.dtype)
+    check_softmax_fwd(scores, mask, mask_index, probs)
     _softmax_rows_fwd(scores, mask, mask_index, scores.dtype.type(scale), bool(causal), probs)
 
 
 def softmax_bwd(probs, grad_probs, grad_scores):
     """grad_scores = probs * (grad_probs - rowsum(grad_probs * probs)) over (B, L, S): the
     gradient with respect to the softmax's logits.  grad_scores may be grad_probs itself."""
-    if probs.ndim != 3:
-        raise ValueError(f"softmax_bwd: probs must be 3-D (B, L, S), got shape "
-                         f"{tuple(probs.shape)}")
-    check_arrays('softmax_bwd', [('probs', probs, probs.shape),
-                                 ('grad_probs', grad_probs, probs.shape),
-                                 ('grad_scores', grad_scores, probs.shape)])
+    check_softmax_bwd(probs, grad_probs, grad_scores)
     _softmax_rows_bwd(probs, grad_probs, grad_scores)
-
-
-def _check_block(kernel, named_block, rows):
-    """The first (name, array) is a 2-D block; the others (name, array, shape) as check_arrays."""
-    name, block = named_block
-    if block.ndim != 2:
-        raise ValueError(f"{kernel}: {name} must be a 2-D (rows, keys) block, got shape "
-                         f"{tuple(block.shape)}")
-    check_arrays(kernel, [(name, block, block.shape)] + rows)
 
 
 def online_softmax_block(s, m, l, alpha):
@@ -241,23 +210,19 @@ def online_softmax_block(s, m, l, alpha):
 
     in place; the caller rescales its accumulated output by alpha.  Rows still without a key
     (m_new = -inf) keep s = 0, l = 0."""
-    R = s.shape[0] if s.ndim == 2 else -1
-    _check_block('online_softmax_block', ('s', s),
-                 [('m', m, (R,)), ('l', l, (R,)), ('alpha', alpha, (R,))])
+    check_online_softmax_block(s, m, l, alpha)
     _online_softmax_block(s, m, l, alpha)
 
 
 def shifted_exp_rows(s, shift):
     """s[i, j] <- exp(s[i, j] - shift[i]) in place over a (R, C) block: the probabilities P from
     recomputed logits and each row's logsumexp (shift = +inf gives a row of 0)."""
-    R = s.shape[0] if s.ndim == 2 else -1
-    _check_block('shifted_exp_rows', ('s', s), [('shift', shift, (R,))])
+    check_shifted_exp_rows(s, shift)
     _shifted_exp_rows(s, shift)
 
 
 def softmax_grad_block(p, dp, d):
     """dp <- p * (dp - d[:, None]) in place over a (R, C) block: the logits' gradient dS, with
     d = rowsum(dO * out), which equals rowsum(dP * P) over the whole row."""
-    R = p.shape[0] if p.ndim == 2 else -1
-    _check_block('softmax_grad_block', ('p', p), [('dp', dp, p.shape), ('d', d, (R,))])
+    check_softmax_grad_block(p, dp, d)
     _softmax_grad_block(p, dp, d)

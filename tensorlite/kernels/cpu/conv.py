@@ -20,37 +20,11 @@ Jobs: vol2col runs one job per (sample, channel, kernel offset) row of the colum
 it front to back; col2vol runs one job per (sample, channel), which alone owns that channel's
 volume, so overlapping windows accumulate without atomics.
 """
-import contextlib
-
 import numba
 import numpy as np
 
-from .._launch import FLOAT_DTYPES
-
-# Threads the conv kernels run on: one.  They alternate with OpenBLAS GEMMs tile after tile.  Under
-# libgomp's default (active) wait policy the OpenMP workers spun after every parallel region and
-# held the core an OpenBLAS thread needed next: one thread 299 ms and 160 ms, all threads 1047 ms
-# and 420 ms on (8, 64, 8, 28, 28) and (8, 3, 16, 56, 56), forward + backward.  tensorlite now sets
-# the passive policy (backend.prepare_cpu_threads), and with it all threads are no faster on whole
-# training steps either: vol2col moves memory (in a tiny C3D step 38 ms on one thread and 38 ms on
-# two for 380 MB of columns) -- C3D 157 / 161 ms, I3D 41.0 / 40.5 ms, SlowFast 66.1 / 67.4 ms
-# (one / all threads, interleaved medians of 9, docs/performance.md "Whole-model training steps").
-# None means Numba's current thread count.
-KERNEL_THREADS = 1
-
-
-@contextlib.contextmanager
-def _threads(n):
-    if n is None:
-        yield
-        return
-    before = numba.get_num_threads()
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
-
+from .._launch import (BESIDE_GEMM_THREADS, check_col2vol, check_depthwise_bwd_input,
+                       check_depthwise_bwd_weight, check_depthwise_fwd, check_vol2col, run)
 
 # The functional layer cuts work into tiles whose column buffer holds at most this many bytes
 # (and never more than the bound in tensorlite.kernels): vol2col writes a tile and the GEMM reads
@@ -58,39 +32,6 @@ def _threads(n):
 # tiles of 2 / 4 / 8 / 16 / 64 MiB: (8, 64, 8, 28, 28) 369 / 337 / 308 / 333 / 345 ms,
 # (8, 3, 16, 56, 56) 267 / 244 / 230 / 226 / 281 ms, (4, 16, 8, 32, 32) 76 / 71 / 65 / 70 / 67 ms.
 PREFERRED_TILE_BYTES = 8 * 2**20
-
-
-def check_arrays(kernel, names, arrays):
-    """Every array C-contiguous and of one float dtype; else an error naming the kernel and the
-    argument.  A kernel indexes raw memory: a strided view would be misread, a copy made by
-    ravel() would lose the kernel's writes."""
-    first = arrays[0]
-    for name, a in zip(names, arrays):
-        if a.dtype not in FLOAT_DTYPES:
-            raise TypeError(f"{kernel}: {name} has dtype {a.dtype}, expected float32 or float64")
-        if a.dtype != first.dtype:
-            raise TypeError(f"{kernel}: {name} has dtype {a.dtype}, {names[0]} has {first.dtype}")
-        if not a.flags.c_contiguous:
-            raise ValueError(f"{kernel}: {name} (shape {tuple(a.shape)}) is not C-contiguous")
-
-
-def check_geometry(kernel, x, col, ksize, out_shape, row0):
-    """x (n, C, T, H, W) and col (n, C*kT*kH*kW, rows*oW) describe one batch and one band of
-    output rows inside the (oT, oH) grid."""
-    if x.ndim != 5 or col.ndim != 3:
-        raise ValueError(f"{kernel}: expected the volume as (n, C, T, H, W) and the columns as "
-                         f"(n, C*kT*kH*kW, rows*oW), got shapes {tuple(x.shape)} and "
-                         f"{tuple(col.shape)}")
-    n, c = x.shape[:2]
-    k = ksize[0] * ksize[1] * ksize[2]
-    ow = out_shape[2]
-    rows = col.shape[2] // ow if ow else 0
-    if (col.shape[0] != n or col.shape[1] != c * k or ow <= 0 or col.shape[2] % ow
-            or row0 < 0 or row0 + rows > out_shape[0] * out_shape[1]):
-        raise ValueError(f"{kernel}: columns of shape {tuple(col.shape)} do not fit the volume "
-                         f"{tuple(x.shape)} with kernel {tuple(ksize)}, output {tuple(out_shape)} "
-                         f"and first row {row0}: expected ({n}, {c * k}, rows*{ow}) with rows "
-                         f"ending inside the {out_shape[0] * out_shape[1]} output rows")
 
 
 @numba.njit(inline='always')
@@ -264,13 +205,11 @@ def vol2col(x, kernel, stride, padding, dilation, out_shape, row0, col):
     ow*sW - pW + kw*dW] (0 outside the volume), for output rows (ot, oh) = divmod(row0 + r, oH).
 
     x (n, C, T, H, W); col (n, C*kT*kH*kW, rows*oW), preallocated, every element written."""
-    check_arrays('vol2col', ('x', 'col'), (x, col))
-    check_geometry('vol2col', x, col, kernel, out_shape, row0)
+    check_vol2col(x, kernel, out_shape, row0, col)
     if col.size:
         _, ck, length = col.shape
-        with _threads(KERNEL_THREADS):
-            _vol2col(x, *kernel, *stride, *padding, *dilation, *out_shape, row0,
-                     length // out_shape[2], col.reshape(-1), ck * length, length)
+        run(_vol2col, x.size + col.size, x, *kernel, *stride, *padding, *dilation, *out_shape, row0,
+            length // out_shape[2], col.reshape(-1), ck * length, length, most=BESIDE_GEMM_THREADS)
 
 
 def col2vol(col, kernel, stride, padding, dilation, out_shape, row0, x):
@@ -278,11 +217,10 @@ def col2vol(col, kernel, stride, padding, dilation, out_shape, row0, x):
     vol2col would read i from.  Adds into x (the caller zeroes it once, then adds band by band).
 
     col (n, C*kT*kH*kW, rows*oW); x (n, C, T, H, W)."""
-    check_arrays('col2vol', ('col', 'x'), (col, x))
-    check_geometry('col2vol', x, col, kernel, out_shape, row0)
+    check_col2vol(col, kernel, out_shape, row0, x)
     if col.size and x.size:
-        with _threads(KERNEL_THREADS):
-            _col2vol(col, *kernel, *stride, *padding, *dilation, *out_shape, row0, x)
+        run(_col2vol, x.size + col.size, col, *kernel, *stride, *padding, *dilation, *out_shape,
+            row0, x, most=BESIDE_GEMM_THREADS)
 
 
 # ---- direct depthwise convolution -----------------------------------------------------------------
@@ -393,40 +331,28 @@ def _depthwise_bwd_weight(x, gy, st, sh, sw, pt, ph, pw, dt, dh, dw, gw):
                     gw[co, 0, kt, kh, kw] = acc[kt, kh, kw]
 
 
-def check_depthwise(kernel, vol, w, cols):
-    """vol (N, C, T, H, W), w (C*mult, 1, kT, kH, kW), cols (N, C*mult, oT, oH, oW)."""
-    if (vol.ndim != 5 or w.ndim != 5 or cols.ndim != 5 or w.shape[1] != 1 or vol.shape[1] == 0
-            or w.shape[0] % vol.shape[1] or cols.shape[:2] != (vol.shape[0], w.shape[0])):
-        raise ValueError(f"{kernel}: expected the volume (N, C, T, H, W), the weight (C*mult, 1, kT, "
-                         f"kH, kW) and the output side (N, C*mult, oT, oH, oW), got shapes "
-                         f"{tuple(vol.shape)}, {tuple(w.shape)} and {tuple(cols.shape)}")
-
-
 def depthwise_fwd(x, w, stride, padding, dilation, y):
     """y[b, co] = sum over kernel offsets k of w[co, 0, k] * x[b, co // mult] read at o*stride -
     padding + k*dilation (0 outside).  x (N, C, T, H, W), w (C*mult, 1, kT, kH, kW),
     y (N, C*mult, oT, oH, oW) preallocated and overwritten."""
-    check_arrays('depthwise_fwd', ('x', 'w', 'y'), (x, w, y))
-    check_depthwise('depthwise_fwd', x, w, y)
+    check_depthwise_fwd(x, w, y)
     if y.size:
-        with _threads(KERNEL_THREADS):
-            _depthwise_fwd(x, w, *stride, *padding, *dilation, y)
+        run(_depthwise_fwd, x.size + y.size, x, w, *stride, *padding, *dilation, y,
+            most=BESIDE_GEMM_THREADS)
 
 
 def depthwise_bwd_input(gy, w, stride, padding, dilation, gx):
     """gx = the adjoint of depthwise_fwd applied to gy; gx (N, C, T, H, W) is overwritten."""
-    check_arrays('depthwise_bwd_input', ('gy', 'w', 'gx'), (gy, w, gx))
-    check_depthwise('depthwise_bwd_input', gx, w, gy)
+    check_depthwise_bwd_input(gy, w, gx)
     if gx.size:
-        with _threads(KERNEL_THREADS):
-            _depthwise_bwd_input(gy, w, *stride, *padding, *dilation, gx)
+        run(_depthwise_bwd_input, gy.size + gx.size, gy, w, *stride, *padding, *dilation, gx,
+            most=BESIDE_GEMM_THREADS)
 
 
 def depthwise_bwd_weight(x, gy, stride, padding, dilation, gw):
     """gw[co, 0, k] = sum over b and output positions o of gy[b, co, o] * x[b, co // mult,
     o*stride - padding + k*dilation]; gw (C*mult, 1, kT, kH, kW) is overwritten."""
-    check_arrays('depthwise_bwd_weight', ('x', 'gy', 'gw'), (x, gy, gw))
-    check_depthwise('depthwise_bwd_weight', x, gw, gy)
+    check_depthwise_bwd_weight(x, gy, gw)
     if gw.size:
-        with _threads(KERNEL_THREADS):
-            _depthwise_bwd_weight(x, gy, *stride, *padding, *dilation, gw)
+        run(_depthwise_bwd_weight, x.size + gy.size, x, gy, *stride, *padding, *dilation, gw,
+            most=BESIDE_GEMM_THREADS)

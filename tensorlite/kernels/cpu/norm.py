@@ -16,53 +16,15 @@ import math
 import numba
 import numpy as np
 
-from .._launch import FLOAT_DTYPES
+from .._launch import (check_batch_norm_apply, check_batch_norm_grad_sums,
+                       check_batch_norm_input_grad, check_batch_norm_stats, check_layer_norm_bwd,
+                       check_layer_norm_fwd, combine_grad_sums, combine_stats)
 
 # Reassociation lets LLVM split a running sum over several vector lanes: the float32 -> float64 sums
 # then run at memory speed instead of one dependent add at a time (5x on batch_norm's statistics),
 # and the split sums are, if anything, more accurate.  No other fast-math flag: NaN and inf must
 # propagate as they would in NumPy.
 REDUCE = {'reassoc', 'contract'}
-
-
-def check_arrays(kernel, named, dtype=None):
-    """`named` is [(name, array, expected shape)]: every array C-contiguous, of that shape and of
-    one float dtype (the first array's); else a ValueError/TypeError naming kernel and argument."""
-    dtype = named[0][1].dtype if dtype is None else dtype
-    for name, a, shape in named:
-        if a.dtype not in FLOAT_DTYPES:
-            raise TypeError(f"{kernel}: {name} has dtype {a.dtype}, expected float32 or float64")
-        if a.dtype != dtype:
-            raise TypeError(f"{kernel}: {name} has dtype {a.dtype}, {named[0][0]} has {dtype}")
-        if tuple(a.shape) != tuple(shape):
-            raise ValueError(f"{kernel}: {name} has shape {tuple(a.shape)}, expected "
-                             f"{tuple(shape)}")
-        if not a.flags.c_contiguous:
-            raise ValueError(f"{kernel}: {name} (shape {tuple(a.shape)}) is not C-contiguous")
-
-
-def check_x(kernel, x, ndim):
-    """x must have `ndim` dims and at least one value (empty inputs take the NumPy path)."""
-    if x.ndim != ndim or x.size == 0:
-        raise ValueError(f"{kernel}: x must be a non-empty {ndim}-D array, got shape "
-                         f"{tuple(x.shape)}")
-
-
-def combine_stats(xp, part, shift, count, eps, mean, var, rstd):
-    """mean, biased var and rstd per channel from the shifted sums of each (n, c) slab,
-    part[n, c] = (sum(x - shift[c]), sum((x - shift[c])^2)); shared with the CUDA twin."""
-    s = part.sum(axis=0) / count                    # (C, 2): mean of (x - k), of (x - k)^2
-    v = xp.maximum(s[:, 1] - s[:, 0] ** 2, 0.0)     # rounding can take a constant channel below 0
-    mean[...] = shift + s[:, 0]
-    var[...] = v
-    rstd[...] = 1.0 / xp.sqrt(v + eps)
-
-
-def combine_grad_sums(part, rstd, sum_dy, sum_dy_xhat):
-    """sum_dy and sum_dy_xhat per channel from part[n, c] = (sum(dy), sum(dy (x - mean)))."""
-    s = part.sum(axis=0)
-    sum_dy[...] = s[:, 0]
-    sum_dy_xhat[...] = s[:, 1] * rstd
 
 
 # ---- batch_norm: x (N, C, S), one statistic per channel -----------------------------------------
@@ -121,10 +83,8 @@ def _channel_input_grad(x, dy, mean, rstd, weight, mean_dy, mean_dy_xhat, dx):
 
 def batch_norm_stats(x, eps, mean, var, rstd):
     """Per channel c of x (N, C, S): mean[c], biased var[c] and rstd[c] = 1 / sqrt(var[c] + eps)."""
-    check_x('batch_norm_stats', x, 3)
+    check_batch_norm_stats(x, mean, var, rstd)
     C = x.shape[1]
-    check_arrays('batch_norm_stats', [('x', x, x.shape), ('mean', mean, (C,)), ('var', var, (C,)),
-                                      ('rstd', rstd, (C,))])
     shift = x[0, :, 0].astype(np.float64)
     part = np.empty((x.shape[0], C, 2))
     _channel_shifted_sums(x, shift, part)
@@ -133,23 +93,15 @@ def batch_norm_stats(x, eps, mean, var, rstd):
 def batch_norm_apply(x, mean, scale, shift, y):
     """y[n, c, i] = (x[n, c, i] - mean[c]) * scale[c] + shift[c]: the normalization and affine map
     in one pass (scale = weight * rstd, shift = bias)."""
-    check_x('batch_norm_apply', x, 3)
-    C = x.shape[1]
-    check_arrays('batch_norm_apply', [('x', x, x.shape), ('mean', mean, (C,)),
-                                      ('scale', scale, (C,)), ('shift', shift, (C,)),
-                                      ('y', y, x.shape)])
+    check_batch_norm_apply(x, mean, scale, shift, y)
     _channel_affine(x, mean, scale, shift, y)
 
 
 def batch_norm_grad_sums(x, dy, mean, rstd, sum_dy, sum_dy_xhat):
     """Per channel: sum_dy[c] = sum(dy), sum_dy_xhat[c] = sum(dy * (x - mean) * rstd) over (N, S)
     -- the bias and weight gradients, and the two means the input gradient needs."""
-    check_x('batch_norm_grad_sums', x, 3)
+    check_batch_norm_grad_sums(x, dy, mean, rstd, sum_dy, sum_dy_xhat)
     C = x.shape[1]
-    check_arrays('batch_norm_grad_sums', [('x', x, x.shape), ('dy', dy, x.shape),
-                                          ('mean', mean, (C,)), ('rstd', rstd, (C,)),
-                                          ('sum_dy', sum_dy, (C,)),
-                                          ('sum_dy_xhat', sum_dy_xhat, (C,))])
     part = np.empty((x.shape[0], C, 2))
     _channel_grad_sums(x, dy, mean, part)
     combine_grad_sums(part, rstd, sum_dy, sum_dy_xhat)
@@ -157,12 +109,7 @@ def batch_norm_grad_sums(x, dy, mean, rstd, sum_dy, sum_dy_xhat):
 def batch_norm_input_grad(x, dy, mean, rstd, weight, sum_dy, sum_dy_xhat, dx):
     """dx = weight rstd (dy - sum_dy / M - xhat sum_dy_xhat / M), M = N S, xhat = (x - mean) rstd:
     the input gradient with batch statistics (sums from batch_norm_grad_sums)."""
-    check_x('batch_norm_input_grad', x, 3)
-    C = x.shape[1]
-    check_arrays('batch_norm_input_grad', [('x', x, x.shape), ('dy', dy, x.shape),
-                                           ('mean', mean, (C,)), ('rstd', rstd, (C,)),
-                                           ('weight', weight, (C,)), ('sum_dy', sum_dy, (C,)),
-                                           ('sum_dy_xhat', sum_dy_xhat, (C,)), ('dx', dx, x.shape)])
+    check_batch_norm_input_grad(x, dy, mean, rstd, weight, sum_dy, sum_dy_xhat, dx)
     count = x.shape[0] * x.shape[2]
     _channel_input_grad(x, dy, mean, rstd, weight, sum_dy / count, sum_dy_xhat / count, dx)
 
@@ -217,23 +164,15 @@ def _row_norm_bwd(x, dy, mean, rstd, weight, dx, part_w, part_b):
 def layer_norm_fwd(x, weight, bias, eps, y, mean, var, rstd):
     """Per row r of x (R, D): mean[r], biased var[r], rstd[r] = 1 / sqrt(var[r] + eps), and
     y[r, j] = (x[r, j] - mean[r]) rstd[r] weight[j] + bias[j]."""
-    check_x('layer_norm_fwd', x, 2)
-    R, D = x.shape
-    check_arrays('layer_norm_fwd', [('x', x, x.shape), ('weight', weight, (D,)),
-                                    ('bias', bias, (D,)), ('y', y, x.shape), ('mean', mean, (R,)),
-                                    ('var', var, (R,)), ('rstd', rstd, (R,))])
+    check_layer_norm_fwd(x, weight, bias, y, mean, var, rstd)
     _row_norm_fwd(x, weight, bias, eps, y, mean, var, rstd)
 
 
 def layer_norm_bwd(x, dy, mean, rstd, weight, dx, dweight, dbias):
     """With g = dy weight and xhat = (x - mean) rstd, per row: dx = rstd (g - mean(g) -
     xhat mean(g xhat)); over rows: dweight = sum(dy xhat), dbias = sum(dy)."""
-    check_x('layer_norm_bwd', x, 2)
+    check_layer_norm_bwd(x, dy, mean, rstd, weight, dx, dweight, dbias)
     R, D = x.shape
-    check_arrays('layer_norm_bwd', [('x', x, x.shape), ('dy', dy, x.shape), ('mean', mean, (R,)),
-                                    ('rstd', rstd, (R,)), ('weight', weight, (D,)),
-                                    ('dx', dx, x.shape), ('dweight', dweight, (D,)),
-                                    ('dbias', dbias, (D,))])
     # a few blocks per thread balance the load; float64 partials keep the sums over rows exact
     blocks = min(R, 4 * numba.get_num_threads())
     part_w = np.zeros((blocks, D))

@@ -16,63 +16,13 @@ are mostly small -- the tiny TimeSformer's 54 hold 800 values on average -- and 
 two threads gave nothing on large ones either (Adam on 4M values: 0.50 ns a value on one thread,
 0.52 on two, on this project's 2 busy cores).  See docs/performance.md, "The optimizer update".
 """
-import functools
-import math
-
 import numba
 
-from .._launch import FLOAT_DTYPES, check_elementwise
+from .._launch import (adam_scalars, check_adam_step, check_sgd_step, flat_or_stand_in,
+                       sgd_scalars)
+from .._scalar import for_cpu
 
-
-def check_like(kernel, named):
-    """`named` is [(name, array or None)], the parameter first: every array (None is skipped) of
-    the parameter's shape, C-contiguous, of its float dtype; else a ValueError/TypeError naming
-    the kernel and the argument."""
-    named = [(name, a) for name, a in named if a is not None]
-    p_name, p = named[0]
-    # the common case in cheap tests; the full check only to name a fault
-    dtype, shape = p.dtype, p.shape
-    if dtype in FLOAT_DTYPES:
-        for _, a in named:
-            if a.dtype != dtype or a.shape != shape or not a.flags.c_contiguous:
-                break
-        else:
-            return
-    for name, a in named[1:]:
-        if tuple(a.shape) != tuple(shape):
-            raise ValueError(f"{kernel}: {name} has shape {tuple(a.shape)}, expected {p_name}'s "
-                             f"shape {tuple(shape)}")
-    check_elementwise(kernel, [name for name, _ in named], [a for _, a in named])
-
-
-def flat_or_stand_in(a, p):
-    """`a` flattened; or, when `a` is None (a state the step does not use: SGD's buffer without
-    momentum, vmax without amsgrad), an empty array of p's dtype that the kernel never indexes.
-    Not p itself: a launch on host arrays (the CUDA simulator's, or a GPU's) copies each argument
-    to the device and back, and the stand-in's unchanged copy would overwrite p's update."""
-    return p.reshape(-1)[:0] if a is None else a.reshape(-1)
-
-
-@functools.lru_cache(maxsize=64)
-def sgd_scalars(dtype, lr, momentum, dampening, weight_decay):
-    """The SGD hyperparameters as scalars of `dtype`: lr, momentum, 1 - dampening, weight_decay.
-    (Cached: every parameter of a group asks for the same ones, 0.9 us to make, 0.2 us to find.)"""
-    c = dtype.type
-    return c(lr), c(momentum), c(1 - dampening), c(weight_decay)
-
-
-@functools.lru_cache(maxsize=64)
-def adam_scalars(dtype, step, lr, beta1, beta2, eps, weight_decay):
-    """The Adam scalars of step `step` (1, 2, ...) as scalars of `dtype`: beta1, 1 - beta1, beta2,
-    1 - beta2, lr / (1 - beta1**step), sqrt(1 - beta2**step), eps, weight_decay,
-    1 - lr * weight_decay.  (Cached, as sgd_scalars.)"""
-    if step < 1:
-        raise ValueError(f"adam: step must be 1 or more (the count after this step), got {step}")
-    c = dtype.type
-    bias_correction1 = 1 - beta1 ** step
-    bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
-    return (c(beta1), c(1 - beta1), c(beta2), c(1 - beta2), c(lr / bias_correction1),
-            c(bias_correction2_sqrt), c(eps), c(weight_decay), c(1 - lr * weight_decay))
+adam_value, sgd_value = for_cpu('adam_value', 'sgd_value')
 
 
 # ---- SGD -----------------------------------------------------------------------------------------
@@ -80,14 +30,8 @@ def adam_scalars(dtype, step, lr, beta1, beta2, eps, weight_decay):
 def _sgd(p, g, buf, lr, momentum, one_minus_dampening, weight_decay, use_momentum, nesterov,
          maximize, first):
     for i in range(p.size):
-        d = -g[i] if maximize else g[i]
-        if weight_decay != 0:
-            d = d + weight_decay * p[i]
-        if use_momentum:
-            b = d if first else buf[i] * momentum + one_minus_dampening * d
-            buf[i] = b
-            d = d + momentum * b if nesterov else b
-        p[i] = p[i] - lr * d
+        sgd_value(p, g, buf, i, lr, momentum, one_minus_dampening, weight_decay, use_momentum,
+                  nesterov, maximize, first)
 
 
 def sgd_step(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, maximize, first):
@@ -101,53 +45,29 @@ def sgd_step(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, maximiz
 
     `buf` is the momentum buffer (written; read unless `first`), None when momentum is 0.  All
     arrays of one shape, C-contiguous, of one dtype (float32 or float64), the computation's."""
-    use_momentum = momentum != 0
-    if use_momentum and buf is None:
-        raise ValueError(f"sgd_step: momentum={momentum} needs a momentum buffer, got None")
-    check_like('sgd_step', [('p', p), ('g', g), ('buf', buf if use_momentum else None)])
+    use_momentum = check_sgd_step(p, g, buf, momentum)
     _sgd(p.reshape(-1), g.reshape(-1), flat_or_stand_in(buf if use_momentum else None, p),
          *sgd_scalars(p.dtype, lr, momentum, dampening, weight_decay), use_momentum,
          bool(nesterov), bool(maximize), bool(first))
 
 
 # ---- Adam and AdamW ------------------------------------------------------------------------------
-@numba.njit(cache=True, inline='always')
-def _adam_moments(g, w, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, weight_decay, decay,
-                  decoupled, maximize):
-    """One value's (p, m, v) after the weight decay and the moment updates."""
-    d = -g if maximize else g
-    if weight_decay != 0:
-        if decoupled:
-            w = w * decay                              # AdamW: p (1 - lr wd), outside the moments
-        else:
-            d = d + weight_decay * w
-    return w, m * beta1 + one_minus_beta1 * d, v * beta2 + one_minus_beta2 * (d * d)
-
-
-# Two loops, not one with `if amsgrad` inside: a loop that may store to vmax must check at run time
-# that vmax overlaps no other array, and with v standing in for it (as first written) it did, so
-# LLVM ran the scalar loop: 3.3 ns a value against 0.5 ns for the vector loop.
+# Two loops, each with amsgrad a constant, not one with `if amsgrad` inside: a loop that may store
+# to vmax must check at run time that vmax overlaps no other array, and with v standing in for it
+# it did, so LLVM ran the scalar loop: 3.3 ns a value against 0.5 ns for the vector loop.
 @numba.njit(cache=True, error_model='numpy')
 def _adam(p, g, m, v, vmax, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size,
           bias_correction2_sqrt, eps, weight_decay, decay, decoupled, amsgrad, maximize):
     if amsgrad:
         for i in range(p.size):
-            w, mi, vi = _adam_moments(g[i], p[i], m[i], v[i], beta1, one_minus_beta1, beta2,
-                                      one_minus_beta2, weight_decay, decay, decoupled, maximize)
-            m[i] = mi
-            v[i] = vi
-            top = vmax[i]
-            if vi > top or vi != vi:                   # np.maximum: a NaN on either side wins
-                top = vi
-            vmax[i] = top
-            p[i] = w - step_size * mi / (math.sqrt(top) / bias_correction2_sqrt + eps)
+            adam_value(p, g, m, v, vmax, i, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                       step_size, bias_correction2_sqrt, eps, weight_decay, decay, decoupled,
+                       True, maximize)
     else:
         for i in range(p.size):
-            w, mi, vi = _adam_moments(g[i], p[i], m[i], v[i], beta1, one_minus_beta1, beta2,
-                                      one_minus_beta2, weight_decay, decay, decoupled, maximize)
-            m[i] = mi
-            v[i] = vi
-            p[i] = w - step_size * mi / (math.sqrt(vi) / bias_correction2_sqrt + eps)
+            adam_value(p, g, m, v, vmax, i, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                       step_size, bias_correction2_sqrt, eps, weight_decay, decay, decoupled,
+                       False, maximize)
 
 
 def adam_step(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad,
@@ -163,12 +83,10 @@ def adam_step(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, decou
         p = p - lr / (1 - beta1**step) * m / (sqrt(vmax if amsgrad else v)
                                                 / sqrt(1 - beta2**step) + eps)
 
+
     `m`, `v` (and `vmax`, None without amsgrad) are the moment estimates, read and written.  All
     arrays of one shape, C-contiguous, of one dtype (float32 or float64), the computation's."""
-    if amsgrad and vmax is None:
-        raise ValueError("adam_step: amsgrad=True needs a vmax array, got None")
-    check_like('adam_step', [('p', p), ('g', g), ('m', m), ('v', v),
-                             ('vmax', vmax if amsgrad else None)])
+    check_adam_step(p, g, m, v, vmax, amsgrad)
     _adam(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
           flat_or_stand_in(vmax if amsgrad else None, p),
           *adam_scalars(p.dtype, step, lr, beta1, beta2, eps, weight_decay),

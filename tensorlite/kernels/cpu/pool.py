@@ -21,98 +21,11 @@ w1 x[p, i1, q]` on the array viewed as `(P, I, Q)`, with `index` and `weight` `(
 import numba
 import numpy as np
 
-from .._launch import FLOAT_DTYPES, run
+from .._launch import (check_max_pool_bwd, check_pool, check_resample, resample_ranges, run,
+                       window_ranges)
+from .._scalar import for_cpu
 
-
-# ---- launch checks, shared with the CUDA twins ----------------------------------------------------
-
-def _check_float(kernel, name, a, dtype=None, ndim=None):
-    if a.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{kernel}: {name} has dtype {a.dtype}, expected float32 or float64")
-    if dtype is not None and a.dtype != dtype:
-        raise TypeError(f"{kernel}: {name} has dtype {a.dtype}, expected {dtype} like the input")
-    _check_layout(kernel, name, a, ndim)
-
-
-def _check_layout(kernel, name, a, ndim):
-    if ndim is not None and a.ndim != ndim:
-        raise ValueError(f"{kernel}: {name} has shape {tuple(a.shape)}, expected {ndim} dims")
-    if not a.flags.c_contiguous:
-        raise ValueError(f"{kernel}: {name} (shape {tuple(a.shape)}) is not C-contiguous")
-
-
-def _check_shape(kernel, name, a, shape):
-    if tuple(a.shape) != tuple(shape):
-        raise ValueError(f"{kernel}: {name} has shape {tuple(a.shape)}, expected {tuple(shape)}")
-
-
-def _check_table(kernel, name, t, shape, dtype, limit=None):
-    """A host (NumPy) table of this shape; int tables hold positions in [0, limit]."""
-    if not isinstance(t, np.ndarray):
-        raise TypeError(f"{kernel}: {name} must be a NumPy array (a small host table), "
-                        f"got {type(t).__name__}")
-    if t.dtype != dtype:
-        raise TypeError(f"{kernel}: {name} has dtype {t.dtype}, expected {np.dtype(dtype)}")
-    _check_shape(kernel, name, t, shape)
-    _check_layout(kernel, name, t, None)
-    # the kernels do not bounds-check their reads: a table pointing outside the input would read
-    # (or write) memory that is not the tensor's
-    if limit is not None and t.size and (t.min() < 0 or t.max() > limit):
-        raise ValueError(f"{kernel}: {name} holds positions in [{t.min()}, {t.max()}], outside "
-                         f"the input's [0, {limit}]")
-
-
-def check_pool(kernel, x, windows, dilation_or_divisors, outs, out_names, x_name='x'):
-    """x: (B, D, H, W) input planes; windows: 3 int64 (O_a, 2) tables; then either 3 dilations
-    (ints) or 3 divisor tables (x.dtype, (O_a,)); outs: arrays of shape (B, O_d, O_h, O_w)."""
-    _check_float(kernel, x_name, x, ndim=4)
-    if len(windows) != 3:
-        raise ValueError(f"{kernel}: expected 3 window tables (one per axis of D, H, W), "
-                         f"got {len(windows)}")
-    out_shape = (x.shape[0],) + tuple(len(w) for w in windows)
-    for a, (w, n) in enumerate(zip(windows, x.shape[1:])):
-        _check_table(kernel, f'windows[{a}]', w, (len(w), 2), np.int64, limit=n)
-    extra = dilation_or_divisors
-    if len(extra) != 3:
-        raise ValueError(f"{kernel}: expected 3 dilations or divisor tables, got {len(extra)}")
-    for a, e in enumerate(extra):
-        if isinstance(e, np.ndarray):
-            _check_table(kernel, f'divisors[{a}]', e, (out_shape[1 + a],), x.dtype)
-        elif int(e) < 1:
-            raise ValueError(f"{kernel}: dilation[{a}] is {e}, expected >= 1")
-    for name, o in zip(out_names, outs):
-        if name == 'indices':
-            if o.dtype != np.int64:
-                raise TypeError(f"{kernel}: indices has dtype {o.dtype}, expected int64")
-            _check_layout(kernel, name, o, 4)
-        else:
-            _check_float(kernel, name, o, dtype=x.dtype, ndim=4)
-        _check_shape(kernel, name, o, out_shape)
-
-
-def check_resample(kernel, x, index, weight, y, x_name='x', y_name='y'):
-    """x: (P, I, Q), y: (P, O, Q); index int64 (O, 2) in [0, I); weight (O, 2) of x's dtype."""
-    _check_float(kernel, x_name, x, ndim=3)
-    _check_float(kernel, y_name, y, dtype=x.dtype, ndim=3)
-    if y.shape[0] != x.shape[0] or y.shape[2] != x.shape[2]:
-        raise ValueError(f"{kernel}: {x_name} has shape {tuple(x.shape)} and {y_name} "
-                         f"{tuple(y.shape)}; they must agree in dims 0 and 2")
-    _check_table(kernel, 'index', index, (y.shape[1], 2), np.int64, limit=x.shape[1] - 1)
-    _check_table(kernel, 'weight', weight, (y.shape[1], 2), x.dtype)
-
-
-def output_ranges(starts, stops, n_in):
-    """For input position i, the outputs [lo, hi) whose window [start, stop) holds i.  Windows move
-    monotonically (starts and stops both nondecreasing), so those outputs are contiguous."""
-    i = np.arange(n_in)
-    lo = np.searchsorted(stops, i, side='right')      # first output whose window ends after i
-    hi = np.searchsorted(starts, i, side='right')     # first output whose window starts after i
-    return np.ascontiguousarray(np.stack([lo, hi], axis=1).astype(np.int64))
-
-
-def resample_ranges(index, n_in):
-    """For input position i, the outputs [lo, hi) that read i as index[o, 0] or index[o, 1]."""
-    return output_ranges(index[:, 0], index[:, 1] + 1, n_in)
+(resample_weight,) = for_cpu('resample_weight')
 
 
 # ---- kernels --------------------------------------------------------------------------------------
@@ -285,17 +198,13 @@ def _resample_bwd(gy, index, weight, ranges, zero, gx):
         for q in range(Q):
             gx[p, i, q] = zero
         for o in range(ranges[i, 0], ranges[i, 1]):
-            c = zero
-            if index[o, 0] == i:
-                c += weight[o, 0]
-            if index[o, 1] == i:
-                c += weight[o, 1]
+            c = resample_weight(index, weight, o, i, zero)
             if c != 0:
                 for q in range(Q):
                     gx[p, i, q] += c * gy[p, o, q]
 
 
-# ---- launch wrappers (the CUDA twins have the same names and signatures) --------------------------
+# ---- launches (the CUDA twins have the same names and signatures) --------------------------------
 
 def max_pool_fwd(x, windows, dilation, y, indices):
     """y[b, o] = max of x[b] over window o (every dilation-th position); indices[b, o] = the flat
@@ -309,14 +218,7 @@ def max_pool_fwd(x, windows, dilation, y, indices):
 def max_pool_bwd(gy, indices, gx):
     """gx[b] = zeros with gy[b, o] added at indices[b, o] (indices outside the plane, like the -1
     of an empty window, are skipped).  gy, indices: (B, M); gx: (B, N)."""
-    _check_float('max_pool_bwd', 'gy', gy, ndim=2)
-    _check_float('max_pool_bwd', 'gx', gx, dtype=gy.dtype, ndim=2)
-    if indices.dtype != np.int64:
-        raise TypeError(f"max_pool_bwd: indices has dtype {indices.dtype}, expected int64")
-    _check_layout('max_pool_bwd', 'indices', indices, 2)
-    _check_shape('max_pool_bwd', 'indices', indices, gy.shape)
-    if gx.shape[0] != gy.shape[0]:
-        raise ValueError(f"max_pool_bwd: gx has {gx.shape[0]} planes, gy has {gy.shape[0]}")
+    check_max_pool_bwd(gy, indices, gx)
     run(_max_pool_bwd, gy.size + gx.size, gy, indices, gx)
 
 
@@ -332,7 +234,7 @@ def avg_pool_bwd(gy, windows, divisors, gx):
     """The adjoint of avg_pool_fwd: gx[b, i] = sum over the outputs o whose window holds i of
     gy[b, o] / divisor(o).  gy: (B, O_d, O_h, O_w); gx: (B, D, H, W)."""
     check_pool('avg_pool_bwd', gx, windows, divisors, (gy,), ('gy',), x_name='gx')
-    r = [output_ranges(w[:, 0], w[:, 1], n) for w, n in zip(windows, gx.shape[1:])]
+    r = window_ranges(windows, gx.shape[1:])
     run(_avg_pool_bwd, gy.size + gx.size, gy, r[0], r[1], r[2], divisors[0], divisors[1],
          divisors[2], gx.dtype.type(0), gx)
 

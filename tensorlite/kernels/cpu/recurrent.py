@@ -23,26 +23,13 @@ tanh(x) = 1 - 2 / (exp(2x) + 1).  Both are safe at the extremes: exp overflows t
 quotient goes to 0, giving exactly 0, 1 or -1, never NaN.  The constants are passed in the array's
 dtype so that float32 stays float32 (a float64 literal would promote every operation).
 """
-import math
-
 import numba
 
-# every array C-contiguous, of its expected shape and of one float dtype (the CUDA twin uses it too)
-from .norm import check_arrays
+from .._launch import check_gru_bwd, check_gru_fwd, check_lstm_bwd, check_lstm_fwd
+from .._scalar import for_cpu
 
-
-def check_valid(kernel, valid, N):
-    """valid: a C-contiguous bool array (N,)."""
-    if valid.dtype.name != 'bool' or tuple(valid.shape) != (N,) or not valid.flags.c_contiguous:
-        raise ValueError(f"{kernel}: valid must be a C-contiguous bool array of shape ({N},), got "
-                         f"dtype {valid.dtype}, shape {tuple(valid.shape)}")
-
-
-def gate_sizes(kernel, gates, n_gates):
-    """(N, H) from gates (N, n_gates * H)."""
-    if gates.ndim != 2 or gates.shape[1] % n_gates:
-        raise ValueError(f"{kernel}: gates must be (N, {n_gates}H), got shape {tuple(gates.shape)}")
-    return gates.shape[0], gates.shape[1] // n_gates
+gru_bwd_unit, gru_fwd_unit, lstm_bwd_unit, lstm_fwd_unit = for_cpu(
+    'gru_bwd_unit', 'gru_fwd_unit', 'lstm_bwd_unit', 'lstm_fwd_unit')
 
 
 # ---- LSTM ----------------------------------------------------------------------------------------
@@ -57,24 +44,7 @@ def _lstm_fwd(x_gates, h_gates, h_prev, c_prev, valid, act, h, c, tanh_c, one, t
                 c[n, j] = c_prev[n, j]
             continue
         for j in range(H):
-            # read all four pre-activations before writing: act may be x_gates itself
-            zi = x_gates[n, j] + h_gates[n, j]
-            zf = x_gates[n, H + j] + h_gates[n, H + j]
-            zg = x_gates[n, 2 * H + j] + h_gates[n, 2 * H + j]
-            zo = x_gates[n, 3 * H + j] + h_gates[n, 3 * H + j]
-            i = one / (one + math.exp(-zi))
-            f = one / (one + math.exp(-zf))
-            g = one - two / (math.exp(two * zg) + one)
-            o = one / (one + math.exp(-zo))
-            cn = f * c_prev[n, j] + i * g
-            tc = one - two / (math.exp(two * cn) + one)
-            act[n, j] = i
-            act[n, H + j] = f
-            act[n, 2 * H + j] = g
-            act[n, 3 * H + j] = o
-            c[n, j] = cn
-            tanh_c[n, j] = tc
-            h[n, j] = o * tc
+            lstm_fwd_unit(x_gates, h_gates, c_prev, act, h, c, tanh_c, n, j, H, one, two)
 
 
 @numba.njit(cache=True)
@@ -90,19 +60,7 @@ def _lstm_bwd(dy, dh_rec, act, tanh_c, c_prev, valid, dh, dc, dgates, one):
                 dgates[n, k] = 0
             continue
         for j in range(H):
-            i = act[n, j]
-            f = act[n, H + j]
-            g = act[n, 2 * H + j]
-            o = act[n, 3 * H + j]
-            tc = tanh_c[n, j]
-            gh = dy[n, j] + dh_rec[n, j] + dh[n, j]          # dL/dh_t, all three routes
-            gc = dc[n, j] + gh * o * (one - tc * tc)          # dL/dc_t
-            dgates[n, j] = gc * g * i * (one - i)
-            dgates[n, H + j] = gc * c_prev[n, j] * f * (one - f)
-            dgates[n, 2 * H + j] = gc * i * (one - g * g)
-            dgates[n, 3 * H + j] = gh * tc * o * (one - o)
-            dc[n, j] = gc * f
-            dh[n, j] = 0        # h_{t-1} reaches the loss only through the gates: the caller's GEMM
+            lstm_bwd_unit(dy, dh_rec, act, tanh_c, c_prev, dh, dc, dgates, n, j, H, one)
 
 
 def lstm_fwd(x_gates, h_gates, h_prev, c_prev, valid, act, h, c, tanh_c):
@@ -115,12 +73,7 @@ def lstm_fwd(x_gates, h_gates, h_prev, c_prev, valid, act, h, c, tanh_c):
     and act = [i, f, g, o] (N, 4H), what backward needs with tanh_c and c_prev.  For padded
     samples h = h_prev, c = c_prev and act, tanh_c are left as they were.  act may be x_gates
     itself (overwritten in place).  h_prev, c_prev, h, c, tanh_c: (N, H); valid: bool (N,)."""
-    N, H = gate_sizes('lstm_fwd', x_gates, 4)
-    check_arrays('lstm_fwd', [('x_gates', x_gates, (N, 4 * H)), ('h_gates', h_gates, (N, 4 * H)),
-                              ('h_prev', h_prev, (N, H)), ('c_prev', c_prev, (N, H)),
-                              ('act', act, (N, 4 * H)), ('h', h, (N, H)), ('c', c, (N, H)),
-                              ('tanh_c', tanh_c, (N, H))])
-    check_valid('lstm_fwd', valid, N)
+    check_lstm_fwd(x_gates, h_gates, h_prev, c_prev, valid, act, h, c, tanh_c)
     t = x_gates.dtype.type
     _lstm_fwd(x_gates, h_gates, h_prev, c_prev, valid, act, h, c, tanh_c, t(1), t(2))
 
@@ -137,12 +90,7 @@ def lstm_bwd(dy, dh_rec, act, tanh_c, c_prev, valid, dh, dc, dgates):
 
     For padded samples dgates = 0, dc is unchanged and dh += dh_rec (dy is dropped: the output
     of a padded step is a constant zero).  dh and dc are updated in place."""
-    N, H = gate_sizes('lstm_bwd', act, 4)
-    check_arrays('lstm_bwd', [('dy', dy, (N, H)), ('dh_rec', dh_rec, (N, H)),
-                              ('act', act, (N, 4 * H)), ('tanh_c', tanh_c, (N, H)),
-                              ('c_prev', c_prev, (N, H)), ('dh', dh, (N, H)), ('dc', dc, (N, H)),
-                              ('dgates', dgates, (N, 4 * H))])
-    check_valid('lstm_bwd', valid, N)
+    check_lstm_bwd(dy, dh_rec, act, tanh_c, c_prev, valid, dh, dc, dgates)
     _lstm_bwd(dy, dh_rec, act, tanh_c, c_prev, valid, dh, dc, dgates, act.dtype.type(1))
 
 
@@ -157,17 +105,7 @@ def _gru_fwd(x_gates, h_gates, b_hn, h_prev, valid, act, hn, h, one, two):
                 h[n, j] = h_prev[n, j]
             continue
         for j in range(H):
-            zr = x_gates[n, j] + h_gates[n, j]
-            zz = x_gates[n, H + j] + h_gates[n, H + j]
-            a = h_gates[n, 2 * H + j] + b_hn[j]      # W_hn h + b_hn: r scales it as a whole
-            r = one / (one + math.exp(-zr))
-            z = one / (one + math.exp(-zz))
-            nn = one - two / (math.exp(two * (x_gates[n, 2 * H + j] + r * a)) + one)
-            act[n, j] = r
-            act[n, H + j] = z
-            act[n, 2 * H + j] = nn
-            hn[n, j] = a
-            h[n, j] = nn + z * (h_prev[n, j] - nn)          # (1 - z) n + z h_prev
+            gru_fwd_unit(x_gates, h_gates, b_hn, h_prev, act, hn, h, n, j, H, one, two)
 
 
 @numba.njit(cache=True)
@@ -182,20 +120,7 @@ def _gru_bwd(dy, dh_rec, act, hn, h_prev, valid, dh, dgates_x, dgates_h, one):
                 dgates_h[n, k] = 0
             continue
         for j in range(H):
-            r = act[n, j]
-            z = act[n, H + j]
-            nn = act[n, 2 * H + j]
-            gh = dy[n, j] + dh_rec[n, j] + dh[n, j]
-            dzn = gh * (one - z) * (one - nn * nn)           # dL/d(pre-activation of n)
-            dr = dzn * hn[n, j] * r * (one - r)
-            dz = gh * (h_prev[n, j] - nn) * z * (one - z)
-            dgates_x[n, j] = dr
-            dgates_x[n, H + j] = dz
-            dgates_x[n, 2 * H + j] = dzn
-            dgates_h[n, j] = dr
-            dgates_h[n, H + j] = dz
-            dgates_h[n, 2 * H + j] = dzn * r                 # W_hn h + b_hn enters n scaled by r
-            dh[n, j] = gh * z                                # the direct route h' = ... + z h
+            gru_bwd_unit(dy, dh_rec, act, hn, h_prev, dh, dgates_x, dgates_h, n, j, H, one)
 
 
 def gru_fwd(x_gates, h_gates, b_hn, h_prev, valid, act, hn, h):
@@ -207,11 +132,7 @@ def gru_fwd(x_gates, h_gates, b_hn, h_prev, valid, act, hn, h):
 
     and act = [r, z, n] (N, 3H), hn = a (N, H): backward needs a apart because r multiplies it.
     For padded samples h = h_prev.  act may be x_gates itself.  h_prev, hn, h: (N, H)."""
-    N, H = gate_sizes('gru_fwd', x_gates, 3)
-    check_arrays('gru_fwd', [('x_gates', x_gates, (N, 3 * H)), ('h_gates', h_gates, (N, 3 * H)),
-                             ('b_hn', b_hn, (H,)), ('h_prev', h_prev, (N, H)),
-                             ('act', act, (N, 3 * H)), ('hn', hn, (N, H)), ('h', h, (N, H))])
-    check_valid('gru_fwd', valid, N)
+    check_gru_fwd(x_gates, h_gates, b_hn, h_prev, valid, act, hn, h)
     t = x_gates.dtype.type
     _gru_fwd(x_gates, h_gates, b_hn, h_prev, valid, act, hn, h, t(1), t(2))
 
@@ -225,11 +146,5 @@ def gru_bwd(dy, dh_rec, act, hn, h_prev, valid, dh, dgates_x, dgates_h):
         dh <- gh * z          (the direct route; the caller adds dgates_h @ W_hh)
 
     For padded samples both dgates are 0 and dh += dh_rec.  dh is updated in place."""
-    N, H = gate_sizes('gru_bwd', act, 3)
-    check_arrays('gru_bwd', [('dy', dy, (N, H)), ('dh_rec', dh_rec, (N, H)),
-                             ('act', act, (N, 3 * H)), ('hn', hn, (N, H)),
-                             ('h_prev', h_prev, (N, H)), ('dh', dh, (N, H)),
-                             ('dgates_x', dgates_x, (N, 3 * H)),
-                             ('dgates_h', dgates_h, (N, 3 * H))])
-    check_valid('gru_bwd', valid, N)
+    check_gru_bwd(dy, dh_rec, act, hn, h_prev, valid, dh, dgates_x, dgates_h)
     _gru_bwd(dy, dh_rec, act, hn, h_prev, valid, dh, dgates_x, dgates_h, act.dtype.type(1))

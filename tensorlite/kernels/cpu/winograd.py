@@ -37,11 +37,9 @@ here) and writes the outputs 2 * tile + (0, 1) that fall inside y (partial tiles
 import numba
 import numpy as np
 
-from .conv import _threads, check_arrays
-
-# Threads the transforms run on: one, as the conv kernels (KERNEL_THREADS in kernels/cpu/conv.py:
-# Numba's OpenMP workers spin after each parallel region and starve the OpenBLAS GEMM that follows).
-KERNEL_THREADS = 1
+from .._launch import (BESIDE_GEMM_THREADS, check_filter_transform,
+                       check_filter_transform_adjoint, check_input_transform,
+                       check_output_transform, check_output_transform_adjoint, run, tile_grid)
 
 # Tiles of the batch keep V and M (64 * (C_in + C_out) * P elements) under this many bytes (and
 # under the bound in tensorlite.kernels), as PREFERRED_TILE_BYTES in kernels/cpu/conv.py does for
@@ -50,34 +48,6 @@ KERNEL_THREADS = 1
 # load, tiles of 8 / 32 / 128 MiB: (8, 64->64, 8, 28, 28) 128 / 104 / 115 ms, (2, 256->256, 8,
 # 28, 28) 335 / 246 / 318 ms (docs/performance.md, "Winograd convolution").
 PREFERRED_TILE_BYTES = 32 * 2**20
-
-
-def tile_grid(out_shape):
-    """(nT, nH, nW): 2x2x2 output tiles covering `out_shape` (the last ones partial when odd)."""
-    return tuple((o + 1) // 2 for o in out_shape)
-
-
-def _check_band(kernel, name, a, n, c, n_w, row0, n_rows):
-    """a (64, c, n * rows * nW) with its tile rows [row0, row0 + rows) inside the grid's n_rows."""
-    per = n * n_w
-    if (a.ndim != 3 or a.shape[0] != 64 or a.shape[1] != c or per <= 0 or a.shape[2] % per
-            or row0 < 0 or row0 + a.shape[2] // per > n_rows):
-        raise ValueError(f"{kernel}: {name} of shape {tuple(a.shape)} does not fit: expected "
-                         f"(64, {c}, rows*{per}) for {n} samples of {c} channels and {n_w} tiles "
-                         f"a row, with rows [{row0}, {row0} + rows) inside the {n_rows} tile rows")
-    return a.shape[2] // per
-
-
-def _check_volume(kernel, name, a):
-    if a.ndim != 5:
-        raise ValueError(f"{kernel}: expected {name} as (n, C, T, H, W), got shape {tuple(a.shape)}")
-
-
-def _check_filters(kernel, w, u):
-    if (w.ndim != 5 or w.shape[2:] != (3, 3, 3) or u.ndim != 3
-            or u.shape != (64,) + tuple(w.shape[:2])):
-        raise ValueError(f"{kernel}: expected the weight (C_out, C_in, 3, 3, 3) and its transform "
-                         f"(64, C_out, C_in), got shapes {tuple(w.shape)} and {tuple(u.shape)}")
 
 
 # ---- the transforms ----------------------------------------------------------------------------------
@@ -367,61 +337,41 @@ def input_transform(x, padding, tiles, row0, v):
 
     x (n, C, T, H, W); padding (pT, pH, pW) >= 0, the low side; tiles (nT, nH, nW), the output's
     tile grid (tile_grid); v (64, C, n * rows * nW), preallocated, every element written."""
-    check_arrays('input_transform', ('x', 'v'), (x, v))
-    _check_volume('input_transform', 'x', x)
-    if min(padding) < 0:
-        raise ValueError(f"input_transform: padding {tuple(padding)} must be >= 0")
-    _check_band('input_transform', 'v', v, x.shape[0], x.shape[1], tiles[2], row0,
-                tiles[0] * tiles[1])
+    check_input_transform(x, padding, tiles, row0, v)
     if v.size:
-        with _threads(KERNEL_THREADS):
-            _input_transform(x, *padding, *tiles, row0, v)
+        run(_input_transform, x.size + v.size, x, *padding, *tiles, row0, v,
+            most=BESIDE_GEMM_THREADS)
 
 
 def filter_transform(w, u):
     """u[e, co, ci] = (G w[co, ci] G^T)[e]: w (C_out, C_in, 3, 3, 3), u (64, C_out, C_in)."""
-    check_arrays('filter_transform', ('w', 'u'), (w, u))
-    _check_filters('filter_transform', w, u)
+    check_filter_transform(w, u)
     if u.size:
-        with _threads(KERNEL_THREADS):
-            _filter_transform(w, u)
+        run(_filter_transform, w.size + u.size, w, u, most=BESIDE_GEMM_THREADS)
 
 
 def output_transform(m, b, row0, y):
     """y[b, co, 2 * tile + (0, 1)] = (A^T M A) of m[:, co, p] (+ b[co]) for the tiles of the band,
     cropped to y.  m (64, C_out, n * rows * nW); b (C_out,) or None; y (n, C_out, oT, oH, oW),
     its band's rows overwritten (the other rows untouched)."""
-    bias = m[:0, 0, 0] if b is None else b                 # an empty array stands for no bias
-    check_arrays('output_transform', ('m', 'b', 'y'), (m, bias, y))
-    _check_volume('output_transform', 'y', y)
-    n_t, n_h, n_w = tile_grid(y.shape[2:])
-    _check_band('output_transform', 'm', m, y.shape[0], y.shape[1], n_w, row0, n_t * n_h)
-    if b is not None and b.shape != (y.shape[1],):
-        raise ValueError(f"output_transform: b has shape {tuple(b.shape)}, expected ({y.shape[1]},)")
+    check_output_transform(m, b, row0, y)
     if m.size:
-        with _threads(KERNEL_THREADS):
-            _output_transform(m, bias, row0, y)
+        bias = m[:0, 0, 0] if b is None else b             # an empty array stands for no bias
+        run(_output_transform, m.size + y.size, m, bias, row0, y, most=BESIDE_GEMM_THREADS)
 
 
 def output_transform_adjoint(gy, row0, gm):
     """gm[:, co, p] = A gY A^T for the 2x2x2 tile gY of gy[b, co] (zero beyond gy's edges): the
     adjoint of output_transform.  gy (n, C_out, oT, oH, oW); gm (64, C_out, n * rows * nW),
     preallocated, every element written."""
-    check_arrays('output_transform_adjoint', ('gy', 'gm'), (gy, gm))
-    _check_volume('output_transform_adjoint', 'gy', gy)
-    n_t, n_h, n_w = tile_grid(gy.shape[2:])
-    _check_band('output_transform_adjoint', 'gm', gm, gy.shape[0], gy.shape[1], n_w, row0,
-                n_t * n_h)
+    check_output_transform_adjoint(gy, row0, gm)
     if gm.size:
-        with _threads(KERNEL_THREADS):
-            _output_transform_adjoint(gy, row0, gm)
+        run(_output_transform_adjoint, gy.size + gm.size, gy, row0, gm, most=BESIDE_GEMM_THREADS)
 
 
 def filter_transform_adjoint(gu, gw):
     """gw[co, ci] = G^T gU G for gU = gu[:, co, ci] as 4x4x4: the adjoint of filter_transform.
     gu (64, C_out, C_in); gw (C_out, C_in, 3, 3, 3), overwritten."""
-    check_arrays('filter_transform_adjoint', ('gu', 'gw'), (gu, gw))
-    _check_filters('filter_transform_adjoint', gw, gu)
+    check_filter_transform_adjoint(gu, gw)
     if gw.size:
-        with _threads(KERNEL_THREADS):
-            _filter_transform_adjoint(gu, gw)
+        run(_filter_transform_adjoint, gu.size + gw.size, gu, gw, most=BESIDE_GEMM_THREADS)

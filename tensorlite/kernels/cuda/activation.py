@@ -6,8 +6,7 @@ import math
 
 from numba import cuda
 
-from .._launch import check_elementwise
-from ..cpu.activation import INV_SQRT_2PI, SQRT_HALF, TANH_C, TANH_K
+from .._launch import INV_SQRT_2PI, SQRT_HALF, TANH_C, TANH_K, check_elementwise
 from . import _grid
 
 

@@ -1,5 +1,5 @@
 """Fused attention softmax kernels (CUDA twins of kernels/cpu/attention.py: same names, same
-signatures, same checks).
+signatures, same checks in kernels/_launch.py).
 
 Each row belongs to one thread: the threads take rows in a grid-stride loop (a thread may do
 several rows, _grid.grid caps the grid) and a row of scores is read and written by a single
@@ -13,8 +13,8 @@ import math
 
 from numba import cuda
 
-from ..cpu.attention import _check_block, check_mask
-from ..cpu.norm import check_arrays
+from .._launch import (check_online_softmax_block, check_shifted_exp_rows, check_softmax_bwd,
+                       check_softmax_fwd, check_softmax_grad_block)
 from . import _grid
 
 
@@ -108,40 +108,26 @@ def _softmax_grad_block(p, dp, d):
 
 
 def softmax_fwd(scores, mask, mask_index, scale, causal, probs):
-    if scores.ndim != 3:
-        raise ValueError(f"softmax_fwd: scores must be 3-D (B, L, S), got shape "
-                         f"{tuple(scores.shape)}")
-    B, L, S = scores.shape
-    check_arrays('softmax_fwd', [('scores', scores, scores.shape), ('probs', probs, scores.shape)])
-    check_mask('softmax_fwd', mask, mask_index, B, L, S, scores.dtype)
-    _softmax_rows_fwd[_grid.grid(B * L)](scores, mask, mask_index, float(scale), bool(causal),
-                                         probs)
+    check_softmax_fwd(scores, mask, mask_index, probs)
+    _softmax_rows_fwd[_grid.grid(scores.shape[0] * scores.shape[1])](
+        scores, mask, mask_index, float(scale), bool(causal), probs)
 
 
 def softmax_bwd(probs, grad_probs, grad_scores):
-    if probs.ndim != 3:
-        raise ValueError(f"softmax_bwd: probs must be 3-D (B, L, S), got shape "
-                         f"{tuple(probs.shape)}")
-    check_arrays('softmax_bwd', [('probs', probs, probs.shape),
-                                 ('grad_probs', grad_probs, probs.shape),
-                                 ('grad_scores', grad_scores, probs.shape)])
+    check_softmax_bwd(probs, grad_probs, grad_scores)
     _softmax_rows_bwd[_grid.grid(probs.shape[0] * probs.shape[1])](probs, grad_probs, grad_scores)
 
 
 def online_softmax_block(s, m, l, alpha):
-    R = s.shape[0] if s.ndim == 2 else -1
-    _check_block('online_softmax_block', ('s', s),
-                 [('m', m, (R,)), ('l', l, (R,)), ('alpha', alpha, (R,))])
-    _online_softmax_block[_grid.grid(R)](s, m, l, alpha)
+    check_online_softmax_block(s, m, l, alpha)
+    _online_softmax_block[_grid.grid(s.shape[0])](s, m, l, alpha)
 
 
 def shifted_exp_rows(s, shift):
-    R = s.shape[0] if s.ndim == 2 else -1
-    _check_block('shifted_exp_rows', ('s', s), [('shift', shift, (R,))])
-    _shifted_exp_rows[_grid.grid(R)](s, shift)
+    check_shifted_exp_rows(s, shift)
+    _shifted_exp_rows[_grid.grid(s.shape[0])](s, shift)
 
 
 def softmax_grad_block(p, dp, d):
-    R = p.shape[0] if p.ndim == 2 else -1
-    _check_block('softmax_grad_block', ('p', p), [('dp', dp, p.shape), ('d', d, (R,))])
-    _softmax_grad_block[_grid.grid(R)](p, dp, d)
+    check_softmax_grad_block(p, dp, d)
+    _softmax_grad_block[_grid.grid(p.shape[0])](p, dp, d)

@@ -21,7 +21,8 @@ import numba
 from numba import cuda
 
 from . import _grid
-from ..cpu.conv import check_arrays, check_depthwise, check_geometry
+from .._launch import (check_col2vol, check_depthwise_bwd_input, check_depthwise_bwd_weight,
+                       check_depthwise_fwd, check_vol2col)
 
 # Threads of one depthwise_bwd_weight block: a power of 2 (the tree sum halves it), and a
 # compile-time constant (it sizes the shared array).  Smaller under the simulator, which runs every
@@ -198,8 +199,7 @@ def _depthwise_bwd_weight(x, gy, st, sh, sw, pt, ph, pw, dt, dh, dw, gw):
 
 def vol2col(x, kernel, stride, padding, dilation, out_shape, row0, col):
     """See kernels/cpu/conv.py: col (n, C*kT*kH*kW, rows*oW) from x (n, C, T, H, W)."""
-    check_arrays('vol2col', ('x', 'col'), (x, col))
-    check_geometry('vol2col', x, col, kernel, out_shape, row0)
+    check_vol2col(x, kernel, out_shape, row0, col)
     if col.size:
         _vol2col[_grid.grid(col.size)](x, *kernel, *stride, *padding, *dilation, *out_shape, row0,
                                        col)
@@ -207,32 +207,28 @@ def vol2col(x, kernel, stride, padding, dilation, out_shape, row0, col):
 
 def col2vol(col, kernel, stride, padding, dilation, out_shape, row0, x):
     """See kernels/cpu/conv.py: adds the adjoint of vol2col applied to col into x."""
-    check_arrays('col2vol', ('col', 'x'), (col, x))
-    check_geometry('col2vol', x, col, kernel, out_shape, row0)
+    check_col2vol(col, kernel, out_shape, row0, x)
     if col.size and x.size:
         _col2vol[_grid.grid(x.size)](col, *kernel, *stride, *padding, *dilation, *out_shape, row0,
                                      x)
 
 
 def depthwise_fwd(x, w, stride, padding, dilation, y):
-    check_arrays('depthwise_fwd', ('x', 'w', 'y'), (x, w, y))
-    check_depthwise('depthwise_fwd', x, w, y)
+    check_depthwise_fwd(x, w, y)
     if y.size:
         _depthwise_fwd[_grid.grid(y.size)](x, w, *stride, *padding, *dilation, y.dtype.type(0),
                                            y)
 
 
 def depthwise_bwd_input(gy, w, stride, padding, dilation, gx):
-    check_arrays('depthwise_bwd_input', ('gy', 'w', 'gx'), (gy, w, gx))
-    check_depthwise('depthwise_bwd_input', gx, w, gy)
+    check_depthwise_bwd_input(gy, w, gx)
     if gx.size:
         _depthwise_bwd_input[_grid.grid(gx.size)](gy, w, *stride, *padding, *dilation,
                                                   gx.dtype.type(0), gx)
 
 
 def depthwise_bwd_weight(x, gy, stride, padding, dilation, gw):
-    check_arrays('depthwise_bwd_weight', ('x', 'gy', 'gw'), (x, gy, gw))
-    check_depthwise('depthwise_bwd_weight', x, gw, gy)
+    check_depthwise_bwd_weight(x, gy, gw)
     if gw.size:
         _depthwise_bwd_weight[_grid.row_blocks(gw.size), REDUCE_THREADS](
             x, gy, *stride, *padding, *dilation, gw)

@@ -2,9 +2,9 @@
 
 Sums are block reductions: a block of THREADS threads strides over one (n, c) slab (batch_norm)
 or one row (layer_norm), then a tree sum in shared memory, in float64 as on the CPU; the per-slab
-sums are combined by the CPU twin's helpers, on the device's array module.  The blocks take their
-slabs or rows in a block-stride loop (the grid is capped by _grid.MAX_BLOCKS, so a block may do
-several), with a barrier at the end of each so the shared buffer can be reused.  Elementwise
+sums are combined by kernels/_launch.py's helpers, on the device's array module.  The blocks take
+their slabs or rows in a block-stride loop (the grid is capped by _grid.MAX_BLOCKS, so a block may
+do several), with a barrier at the end of each so the shared buffer can be reused.  Elementwise
 passes are grid-stride loops, one value at a time.  The weight and bias gradients of layer_norm
 sum over rows, so they get a kernel of their own: the rows are split into at most ROW_BLOCKS
 blocks of rows (a function of the shape alone, so the result does not depend on the launch),
@@ -16,9 +16,14 @@ import math
 from numba import cuda, float64
 
 from ... import backend
-from ..cpu.norm import check_arrays, check_x, combine_grad_sums, combine_stats
+from .._launch import (check_batch_norm_apply, check_batch_norm_grad_sums,
+                       check_batch_norm_input_grad, check_batch_norm_stats, check_layer_norm_bwd,
+                       check_layer_norm_fwd, combine_grad_sums, combine_stats)
+from .._scalar import for_cuda
 from . import _grid
-from ._device import _max, _min  # builtin min/max do not compile for the CUDA target
+
+maximum, minimum = for_cuda('maximum', 'minimum')
+
 
 # threads of a reduction block: a power of two (the tree sum halves it) and a compile-time constant
 # (the size of the shared buffer), so _grid.use_gpu_launch does not change it; under the simulator,
@@ -119,10 +124,8 @@ def _slab_blocks(C, N):
 
 
 def batch_norm_stats(x, eps, mean, var, rstd):
-    check_x('batch_norm_stats', x, 3)
+    check_batch_norm_stats(x, mean, var, rstd)
     C = x.shape[1]
-    check_arrays('batch_norm_stats', [('x', x, x.shape), ('mean', mean, (C,)), ('var', var, (C,)),
-                                      ('rstd', rstd, (C,))])
     xp = backend.array_module(x)
     shift = x[0, :, 0].astype(xp.float64)
     part = xp.empty((x.shape[0], C, 2))
@@ -131,33 +134,20 @@ def batch_norm_stats(x, eps, mean, var, rstd):
 
 
 def batch_norm_apply(x, mean, scale, shift, y):
-    check_x('batch_norm_apply', x, 3)
-    C = x.shape[1]
-    check_arrays('batch_norm_apply', [('x', x, x.shape), ('mean', mean, (C,)),
-                                      ('scale', scale, (C,)), ('shift', shift, (C,)),
-                                      ('y', y, x.shape)])
+    check_batch_norm_apply(x, mean, scale, shift, y)
     _channel_affine[_grid.grid(x.size)](x, mean, scale, shift, y)
 
 
 def batch_norm_grad_sums(x, dy, mean, rstd, sum_dy, sum_dy_xhat):
-    check_x('batch_norm_grad_sums', x, 3)
+    check_batch_norm_grad_sums(x, dy, mean, rstd, sum_dy, sum_dy_xhat)
     C = x.shape[1]
-    check_arrays('batch_norm_grad_sums', [('x', x, x.shape), ('dy', dy, x.shape),
-                                          ('mean', mean, (C,)), ('rstd', rstd, (C,)),
-                                          ('sum_dy', sum_dy, (C,)),
-                                          ('sum_dy_xhat', sum_dy_xhat, (C,))])
     part = backend.array_module(x).empty((x.shape[0], C, 2))
     _channel_grad_sums[_slab_blocks(C, x.shape[0]), THREADS](x, dy, mean, part)
     combine_grad_sums(part, rstd, sum_dy, sum_dy_xhat)
 
 
 def batch_norm_input_grad(x, dy, mean, rstd, weight, sum_dy, sum_dy_xhat, dx):
-    check_x('batch_norm_input_grad', x, 3)
-    C = x.shape[1]
-    check_arrays('batch_norm_input_grad', [('x', x, x.shape), ('dy', dy, x.shape),
-                                           ('mean', mean, (C,)), ('rstd', rstd, (C,)),
-                                           ('weight', weight, (C,)), ('sum_dy', sum_dy, (C,)),
-                                           ('sum_dy_xhat', sum_dy_xhat, (C,)), ('dx', dx, x.shape)])
+    check_batch_norm_input_grad(x, dy, mean, rstd, weight, sum_dy, sum_dy_xhat, dx)
     _channel_input_grad[_grid.grid(x.size)](x, dy, mean, rstd, weight, sum_dy, sum_dy_xhat, dx)
 
 
@@ -178,7 +168,7 @@ def _row_norm_fwd(x, weight, bias, eps, y, mean, var, rstd):
         s, ss = _block_sum2(buf, s, ss)
         if t == 0:
             m = s / D
-            v = _max(ss / D - m * m, 0.0)
+            v = maximum(ss / D - m * m, 0.0)
             mean[r] = k + m
             var[r] = v
             rstd[r] = 1.0 / math.sqrt(v + eps)
@@ -219,7 +209,7 @@ def _row_norm_param_grad(x, dy, mean, rstd, part_w, part_b):
     for t in range(cuda.blockIdx.y, blocks, cuda.gridDim.y):
         for j in range(cuda.grid(1), D, cuda.gridsize(1)):
             sw, sb = 0.0, 0.0
-            for r in range(t * per, _min(R, (t + 1) * per)):
+            for r in range(t * per, minimum(R, (t + 1) * per)):
                 g = dy[r, j]
                 sw += g * (x[r, j] - mean[r]) * rstd[r]
                 sb += g
@@ -228,21 +218,14 @@ def _row_norm_param_grad(x, dy, mean, rstd, part_w, part_b):
 
 
 def layer_norm_fwd(x, weight, bias, eps, y, mean, var, rstd):
-    check_x('layer_norm_fwd', x, 2)
+    check_layer_norm_fwd(x, weight, bias, y, mean, var, rstd)
     R, D = x.shape
-    check_arrays('layer_norm_fwd', [('x', x, x.shape), ('weight', weight, (D,)),
-                                    ('bias', bias, (D,)), ('y', y, x.shape), ('mean', mean, (R,)),
-                                    ('var', var, (R,)), ('rstd', rstd, (R,))])
     _row_norm_fwd[_grid.row_blocks(R), THREADS](x, weight, bias, float(eps), y, mean, var, rstd)
 
 
 def layer_norm_bwd(x, dy, mean, rstd, weight, dx, dweight, dbias):
-    check_x('layer_norm_bwd', x, 2)
+    check_layer_norm_bwd(x, dy, mean, rstd, weight, dx, dweight, dbias)
     R, D = x.shape
-    check_arrays('layer_norm_bwd', [('x', x, x.shape), ('dy', dy, x.shape), ('mean', mean, (R,)),
-                                    ('rstd', rstd, (R,)), ('weight', weight, (D,)),
-                                    ('dx', dx, x.shape), ('dweight', dweight, (D,)),
-                                    ('dbias', dbias, (D,))])
     _row_norm_input_grad[_grid.row_blocks(R), THREADS](x, dy, mean, rstd, weight, dx)
     xp = backend.array_module(x)
     blocks = min(R, ROW_BLOCKS)
@@ -250,5 +233,6 @@ def layer_norm_bwd(x, dy, mean, rstd, weight, dx, dweight, dbias):
     col_blocks, threads = _grid.grid(D)
     _row_norm_param_grad[(col_blocks, _grid.row_blocks(blocks)), threads](x, dy, mean, rstd,
                                                                          part_w, part_b)
+
     dweight[...] = part_w.sum(axis=0)
     dbias[...] = part_b.sum(axis=0)

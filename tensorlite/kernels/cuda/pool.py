@@ -11,8 +11,11 @@ import numpy as np
 from numba import cuda
 
 from . import _grid
-from ..cpu.pool import (_check_float, _check_layout, _check_shape, check_pool, check_resample,
-                        output_ranges, resample_ranges)
+from .._launch import (check_max_pool_bwd, check_pool, check_resample, resample_ranges,
+                       window_ranges)
+from .._scalar import for_cuda
+
+(resample_weight,) = for_cuda('resample_weight')
 
 
 @cuda.jit(cache=True)
@@ -119,11 +122,7 @@ def _resample_bwd(gy, index, weight, ranges, zero, gx):
         p = r // I
         s = zero
         for o in range(ranges[i, 0], ranges[i, 1]):
-            c = zero
-            if index[o, 0] == i:
-                c += weight[o, 0]
-            if index[o, 1] == i:
-                c += weight[o, 1]
+            c = resample_weight(index, weight, o, i, zero)
             if c != 0:
                 s += c * gy[p, o, q]
         gx[p, i, q] = s
@@ -142,14 +141,7 @@ def max_pool_fwd(x, windows, dilation, y, indices):
 
 
 def max_pool_bwd(gy, indices, gx):
-    _check_float('max_pool_bwd', 'gy', gy, ndim=2)
-    _check_float('max_pool_bwd', 'gx', gx, dtype=gy.dtype, ndim=2)
-    if indices.dtype != np.int64:
-        raise TypeError(f"max_pool_bwd: indices has dtype {indices.dtype}, expected int64")
-    _check_layout('max_pool_bwd', 'indices', indices, 2)
-    _check_shape('max_pool_bwd', 'indices', indices, gy.shape)
-    if gx.shape[0] != gy.shape[0]:
-        raise ValueError(f"max_pool_bwd: gx has {gx.shape[0]} planes, gy has {gy.shape[0]}")
+    check_max_pool_bwd(gy, indices, gx)
     gx[...] = 0
     if gy.size:
         _max_pool_bwd[_grid.grid(gy.size)](gy, indices, gx)
@@ -163,7 +155,7 @@ def avg_pool_fwd(x, windows, divisors, y):
 
 def avg_pool_bwd(gy, windows, divisors, gx):
     check_pool('avg_pool_bwd', gx, windows, divisors, (gy,), ('gy',), x_name='gx')
-    r = [output_ranges(w[:, 0], w[:, 1], n) for w, n in zip(windows, gx.shape[1:])]
+    r = window_ranges(windows, gx.shape[1:])
     if gx.size:
         _avg_pool_bwd[_grid.grid(gx.size)](gy, *_dev(*r), *_dev(*divisors), gx.dtype.type(0), gx)
 

@@ -13,8 +13,9 @@ atomics.
 from numba import cuda
 
 from . import _grid
-from ..cpu.conv import check_arrays
-from ..cpu.winograd import _check_band, _check_filters, _check_volume, tile_grid
+from .._launch import (check_filter_transform, check_filter_transform_adjoint,
+                       check_input_transform, check_output_transform,
+                       check_output_transform_adjoint)
 
 # The tiles of the batch are as large as the bound allows (no cache to fit, as for the conv twin).
 PREFERRED_TILE_BYTES = None
@@ -211,34 +212,21 @@ def _filter_transform_adjoint(gu, gw):
 
 def input_transform(x, padding, tiles, row0, v):
     """See kernels/cpu/winograd.py: v (64, C, n * rows * nW) = B^T d B of x's tiles."""
-    check_arrays('input_transform', ('x', 'v'), (x, v))
-    _check_volume('input_transform', 'x', x)
-    if min(padding) < 0:
-        raise ValueError(f"input_transform: padding {tuple(padding)} must be >= 0")
-    _check_band('input_transform', 'v', v, x.shape[0], x.shape[1], tiles[2], row0,
-                tiles[0] * tiles[1])
+    check_input_transform(x, padding, tiles, row0, v)
     if v.size:
-        work = v.shape[1] * v.shape[2]
-        _input_transform[_grid.grid(work)](x, *padding, *tiles, row0, v)
+        _input_transform[_grid.grid(v.shape[1] * v.shape[2])](x, *padding, *tiles, row0, v)
 
 
 def filter_transform(w, u):
     """See kernels/cpu/winograd.py: u (64, C_out, C_in) = G w G^T."""
-    check_arrays('filter_transform', ('w', 'u'), (w, u))
-    _check_filters('filter_transform', w, u)
+    check_filter_transform(w, u)
     if u.size:
         _filter_transform[_grid.grid(w.shape[0] * w.shape[1])](w, u)
 
 
 def output_transform(m, b, row0, y):
     """See kernels/cpu/winograd.py: y's band = A^T M A (+ b), cropped."""
-    bias = m[:0, 0, 0] if b is None else b
-    check_arrays('output_transform', ('m', 'b', 'y'), (m, bias, y))
-    _check_volume('output_transform', 'y', y)
-    n_t, n_h, n_w = tile_grid(y.shape[2:])
-    _check_band('output_transform', 'm', m, y.shape[0], y.shape[1], n_w, row0, n_t * n_h)
-    if b is not None and b.shape != (y.shape[1],):
-        raise ValueError(f"output_transform: b has shape {tuple(b.shape)}, expected ({y.shape[1]},)")
+    check_output_transform(m, b, row0, y)
     if m.size:
         bias = m[:1, 0, 0] if b is None else b          # a stand-in when has_bias is False: never read
         _output_transform[_grid.grid(m.shape[1] * m.shape[2])](m, bias, b is not None, row0, y)
@@ -246,18 +234,13 @@ def output_transform(m, b, row0, y):
 
 def output_transform_adjoint(gy, row0, gm):
     """See kernels/cpu/winograd.py: gm (64, C_out, n * rows * nW) = A gY A^T."""
-    check_arrays('output_transform_adjoint', ('gy', 'gm'), (gy, gm))
-    _check_volume('output_transform_adjoint', 'gy', gy)
-    n_t, n_h, n_w = tile_grid(gy.shape[2:])
-    _check_band('output_transform_adjoint', 'gm', gm, gy.shape[0], gy.shape[1], n_w, row0,
-                n_t * n_h)
+    check_output_transform_adjoint(gy, row0, gm)
     if gm.size:
         _output_transform_adjoint[_grid.grid(gm.shape[1] * gm.shape[2])](gy, row0, gm)
 
 
 def filter_transform_adjoint(gu, gw):
     """See kernels/cpu/winograd.py: gw (C_out, C_in, 3, 3, 3) = G^T gU G."""
-    check_arrays('filter_transform_adjoint', ('gu', 'gw'), (gu, gw))
-    _check_filters('filter_transform_adjoint', gw, gu)
+    check_filter_transform_adjoint(gu, gw)
     if gw.size:
         _filter_transform_adjoint[_grid.grid(gw.shape[0] * gw.shape[1])](gu, gw)
