@@ -91,12 +91,11 @@ def _zero(a, start, count):
         a[s + i] = 0
 
 
-# vol2col indexes flat memory (sb, sr: the elements between two samples, two rows of the columns).
-# Index arithmetic in plain ints per row
-# and unsigned inner loops, no array views: a view costs tens of ns, which dominated the short
-# rows of small volumes.  Measured against the previous kernel (slices of per-row views), one
-# thread, medians of 11: (1, 64, 8, 28, 28) 7.7 -> 3.3 ms, (4, 32, 8, 8, 8) 1.19 -> 0.77 ms,
-# (16, 32, 4, 4, 4) 2.1 -> 1.2 ms, (1, 3, 16, 56, 56) 1.12 -> 0.96 ms (docs/performance.md).
+# vol2col indexes flat memory (sb, sr: the elements between two samples, two rows of the columns)
+# with index arithmetic in plain ints per row and unsigned inner loops, no array views: a view
+# costs tens of ns, which dominates the short rows of small volumes ((1, 64, 8, 28, 28): 3.3 ms on
+# one thread, 7.7 ms with a view per row; docs/performance.md, "vol2col with plain-int row
+# arithmetic").
 @numba.njit(parallel=True, cache=True)
 def _vol2col(x, kt_, kh_, kw_, st, sh, sw, pt, ph, pw, dt, dh, dw, o_t, o_h, o_w, row0, rows,
              col, sb, sr):
