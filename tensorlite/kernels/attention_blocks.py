@@ -15,17 +15,13 @@ features), which broadcasts an input to (B, tokens, features) -- functional/atte
 - blockwise: FlashAttention's online softmax over (BLOCK_Q, BLOCK_K) score blocks, forward and
   backward, with the score blocks recomputed in backward from q, k and one logsumexp per row.
 
-Both walk the batch rows on BLOCKWISE_THREADS threads (`_over_batch`).
+Both walk the batch rows on worker threads (`over_batch` of kernels/_launch.py, the thread policy).
 """
-import concurrent.futures
-import ctypes
-import glob
-import os
-
 import numpy as np
 
 from .. import kernels
 from ..backend import array_module as xp_of
+from ._launch import over_batch as _over_batch      # the thread policy: batch rows between workers
 
 # Tile sizes of the blockwise path: queries per tile, keys per block.  A 256 x 256 float32 block
 # is 256 KB: the score block and dS block of a worker stay in its core's L2 (2 MB here) while the
@@ -33,54 +29,6 @@ from ..backend import array_module as xp_of
 # 1,657 ms against 2,224 ms with 128 x 256 (docs/attention.md, "The threshold").
 BLOCK_Q = 256
 BLOCK_K = 256
-
-
-# ==================================================================================================
-# threads: the batch rows split between workers
-# ==================================================================================================
-
-# The blockwise loops run on BLOCKWISE_THREADS Python threads, each on its own share of the
-# batch rows with single-threaded BLAS (OpenBLAS's per-thread setting): the Numba block kernels
-# release the GIL, NumPy's ufuncs too, so the elementwise work runs on every core instead of one,
-# and each GEMM is one core's, without OpenBLAS's fork/join on matrices this small.  On CuPy
-# arrays one thread issues everything (the device is the parallel part).
-BLOCKWISE_THREADS = max(1, min(os.cpu_count() or 1, 8))
-
-
-def _blas_threads_setter():
-    """OpenBLAS's openblas_set_num_threads_local from the library NumPy loaded, or None."""
-    libs = glob.glob(os.path.join(os.path.dirname(np.__file__) + '.libs', '*openblas*'))
-    for path in libs:
-        try:
-            fn = getattr(ctypes.CDLL(path), 'openblas_set_num_threads_local')
-        except (OSError, AttributeError):
-            continue
-        fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
-        return fn
-    return None
-
-
-_set_blas_threads_local = _blas_threads_setter()
-
-
-def _over_batch(xp, B, work, *args):
-    """work(b_start, b_stop, *args) over B batch rows, split between BLOCKWISE_THREADS threads
-    (one thread on CuPy, without OpenBLAS's per-thread setting, or for a single row)."""
-    threads = min(BLOCKWISE_THREADS, B)
-    if xp is not np or threads <= 1 or _set_blas_threads_local is None:
-        work(0, B, *args)
-        return
-
-    def share(t):
-        previous = _set_blas_threads_local(1)
-        try:
-            work(t * B // threads, (t + 1) * B // threads, *args)
-        finally:
-            _set_blas_threads_local(previous)
-
-    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        for f in [pool.submit(share, t) for t in range(threads)]:
-            f.result()
 
 
 # ==================================================================================================
