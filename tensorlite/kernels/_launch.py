@@ -10,7 +10,6 @@ launch function `k` of both twins (kernels/cpu/<family>.py and kernels/cuda/<fam
 hold only jitted code and launch configuration.
 """
 import concurrent.futures
-import contextlib
 import ctypes
 import functools
 import glob
@@ -40,21 +39,6 @@ SERIAL_BELOW = 1 << 15
 BESIDE_GEMM_THREADS = 1
 
 
-@contextlib.contextmanager
-def threads(n):
-    """Numba's thread count set to `n` (at most NUMBA_NUM_THREADS) inside the block; None keeps
-    the current count."""
-    if n is None:
-        yield
-        return
-    before = numba.get_num_threads()
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
-
-
 def thread_count(work, most=None):
     """The Numba threads for a parallel kernel touching `work` elements: one below SERIAL_BELOW,
     else `most` (None: Numba's current count)."""
@@ -62,12 +46,17 @@ def thread_count(work, most=None):
 
 
 def run(kernel, work, *args, most=None):
-    """kernel(*args), a parallel Numba kernel, on thread_count(work, most) threads."""
+    """kernel(*args), a parallel Numba kernel, on thread_count(work, most) threads (at most
+    NUMBA_NUM_THREADS); Numba's thread count is restored after it."""
     n = thread_count(work, most)
     if n is None:
         return kernel(*args)
-    with threads(n):
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
         return kernel(*args)
+    finally:
+        numba.set_num_threads(before)
 
 
 # Loops that split the batch rows between Python worker threads (the blockwise attention path: its
