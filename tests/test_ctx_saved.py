@@ -186,18 +186,8 @@ EXTRA = {
 
 CASES = {**OPS, **EXTRA}
 
-# Cases that still find arrays on a ctx, each with why; strict: the day it is fixed, the xfail
-# fails, and the entry goes.
-KNOWN = {
-    'scaled_dot_product_attention (blockwise, mask)':
-        "BlockwiseAttention keeps pb (_Problem) on ctx with the mask arrays (pb.mask, "
-        "pb.mask_index, pb.mask_tensor); PlainAttention shows the fix (issue 21, item 1)",
-}
-
-
 def _cases():
-    return [pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=KNOWN[name]))
-            if name in KNOWN else name for name in sorted(CASES)]
+    return sorted(CASES)
 
 
 def _run_case(name):

@@ -189,6 +189,24 @@ class _Problem:
     def score_bytes(self):
         return self.B * self.L * self.S * self.dtype.itemsize
 
+    def without_arrays(self):
+        """(a copy that holds no array, the arrays it held): a Function keeps the copy on ctx and
+        saves the arrays (mask, mask_index) for backward, where `with_arrays` puts them back."""
+        copy = object.__new__(_Problem)
+        copy.__dict__.update(vars(self), mask=None, mask_index=None, mask_tensor=None,
+                             has_mask_tensor=self.mask_tensor is not None)
+        return copy, (self.mask, self.mask_index)
+
+    def with_arrays(self, mask, mask_index, mask_input):
+        """A copy of this array-free problem (`without_arrays`) with its saved arrays back (from
+        saved_tensors: constant Tensors or None); `mask_input` is the Function's mask argument,
+        the mask Tensor when it may need a gradient."""
+        copy = object.__new__(_Problem)
+        copy.__dict__.update(vars(self), mask=None if mask is None else mask.data,
+                             mask_index=None if mask_index is None else mask_index.data,
+                             mask_tensor=mask_input if self.has_mask_tensor else None)
+        return copy
+
 
 def _dropout_keep(shape, p, dtype, like):
     """A scaled keep-mask (0 or 1/(1-p)) of `shape` drawn from tensorlite's generator."""
@@ -207,7 +225,7 @@ class PlainAttention(Function):
     Arguments: q, k, v (any leading dims broadcasting to pb.batch), mask (None, an additive array
     or a float mask Tensor: see _Problem.mask_for), pb (_Problem), keep (None or the scaled dropout
     keep-mask, (B, L, S)).  The arrays -- keep and pb's mask and mask_index too -- are kept through
-    save_for_backward; ctx.pb is a copy of pb without them."""
+    save_for_backward; ctx.pb is a copy of pb without them (_Problem.without_arrays)."""
 
     @staticmethod
     def forward(ctx, q, k, v, mask, pb, keep):
@@ -218,25 +236,14 @@ class PlainAttention(Function):
         out = xp.empty((pb.B, pb.L, pb.Ev), pb.dtype)
         _over_batch(xp, pb.B, _plain_forward_rows, qf, kf, vf, pb, None if mask is None else
                     pb.mask, keep, probs, out)
-        ctx.pb = PlainAttention._problem_with(pb, None, None, None)
-        ctx.mask_is_tensor = pb.mask_tensor is not None
-        ctx.save_for_backward(q, k, v, mask, probs, keep, pb.mask, pb.mask_index)
+        ctx.pb, pb_arrays = pb.without_arrays()
+        ctx.save_for_backward(q, k, v, mask, probs, keep, *pb_arrays)
         return out.reshape(pb.batch + (pb.L, pb.Ev))
-
-    @staticmethod
-    def _problem_with(pb, mask, mask_index, mask_tensor):
-        """A shallow copy of pb with these mask arrays (None: a pb that holds no array)."""
-        copy = object.__new__(type(pb))
-        copy.__dict__.update(vars(pb), mask=mask, mask_index=mask_index, mask_tensor=mask_tensor)
-        return copy
 
     @staticmethod
     def backward(ctx, gout):
         q, k, v, mask, probs, keep, pb_mask, pb_mask_index = ctx.saved_tensors
-        pb = PlainAttention._problem_with(
-            ctx.pb, None if pb_mask is None else pb_mask.data,
-            None if pb_mask_index is None else pb_mask_index.data,
-            mask if ctx.mask_is_tensor else None)
+        pb = ctx.pb.with_arrays(pb_mask, pb_mask_index, mask)
         keep = None if keep is None else keep.data
         needs = ctx.needs_input_grad
         if is_grad_enabled():
@@ -310,17 +317,19 @@ def plain_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=
 # ==================================================================================================
 
 class BlockwiseAttention(Function):
-    """The blockwise path: saves q, k, v, the output and lse (B, L); see blockwise_*_arrays."""
+    """The blockwise path: saves q, k, v, the mask, the output, lse (B, L) and pb's mask arrays;
+    see blockwise_*_arrays."""
 
     @staticmethod
     def forward(ctx, q, k, v, mask, pb, seed, block_q, block_k):
         xp = xp_of(q)
-        ctx.pb, ctx.seed, ctx.blocks = pb, seed, (block_q, block_k)
+        ctx.seed, ctx.blocks = seed, (block_q, block_k)
         qf, kf, vf = pb.flat(xp, q, pb.L, pb.E), pb.flat(xp, k, pb.S, pb.E), \
             pb.flat(xp, v, pb.S, pb.Ev)
         out, lse = blockwise_forward_arrays(qf, kf, vf, pb, seed, block_q, block_k)
         out = out.reshape(pb.batch + (pb.L, pb.Ev))
-        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.pb, pb_arrays = pb.without_arrays()
+        ctx.save_for_backward(q, k, v, mask, out, lse, *pb_arrays)
         return out
 
     @staticmethod
@@ -330,8 +339,8 @@ class BlockwiseAttention(Function):
                 "scaled_dot_product_attention (blockwise path): double backward is not "
                 "implemented; run the forward under attention_path('plain') for higher-order "
                 "gradients")
-        q, k, v, out, lse = ctx.saved_tensors
-        pb = ctx.pb
+        q, k, v, mask, out, lse, pb_mask, pb_mask_index = ctx.saved_tensors
+        pb = ctx.pb.with_arrays(pb_mask, pb_mask_index, mask)
         xp = xp_of(q.data)
         qf, kf, vf = pb.flat(xp, q.data, pb.L, pb.E), pb.flat(xp, k.data, pb.S, pb.E), \
             pb.flat(xp, v.data, pb.S, pb.Ev)
