@@ -18,17 +18,22 @@ from .._scalar import for_cuda
 (resample_weight,) = for_cuda('resample_weight')
 
 
+@cuda.jit(device=True, inline=True)
+def _position(t, D, H, W):
+    """(b, d, h, w): the position of flat index t in a (B, D, H, W) array."""
+    w = t % W
+    r = t // W
+    h = r % H
+    r //= H
+    return r // D, r % D, h, w
+
+
 @cuda.jit(cache=True)
 def _max_pool_fwd(x, wd, wh, ww, sd, sh, sw, neg_inf, y, indices):
     B, D, H, W = x.shape
     OD, OH, OW = y.shape[1], y.shape[2], y.shape[3]
     for t in range(cuda.grid(1), B * OD * OH * OW, cuda.gridsize(1)):
-        ow = t % OW
-        r = t // OW
-        oh = r % OH
-        r //= OH
-        od = r % OD
-        b = r // OD
+        b, od, oh, ow = _position(t, OD, OH, OW)
         d0, d1 = wd[od, 0], wd[od, 1]
         h0, h1 = wh[oh, 0], wh[oh, 1]
         w0, w1 = ww[ow, 0], ww[ow, 1]
@@ -65,12 +70,7 @@ def _avg_pool_fwd(x, wd, wh, ww, cd, ch, cw, zero, y):
     B = x.shape[0]
     OD, OH, OW = y.shape[1], y.shape[2], y.shape[3]
     for t in range(cuda.grid(1), B * OD * OH * OW, cuda.gridsize(1)):
-        ow = t % OW
-        r = t // OW
-        oh = r % OH
-        r //= OH
-        od = r % OD
-        b = r // OD
+        b, od, oh, ow = _position(t, OD, OH, OW)
         s = zero
         for i in range(wd[od, 0], wd[od, 1]):
             for j in range(wh[oh, 0], wh[oh, 1]):
@@ -83,12 +83,7 @@ def _avg_pool_fwd(x, wd, wh, ww, cd, ch, cw, zero, y):
 def _avg_pool_bwd(gy, rd, rh, rw, cd, ch, cw, zero, gx):
     B, D, H, W = gx.shape
     for t in range(cuda.grid(1), B * D * H * W, cuda.gridsize(1)):
-        k = t % W
-        r = t // W
-        j = r % H
-        r //= H
-        i = r % D
-        b = r // D
+        b, i, j, k = _position(t, D, H, W)
         s = zero
         for od in range(rd[i, 0], rd[i, 1]):
             for oh in range(rh[j, 0], rh[j, 1]):
