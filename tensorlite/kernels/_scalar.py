@@ -6,7 +6,9 @@ target, `for_cpu(name, ...)` as @njit(inline='always') functions and `for_cuda(n
 calling the other functions of this module compiled for the same target.  A function computes one
 element (one pixel, one hidden unit, one parameter value) with the types its arguments bring:
 where the twins compute in different precisions, the caller passes the type (`f`), so the
-arithmetic is written once and each twin keeps its own.
+arithmetic is written once and each twin keeps its own; where they compute a function differently
+(tanh: by exp on the CPU, the device's own on a GPU), PER_TARGET gives the name each target's
+version.
 
 Builtin min and max of scalars do not compile for Numba 0.68's CUDA target (the simulator runs
 Python's, so only tensorlite gpu-report sees it): `minimum`, `maximum` and `clamp` return what
