@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import tensorlite as tl
 from tensorlite import kernels
 from tensorlite.functional.conv import conv3d, conv_algorithm, conv_transpose3d
-from tensorlite.kernels import conv_plan
+from tensorlite.kernels import _launch, conv_plan
 from tensorlite.kernels.cpu import winograd as cpu
 
 from helpers import check_grads
@@ -252,7 +252,7 @@ def test_transforms_are_adjoint_pairs():
     """<output_transform(m), gy> = <m, output_transform_adjoint(gy)>, and likewise the filters."""
     rng = np.random.default_rng(7)
     out = (3, 5, 4)
-    tiles = cpu.tile_grid(out)
+    tiles = _launch.tile_grid(out)
     m = rng.standard_normal((64, 2, 2 * tiles[0] * tiles[1] * tiles[2]))
     y = np.empty((2, 2) + out)
     cpu.output_transform(m, None, 0, y)
@@ -282,7 +282,7 @@ TWIN_CASES = [   # volume (T, H, W), padding, output (T, H, W)
 def test_cuda_twins_match_cpu_twins(vol, padding, out, dtype):
     rng = np.random.default_rng(8)
     x = rng.standard_normal((2, 2) + vol).astype(dtype)
-    tiles = cpu.tile_grid(out)
+    tiles = _launch.tile_grid(out)
     n_rows = tiles[0] * tiles[1]
     tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
     for row0, rows in [(0, n_rows), (n_rows - 1, 1)]:          # every tile row, and the last one

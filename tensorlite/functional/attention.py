@@ -52,9 +52,9 @@ from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.tensor import Tensor
 from ..kernels import attention_blocks
-from ..kernels.attention_blocks import (_over_batch, _plain_forward_rows, _plain_grads_arrays,
-                                        _sum_back, blockwise_backward_arrays,
-                                        blockwise_forward_arrays)
+from ..kernels._launch import over_batch
+from ..kernels.attention_blocks import (_plain_forward_rows, _plain_grads_arrays, _sum_back,
+                                        blockwise_backward_arrays, blockwise_forward_arrays)
 from ..random import generator
 from ._util import xp_of
 from .activation import softmax
@@ -234,7 +234,7 @@ class PlainAttention(Function):
             pb.flat(xp, v, pb.S, pb.Ev)
         probs = xp.empty((pb.B, pb.L, pb.S), pb.dtype)
         out = xp.empty((pb.B, pb.L, pb.Ev), pb.dtype)
-        _over_batch(xp, pb.B, _plain_forward_rows, qf, kf, vf, pb, None if mask is None else
+        over_batch(xp, pb.B, _plain_forward_rows, qf, kf, vf, pb, None if mask is None else
                     pb.mask, keep, probs, out)
         ctx.pb, pb_arrays = pb.without_arrays()
         ctx.save_for_backward(q, k, v, mask, probs, keep, *pb_arrays)

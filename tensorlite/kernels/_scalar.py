@@ -310,6 +310,11 @@ def tanh_by_tanh(x, one, two):
     return math.tanh(x)
 
 
+# Uncompiled, the shared maths calls the CPU's versions; each target's compile binds its own
+# (PER_TARGET).
+sigmoid, tanh = sigmoid_by_exp, tanh_by_exp
+
+
 @shared
 def lstm_fwd_unit(x_gates, h_gates, c_prev, act, h, c, tanh_c, n, j, H, one, two):
     """One valid (sample n, hidden unit j) of an LSTM step (docs/recurrent.md)."""

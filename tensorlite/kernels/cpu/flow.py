@@ -16,9 +16,8 @@ signatures):
     solve_flow(matrices, reg, reg_prior, flow)       flow (2, H, W) updated in place
 
 The kernels are serial (one thread).  Flow is computed in the data pipeline, where the parallelism
-is one frame pair per loader worker process.  Measured on this 2-core machine while other processes
-ran (before the row pass was vectorized): a 112x112 pair took 11-14 ms on one thread and 130-330 ms
-with prange over 2 threads, whose OpenMP workers wait for a core the other processes hold.
+is one frame pair per loader worker process: there, prange's OpenMP workers wait for a core the
+other processes hold (10-20x slower under load than one thread; docs/data.md, "Optical flow").
 """
 import numba
 import numpy as np

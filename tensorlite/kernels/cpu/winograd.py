@@ -25,7 +25,7 @@ vol2col + GEMM.  The kernels here are the transforms:
     filter_transform_adjoint(gu, gw)                    gw = G^T gU G        (64, C_out, C_in) -> gw
 
 The last two give the weight gradient, gw = G^T [sum over tiles of gM V^T] G; the input gradient
-is a Winograd convolution of gy with the flipped kernel (functional/conv.py).
+is a Winograd convolution of gy with the flipped kernel (kernels/conv_plan.py).
 
 Layout of P: the tile grid of the output is (nT, nH, nW) = ceil(out / 2); a call covers n samples
 and a band of `rows` tile rows (tt, th) = divmod(row0 + r, nH), so P = n * rows * nW with
@@ -39,7 +39,7 @@ import numpy as np
 
 from .._launch import (BESIDE_GEMM_THREADS, check_filter_transform,
                        check_filter_transform_adjoint, check_input_transform,
-                       check_output_transform, check_output_transform_adjoint, run, tile_grid)
+                       check_output_transform, check_output_transform_adjoint, run)
 
 # Tiles of the batch keep V and M (64 * (C_in + C_out) * P elements) under this many bytes (and
 # under the bound in tensorlite.kernels), as PREFERRED_TILE_BYTES in kernels/cpu/conv.py does for
