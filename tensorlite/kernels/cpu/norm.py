@@ -18,7 +18,7 @@ import numpy as np
 
 from .._launch import (check_batch_norm_apply, check_batch_norm_grad_sums,
                        check_batch_norm_input_grad, check_batch_norm_stats, check_layer_norm_bwd,
-                       check_layer_norm_fwd, combine_grad_sums, combine_stats)
+                       check_layer_norm_fwd, combine_grad_sums, combine_stats, run)
 
 # Reassociation lets LLVM split a running sum over several vector lanes: the float32 -> float64 sums
 # then run at memory speed instead of one dependent add at a time (5x on batch_norm's statistics),
@@ -87,14 +87,14 @@ def batch_norm_stats(x, eps, mean, var, rstd):
     C = x.shape[1]
     shift = x[0, :, 0].astype(np.float64)
     part = np.empty((x.shape[0], C, 2))
-    _channel_shifted_sums(x, shift, part)
+    run(_channel_shifted_sums, x.size, x, shift, part)
     combine_stats(np, part, shift, x.shape[0] * x.shape[2], eps, mean, var, rstd)
 
 def batch_norm_apply(x, mean, scale, shift, y):
     """y[n, c, i] = (x[n, c, i] - mean[c]) * scale[c] + shift[c]: the normalization and affine map
     in one pass (scale = weight * rstd, shift = bias)."""
     check_batch_norm_apply(x, mean, scale, shift, y)
-    _channel_affine(x, mean, scale, shift, y)
+    run(_channel_affine, 2 * x.size, x, mean, scale, shift, y)
 
 
 def batch_norm_grad_sums(x, dy, mean, rstd, sum_dy, sum_dy_xhat):
@@ -103,7 +103,7 @@ def batch_norm_grad_sums(x, dy, mean, rstd, sum_dy, sum_dy_xhat):
     check_batch_norm_grad_sums(x, dy, mean, rstd, sum_dy, sum_dy_xhat)
     C = x.shape[1]
     part = np.empty((x.shape[0], C, 2))
-    _channel_grad_sums(x, dy, mean, part)
+    run(_channel_grad_sums, 2 * x.size, x, dy, mean, part)
     combine_grad_sums(part, rstd, sum_dy, sum_dy_xhat)
 
 def batch_norm_input_grad(x, dy, mean, rstd, weight, sum_dy, sum_dy_xhat, dx):
@@ -111,7 +111,8 @@ def batch_norm_input_grad(x, dy, mean, rstd, weight, sum_dy, sum_dy_xhat, dx):
     the input gradient with batch statistics (sums from batch_norm_grad_sums)."""
     check_batch_norm_input_grad(x, dy, mean, rstd, weight, sum_dy, sum_dy_xhat, dx)
     count = x.shape[0] * x.shape[2]
-    _channel_input_grad(x, dy, mean, rstd, weight, sum_dy / count, sum_dy_xhat / count, dx)
+    run(_channel_input_grad, 3 * x.size, x, dy, mean, rstd, weight, sum_dy / count,
+        sum_dy_xhat / count, dx)
 
 
 # ---- layer_norm: x (R, D), one statistic per row -------------------------------------------------
@@ -165,7 +166,7 @@ def layer_norm_fwd(x, weight, bias, eps, y, mean, var, rstd):
     """Per row r of x (R, D): mean[r], biased var[r], rstd[r] = 1 / sqrt(var[r] + eps), and
     y[r, j] = (x[r, j] - mean[r]) rstd[r] weight[j] + bias[j]."""
     check_layer_norm_fwd(x, weight, bias, y, mean, var, rstd)
-    _row_norm_fwd(x, weight, bias, eps, y, mean, var, rstd)
+    run(_row_norm_fwd, 2 * x.size, x, weight, bias, eps, y, mean, var, rstd)
 
 
 def layer_norm_bwd(x, dy, mean, rstd, weight, dx, dweight, dbias):
@@ -173,10 +174,12 @@ def layer_norm_bwd(x, dy, mean, rstd, weight, dx, dweight, dbias):
     xhat mean(g xhat)); over rows: dweight = sum(dy xhat), dbias = sum(dy)."""
     check_layer_norm_bwd(x, dy, mean, rstd, weight, dx, dweight, dbias)
     R, D = x.shape
-    # a few blocks per thread balance the load; float64 partials keep the sums over rows exact
+    # a few blocks per thread balance the load; float64 partials keep the sums over rows exact.
+    # The blocks follow Numba's configured thread count, not the one thread `run` may pick for a
+    # small input, so the sums do not depend on that choice
     blocks = min(R, 4 * numba.get_num_threads())
     part_w = np.zeros((blocks, D))
     part_b = np.zeros((blocks, D))
-    _row_norm_bwd(x, dy, mean, rstd, weight, dx, part_w, part_b)
+    run(_row_norm_bwd, 3 * x.size, x, dy, mean, rstd, weight, dx, part_w, part_b)
     dweight[...] = part_w.sum(axis=0)
     dbias[...] = part_b.sum(axis=0)
