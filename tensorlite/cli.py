@@ -121,7 +121,7 @@ def _parent(*options):
 
 def build_parser():
     from . import __version__
-    from .commands import compare, inspect, runs, system
+    from .commands import compare, inspect, runs, system, weights
     from .train.run import CLASS_FAMILIES, DEFAULT_FRAMES, DEFAULT_SIZE
     common = _parent((['--traceback'], dict(
         action='store_true', help='print the full traceback of an unexpected error')))
@@ -160,7 +160,7 @@ def build_parser():
         'models.', epilog=EPILOG, formatter_class=_Formatter)
     parser.add_argument('--version', action='version', version=f"tensorlite {__version__}")
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')
-    for module in (runs, compare, inspect, system):
+    for module in (runs, compare, inspect, weights, system):
         def command(name, handler, help_text, *parents, examples=module.EXAMPLES):
             p = sub.add_parser(name, help=help_text, description=help_text,
                                parents=[common, *(make() for make in parents)],
