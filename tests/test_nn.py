@@ -284,3 +284,12 @@ def test_state_dict_keys_and_shapes_match_pytorch_and_load():
         assert tuple(sd[k].shape) == tuple(tsd[k].shape), k
     net.load_state_dict({k: v.numpy() for k, v in tsd.items()})
     np.testing.assert_array_equal(net[0].weight.numpy(), tsd['0.weight'].numpy())
+
+
+def test_get_submodule_walks_a_dotted_path():
+    import tensorlite.nn as nn
+    net = nn.Sequential(nn.Linear(2, 3), nn.Sequential(nn.ReLU(), nn.Linear(3, 1)))
+    assert net.get_submodule('') is net
+    assert net.get_submodule('1.1') is net[1][1]
+    with pytest.raises(AttributeError, match=r"Sequential has no submodule '2' \(in '1.2'\)"):
+        net.get_submodule('1.2')

@@ -180,6 +180,18 @@ class Module:
         for _, m in self.named_modules():
             yield m
 
+    def get_submodule(self, target):
+        """The submodule at the dotted path `target` ('' is this module), as PyTorch's:
+        model.get_submodule('blocks.6.proj').  AttributeError naming the part that is missing."""
+        module = self
+        for part in target.split('.') if target else []:
+            child = module._modules.get(part)
+            if child is None:
+                raise AttributeError(f"get_submodule: {type(module).__name__} has no submodule "
+                                     f"{part!r} (in {target!r})")
+            module = child
+        return module
+
     def named_children(self):
         seen = set()
         for name, m in self._modules.items():
