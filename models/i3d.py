@@ -1,7 +1,8 @@
 """I3D (Carreira & Zisserman 2017): a 3D ResNet-50 made by inflating a 2D one.
 
     from tensorlite.models import build_model
-    net = build_model('i3d', num_classes=400, preset='paper')   # PyTorchVideo's i3d_r50 layout
+    net = build_model('i3d', num_classes=400, preset='paper')   # PyTorchVideo's i3d_r50 layout,
+                                                                 # torchvision's 2D names
     net = I3D(resnet2d_imagenet)                                 # start from 2D weights
 
 The lesson's idea: instead of learning a 3D network from scratch, take a 2D image network and give
@@ -28,7 +29,10 @@ clip as a whole, not about when within it something happens.
 
 State-dict keys are the 2D ResNet's (torchvision names: conv1, bn1, layer1.0.conv1, ...,
 layer1.0.downsample.0, fc), not PyTorchVideo's (blocks.0.conv, blocks.1.res_blocks.0.branch2.conv_a,
-...); `pytorchvideo_key` maps i3d_r50 keys to ours.  The head's average pool is adaptive
+...), so that ImageNet 2D weights inflate into it.  The same network under PyTorchVideo's own names
+is the model 'i3d_r50' (models/ptv_resnet.py); a hub i3d_r50 checkpoint loads into either:
+convert_state_dict('pytorchvideo', 'i3d_r50', sd) as it is, convert_state_dict('pytorchvideo',
+'i3d', sd) renamed by `pytorchvideo_key`.  The head's average pool is adaptive
 (PyTorchVideo fixes it at 4x7x7), so any T >= 2 and any H, W >= 1 work; T is not fixed.
 
 `time_padding_mode='replicate'` (see models/inflate.py) makes the boring-video property exact
@@ -39,6 +43,7 @@ import re
 import tensorlite.nn as nn
 
 from ._common import check_clip
+from .convert import register_conversion
 from .inflate import inflate_2d_to_3d
 from .registry import register_model
 from .resnet import resnet2d
@@ -154,3 +159,6 @@ def i3d(num_classes, preset='tiny', dropout=None, time_padding_mode='zeros', ste
             if isinstance(m, nn.Conv3d):
                 nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
     return net
+
+
+register_conversion('pytorchvideo', 'i3d', head='fc.weight', rename=pytorchvideo_key)

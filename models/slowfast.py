@@ -42,8 +42,15 @@ Shapes, paper preset (alpha 8, beta 1/8, 32 x 224 x 224 input, 4 slow frames):
     res2..res5: bottlenecks (3, 4, 6, 3 blocks): conv_a kt x 1 x 1 -> conv_b 1 x 3 x 3 (spatial
     stride 2 in the first block of res3, res4, res5) -> conv_c 1 x 1 x 1 (x4 channels); conv_a's kt
     is 1, 1, 3, 3 (Slow) and 3, 3, 3, 3 (Fast).  No temporal stride anywhere inside a pathway.
-    34,480,216 parameters with 400 classes (fusion_kernel 5, PySlowFast SLOWFAST_4x16_R50.yaml);
-    fusion_kernel=7 gives PyTorchVideo hub's slowfast_r50, 34,566,488.
+    34,480,216 parameters with 400 classes (fusion_kernel 5, PySlowFast SLOWFAST_4x16_R50.yaml).
+
+Two registered configurations, two sources:
+    'slowfast'       SlowFast-R50 4x16 of the paper and PySlowFast: alpha 8 (4 slow frames of 32),
+                     fusion kernel 5 x 1 x 1; 34,480,216 parameters (the shapes above).
+    'slowfast_r50'   PyTorchVideo hub's slowfast_r50, the 8x8 configuration its Kinetics
+                     checkpoint was trained in: alpha 4 (8 slow frames of 32), fusion kernel
+                     7 x 1 x 1, everything else the same; 34,566,488 parameters (the 86,272 more are
+                     the wider lateral kernels).  Its slow pathway runs on (N, C, 8, 224, 224).
 
 Shapes, tiny preset (alpha 4, beta 1/4, 16 x 32 x 32 input, 4 slow frames, stem conv
 (1 | 5) x 3 x 3), `SlowFast.pathway_shapes(x)` lists them:
@@ -66,7 +73,9 @@ ordered event from its reverse (the features before the pool are order-aware) bu
 within the clip, it happened.  It cannot see beyond the T frames of the clip.
 
 State-dict keys follow PyTorchVideo's `create_slowfast` (pytorchvideo/models/slowfast.py), module
-for module, so a converted PyTorchVideo state dict loads unchanged:
+for module, so a hub slowfast_r50 state dict loads into 'slowfast_r50' with no renaming
+(convert_state_dict('pytorchvideo', 'slowfast_r50', sd)).  The blocks below are also those of
+models/ptv_resnet.py (i3d_r50, slow_r50, c2d_r50: one pathway of them):
     blocks.0.multipathway_blocks.{0 slow, 1 fast}.conv / .norm       the stems
     blocks.0.multipathway_fusion.conv_fast_to_slow / .norm          lateral after the stem
     blocks.{1..4}.multipathway_blocks.{0,1}.res_blocks.{b}.         res2..res5, block b:
@@ -84,6 +93,7 @@ import tensorlite.functional as F
 import tensorlite.nn as nn
 
 from ._common import check_clip
+from .convert import register_conversion
 from .registry import register_model
 
 
@@ -153,13 +163,16 @@ class _ResBlock(nn.Module):
 
 
 class _ResStage(nn.Module):
-    """`depth` ResBlocks; the first changes the channels and carries the spatial stride."""
+    """`depth` ResBlocks; the first changes the channels and carries the spatial stride.
+    time_kernel: conv_a's temporal kernel, one int for every block or a sequence cycled over the
+    blocks (I3D's 3, 1, 3, 1, ...), as PyTorchVideo's create_res_stage repeats it."""
 
     def __init__(self, depth, in_channels, inner, out_channels, time_kernel, spatial_stride):
         super().__init__()
+        kernels = (time_kernel,) if isinstance(time_kernel, int) else tuple(time_kernel)
         self.res_blocks = nn.ModuleList([
-            _ResBlock(in_channels if b == 0 else out_channels, inner, out_channels, time_kernel,
-                      spatial_stride if b == 0 else 1)
+            _ResBlock(in_channels if b == 0 else out_channels, inner, out_channels,
+                      kernels[b % len(kernels)], spatial_stride if b == 0 else 1)
             for b in range(depth)])
 
     def forward(self, x):
@@ -234,6 +247,17 @@ class _Head(nn.Module):
         return self.proj(self.dropout(x))
 
 
+def init_pytorchvideo_weights(model):
+    """PyTorchVideo's init_net_weights: every Conv3d He-normal (fan_out, c2_msra_fill), every
+    Linear normal with std 0.01 and a zero bias; BatchNorm keeps its 1 and 0."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv3d):
+            nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.01)
+            nn.init.zeros_(m.bias)
+
+
 # ---- the network ---------------------------------------------------------------------------
 
 class SlowFast(nn.Module):
@@ -302,13 +326,7 @@ class SlowFast(nn.Module):
         self.num_features = slow_in + fast_in                     # 2048 + 256 in the paper preset
         blocks.append(_Head(self.num_features, num_classes, dropout))
         self.blocks = nn.ModuleList(blocks)
-
-        for m in self.modules():               # PyTorchVideo's init_net_weights (c2_msra_fill)
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, std=0.01)
-                nn.init.zeros_(m.bias)
+        init_pytorchvideo_weights(self)
 
     def _check(self, x):
         check_clip('slowfast', x, channels=self.in_channels)
@@ -372,11 +390,31 @@ SLOWFAST_PRESETS = {
 }
 
 
+# PyTorchVideo hub's slowfast_r50 (pytorchvideo/models/hub/slowfast.py): the 8x8 configuration,
+# alpha 4 (8 slow frames of 32), beta 1/8, and a lateral kernel of 7 x 1 x 1.
+SLOWFAST_R50_PRESETS = {
+    'paper': dict(SLOWFAST_PRESETS['paper'], alpha=4, fusion_kernel=7),
+    'tiny': dict(SLOWFAST_PRESETS['tiny'], fusion_kernel=7),
+}
+
+
 @register_model('slowfast', paper_num_classes=400, paper_clip=(32, 224))   # any clip
 def slowfast(num_classes, preset='tiny', **overrides):
-    """SlowFast: 'paper' = SlowFast-R50 4x16 (alpha 8, beta 1/8, fusion kernel 5; 34,480,216
-    parameters with 400 classes; fusion_kernel=7 gives PyTorchVideo hub's slowfast_r50,
-    34,566,488); 'tiny' = alpha 4, beta 1/4, one block per stage, Slow widths 8, 16, 32, 64 (x4),
-    stem 16 with a (1 | 5) x 3 x 3 conv (213,282 parameters with 10 classes).  Overrides are
+    """SlowFast: 'paper' = SlowFast-R50 4x16 from PySlowFast (alpha 8, beta 1/8, fusion kernel 5;
+    34,480,216 parameters with 400 classes); PyTorchVideo hub's 8x8 slowfast_r50 is the model
+    'slowfast_r50'.  'tiny' = alpha 4, beta 1/4, one block per stage, Slow widths 8, 16, 32, 64
+    (x4), stem 16 with a (1 | 5) x 3 x 3 conv (213,282 parameters with 10 classes).  Overrides are
     SlowFast's arguments (alpha=, beta_inv=, fusion_kernel=, depths=, widths=, stem_width=, ...)."""
     return SlowFast(num_classes, **{**SLOWFAST_PRESETS[preset], **overrides})
+
+
+@register_model('slowfast_r50', paper_num_classes=400, paper_clip=(32, 224))   # any clip
+def slowfast_r50(num_classes, preset='tiny', **overrides):
+    """PyTorchVideo hub's slowfast_r50: 'paper' = SlowFast-R50 8x8 (alpha 4: 8 slow frames of the
+    32, beta 1/8, fusion kernel 7 x 1 x 1; 34,566,488 parameters with 400 classes, the hub's
+    state-dict keys unchanged: convert_state_dict('pytorchvideo', 'slowfast_r50', sd)); 'tiny' =
+    slowfast's tiny preset with the fusion kernel 7.  Overrides are SlowFast's arguments."""
+    return SlowFast(num_classes, **{**SLOWFAST_R50_PRESETS[preset], **overrides})
+
+
+register_conversion('pytorchvideo', 'slowfast_r50', head='blocks.6.proj.weight')
