@@ -114,7 +114,8 @@ def test_c3d_shared_relu_is_counted_per_call():
 PAPER_CLASSES = {'c3d': 101, 'i3d': 400, 'slowfast': 400, 'cnn_lstm': 101, 'cnn_lstm_mean': 101,
                  'two_stream': 101, 'two_stream_concat': 101, 'single_frame': 487,
                  'late_fusion': 487, 'late_fusion_max': 487, 'late_fusion_concat': 487,
-                 'early_fusion': 487}
+                 'early_fusion': 487,
+                 'slowfast_r50': 400, 'i3d_r50': 400, 'slow_r50': 400, 'c2d_r50': 400}
 
 
 def test_every_model_has_its_published_classes():
