@@ -205,14 +205,17 @@ class VideoResNet(nn.Module):
                 nn.init.normal_(m.weight, 0.0, 0.01)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, x):
-        check_clip(self.name, x, channels=self.in_channels)
+    def features(self, x):
+        """(N, C, T, H, W) -> (N, w4, T/8, H/16, W/16) (mc3: T): the stem and the four stages."""
         x = self.stem(x)                          # (N, w1, T, H/2, W/2)
         x = self.layer1(x)                        # (N, w1, T, H/2, W/2)
         x = self.layer2(x)                        # (N, w2, T/2, H/4, W/4)   mc3: T
         x = self.layer3(x)                        # (N, w3, T/4, H/8, W/8)   mc3: T
-        x = self.layer4(x)                        # (N, w4, T/8, H/16, W/16) mc3: T
-        x = self.avgpool(x)                       # (N, w4, 1, 1, 1)
+        return self.layer4(x)                     # (N, w4, T/8, H/16, W/16) mc3: T
+
+    def forward(self, x):
+        check_clip(self.name, x, channels=self.in_channels)
+        x = self.avgpool(self.features(x))        # (N, w4, 1, 1, 1)
         return self.fc(x.flatten(1))              # (N, num_classes)
 
 
