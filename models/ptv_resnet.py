@@ -35,8 +35,9 @@ What each sees in time: i3d_r50 has temporal kernels from the stem on, so its re
 covers the 8 frames early and its late layers can model motion and order.  slow_r50 (the SlowFast
 paper's Slow-only baseline) is per-frame until res4 and then sees 3 frames per conv, at full frame
 rate (no time pool).  c2d_r50 is a 2D ResNet-50 run on every frame: no conv mixes frames, only the
-max pool after res2 (the larger of two neighbouring frames) and the head's average over time do;
-it cannot tell a clip from its reverse beyond what that max pool breaks.  All three average over
+max pool after res2 (the larger of two neighbouring frames) and the head's average over time do:
+it cannot tell a clip of an even number of frames from its reverse (the max pool gets the same
+pairs).  All three average over
 time in the head: a decision about the clip as a whole.
 
 State-dict keys are PyTorchVideo's, so a hub checkpoint (its "model_state") loads with no renaming

@@ -133,6 +133,16 @@ def test_tiny_i3d_r50_is_tiny_i3d_under_other_names():
         {k: tuple(v.shape) for k, v in ours.items()}
 
 
+def test_c2d_r50_cannot_tell_a_clip_from_its_reverse_but_i3d_r50_can(rng):
+    x = rng.standard_normal((2, 3, 16, 32, 32)).astype(np.float32)
+    for name, blind in (('c2d_r50', True), ('i3d_r50', False)):
+        tl.manual_seed(0)
+        model = build_model(name, 5).eval()
+        with tl.no_grad():
+            a, b = model(tl.tensor(x)).numpy(), model(tl.tensor(x[:, :, ::-1].copy())).numpy()
+        assert np.allclose(a, b, rtol=1e-5, atol=1e-6) == blind, name
+
+
 @pytest.mark.parametrize('name', ['i3d_r50', 'c2d_r50'])
 def test_one_frame_is_refused_naming_the_time_pool(name):
     x = tl.tensor(np.zeros((1, 3, 1, 32, 32), np.float32))
