@@ -33,6 +33,9 @@ setup(
         'gpu': ['cupy-cuda12x'],
         'gpu-check': gpu_check,
         'plot': ['matplotlib>=3.7'],
-        'bench': ['torch==2.13.0', 'opencv-python-headless'],
+        # optional references: PyTorch, OpenCV's flow, and the video models of torchvision and
+        # PyTorchVideo (tests/reference_models.py builds them beside the CPU torch build)
+        'bench': ['torch==2.13.0', 'opencv-python-headless', 'torchvision==0.28.0',
+                  'pytorchvideo==0.1.5'],
     },
 )

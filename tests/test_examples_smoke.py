@@ -223,3 +223,27 @@ def test_profile_step_lists_the_kernels_of_one_step(tmp_path, capsys):
     for name in ('conv.vol2col', 'Conv ', 'ConvBackward', 'pool.max_pool_fwd'):
         assert name in printed
     assert json.loads(trace.read_text())['traceEvents']
+
+
+def test_finetune_pretrained_quick(tmp_path, capsys):
+    import tensorlite as tl
+    from tensorlite.models import build_model
+    example = load_example('finetune_pretrained')
+    demo = str(tmp_path / 'demo')
+    # without --weights: random stand-in weights, and it says so
+    results = example.main(['--quick', '--demo-dir', demo])
+    printed = capsys.readouterr().out
+    assert 'weights: NONE GIVEN' in printed and '(stand-in weights)' in printed
+    classes = results['classes']
+    assert not results['pretrained'] and len(classes) >= 2
+    # only the new head trains: 512 features (r3d_18) to the folder's classes
+    assert results['trained_parameters'] == 512 * len(classes) + len(classes)
+    assert [row['epoch'] for row in results['history']] == [1]
+    assert 0 <= results['val']['top1'] <= 1 and results['val']['num_samples'] == len(classes)
+    # with --weights: a converted checkpoint (here the paper model's own state dict) is loaded
+    weights = str(tmp_path / 'r3d_18.npz')
+    tl.save(build_model('r3d_18', 400, preset='paper').state_dict(), weights)
+    results = example.main(['--quick', '--demo-dir', demo, '--weights', weights])
+    printed = capsys.readouterr().out
+    assert f'weights: {weights}' in printed and 'stand-in' not in printed
+    assert results['pretrained']
