@@ -115,7 +115,8 @@ PAPER_CLASSES = {'c3d': 101, 'i3d': 400, 'slowfast': 400, 'cnn_lstm': 101, 'cnn_
                  'two_stream': 101, 'two_stream_concat': 101, 'single_frame': 487,
                  'late_fusion': 487, 'late_fusion_max': 487, 'late_fusion_concat': 487,
                  'early_fusion': 487,
-                 'slowfast_r50': 400, 'i3d_r50': 400, 'slow_r50': 400, 'c2d_r50': 400}
+                 'slowfast_r50': 400, 'i3d_r50': 400, 'slow_r50': 400, 'c2d_r50': 400,
+                 'r3d_18': 400, 'mc3_18': 400, 'r2plus1d_18': 400}
 
 
 def test_every_model_has_its_published_classes():
