@@ -45,8 +45,8 @@ def add_commands(command, s):
     """The subcommands of this module, on the parser of `tensorlite` (cli.build_parser)."""
     from ..models.convert import SOURCES
     p = command('convert', cmd_convert, "convert a PyTorchVideo or torchvision checkpoint to "
-                "tensorlite weights (.npz of arrays, or .pt/.pth when torch is installed)")
+                "tensorlite weights (.npz of arrays, or .pt/.pth/.pyth when torch is installed)")
     p.add_argument('source', choices=SOURCES, help='where the checkpoint comes from')
     p.add_argument('model', help='the tensorlite model it loads into (tensorlite info lists them)')
-    p.add_argument('checkpoint', help='the source state dict: .npz of arrays, or .pt/.pth')
+    p.add_argument('checkpoint', help='the source state dict: .npz of arrays, or .pt/.pth/.pyth')
     p.add_argument('-o', '--output', required=True, help='the tensorlite weights (.npz)')

@@ -27,6 +27,7 @@ import os
 
 import numpy as np
 
+from ..data.subset import stratified_split
 from .inference import clip_sampler, folder_transform, read_frames
 
 __all__ = ['run_training', 'evaluate_run', 'load_run', 'resolve_checkpoint', 'build_from_config',
@@ -172,11 +173,6 @@ def _new_config(model, data, preset, frames, size, seed, val_split):
     config['overrides'] = model_overrides(model, frames, size)
     config['flow_length'] = config['overrides'].get('flow_length')
     return config, num_train
-
-
-def stratified_split(targets, val_split, seed):
-    from ..data import stratified_split as split
-    return split(targets, val_split, seed)
 
 
 class SyntheticViews:
